@@ -1,0 +1,9 @@
+//! What `bake` and `rollout` share: the AWS configuration built in one place ([`aws`]), the one poller every
+//! wait on AWS goes through ([`poll`]), terminal/plain/machine-readable output ([`ui`]) and the tags that mark
+//! a resource as bakery's own ([`tags`]).
+#![deny(missing_docs)]
+
+pub mod aws;
+pub mod poll;
+pub mod tags;
+pub mod ui;
