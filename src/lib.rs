@@ -1,14 +1,9 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! bakery: a native replacement for Packer's `amazon-ebs` builder and the blue-green Auto Scaling rollout
+//! that follows it. The `bake` binary is a thin front-end over [`cli`].
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod aws_err;
+pub mod builder;
+pub mod cli;
+pub mod journal;
+pub mod pipeline;
+pub mod util;

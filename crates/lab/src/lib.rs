@@ -1,0 +1,297 @@
+//! Test harness for bakery's local lab: a moto server standing in for AWS and an OpenSSH sshd standing
+//! in for every EC2 instance, both on 127.0.0.1, started by the repo's own `lab/up`.
+//!
+//! [`Lab::shared`] starts one lab per test process (fresh state dir, free ports) and ties it to the
+//! process: a watcher started by `lab/up --parent-pid` stops it (by pid) within ~0.2 s of the process
+//! exiting, whatever way it exits. A test that needs the lab and cannot start it panics with the command
+//! that installs it; it never skips.
+//!
+//! ```no_run
+//! let lab = bakery_lab::Lab::shared();
+//! let key_name = lab.unique("selftest");
+//! // point the AWS SDK at lab.moto_url() / lab.aws_env(), SSH at lab.ssh_host():lab.ssh_port() ...
+//! # let _ = key_name;
+//! ```
+//!
+//! Environment: `BAKERY_LAB_USER` (login user, default `admin`), `BAKERY_LAB_KEEP=1` (keep the state
+//! dir, with its logs, after the process exits).
+
+mod counts;
+mod error;
+mod info;
+mod launch;
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+pub use counts::RequestKind;
+pub use error::{INSTALL_HINT, LabError};
+pub use info::LabInfo;
+pub use launch::repo_root;
+
+/// A running lab. Get the process's one with [`Lab::shared`].
+#[derive(Debug)]
+pub struct Lab {
+    dir: PathBuf,
+    info: LabInfo,
+    moto_host_port: String,
+    next_name: AtomicU64,
+    authorized_keys: Mutex<()>,
+}
+
+static SHARED: OnceLock<Result<Lab, String>> = OnceLock::new();
+
+impl Lab {
+    /// Starts the lab once per test process (lab/up into a fresh state dir, free ports on 127.0.0.1) and
+    /// arranges for it to be stopped when the process exits. Panics with the install command if it cannot.
+    pub fn shared() -> &'static Lab {
+        // The error is stored too: every test of the binary fails with it, and none retries the start.
+        match SHARED.get_or_init(|| Lab::start().map_err(|e| e.to_string())) {
+            Ok(lab) => lab,
+            Err(message) => panic!("{message}"),
+        }
+    }
+
+    /// Starts a lab for this process; [`Lab::shared`] is this, once.
+    pub fn start() -> Result<Lab, LabError> {
+        let root = launch::repo_root()?;
+        let user = std::env::var("BAKERY_LAB_USER").unwrap_or_else(|_| "admin".to_owned());
+        launch::check_installed(&root, &user)?;
+        let dir = launch::fresh_state_dir(&root);
+        let keep = std::env::var_os("BAKERY_LAB_KEEP").is_some_and(|v| v == "1");
+        launch::up(&root, &dir, &user, keep)?;
+        Lab::attach(&dir)
+    }
+
+    /// A handle on the lab running in `dir` (started by `lab/up --dir DIR`); does not stop it.
+    pub fn attach(dir: &Path) -> Result<Lab, LabError> {
+        let info = LabInfo::read(&info::info_path(dir))?;
+        let moto_host_port = info
+            .moto_url
+            .strip_prefix("http://")
+            .ok_or_else(|| LabError::BadInfo {
+                path: info::info_path(dir),
+                detail: format!("moto_url `{}` is not http://HOST:PORT", info.moto_url),
+            })?
+            .to_owned();
+        Ok(Lab {
+            dir: dir.to_owned(),
+            info,
+            moto_host_port,
+            next_name: AtomicU64::new(0),
+            authorized_keys: Mutex::new(()),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn moto_url(&self) -> &str {
+        &self.info.moto_url
+    }
+
+    /// `"127.0.0.1"`
+    pub fn ssh_host(&self) -> &str {
+        &self.info.ssh_host
+    }
+
+    pub fn ssh_port(&self) -> u16 {
+        self.info.ssh_port
+    }
+
+    /// The login user, `admin` unless `BAKERY_LAB_USER` says otherwise.
+    pub fn ssh_user(&self) -> &str {
+        &self.info.ssh_user
+    }
+
+    /// `"us-east-1"`
+    pub fn region(&self) -> &str {
+        &self.info.region
+    }
+
+    /// This lab's state dir (configs, logs, env.sh, lab.vars.json).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A moto built-in AMI that exists in the lab's region (`ami-785db401`, Ubuntu 16.04).
+    pub fn source_ami(&self) -> &str {
+        &self.info.source_ami
+    }
+
+    /// The standard variables that point the AWS SDKs at the lab: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_EC2_METADATA_DISABLED=true.
+    pub fn aws_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.info.moto_url.as_str()),
+            ("AWS_ACCESS_KEY_ID", self.info.access_key.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", self.info.secret_key.as_str()),
+            ("AWS_REGION", self.info.region.as_str()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    /// JSON -var-file with lab_endpoint, lab_ssh_host, lab_ssh_port, lab_access_key, lab_secret_key,
+    /// lab_source_ami (all strings).
+    pub fn var_file(&self) -> PathBuf {
+        self.dir.join("lab.vars.json")
+    }
+
+    /// `env.sh`: the same variables as [`Lab::aws_env`] (plus CHECKPOINT_DISABLE=1 for Packer), to source.
+    pub fn env_file(&self) -> PathBuf {
+        self.dir.join("env.sh")
+    }
+
+    /// Lets `openssh_public_key_line` in as [`Lab::ssh_user`], besides moto's key pairs (a lab-only file).
+    pub fn authorize_key(&self, openssh_public_key_line: &str) {
+        let line = openssh_public_key_line.trim();
+        assert!(
+            !line.is_empty() && !line.contains('\n'),
+            "authorize_key wants one OpenSSH public key line, got {openssh_public_key_line:?}"
+        );
+        let path = self.dir.join("authorized_keys");
+        let _one_writer = self
+            .authorized_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{line}"))
+            .unwrap_or_else(|e| panic!("bakery lab: cannot append to {}: {e}", path.display()));
+    }
+
+    /// The lab sshd's host public keys (ed25519 and ecdsa), OpenSSH format, one line each.
+    pub fn host_public_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = ["ed25519", "ecdsa"]
+            .iter()
+            .map(|kind| self.dir.join(format!("ssh_host_{kind}_key.pub")))
+            .map(|path| {
+                std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("bakery lab: cannot read {}: {e}", path.display()))
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// A name no other test, process or earlier run uses: `prefix-PID-N-RANDOM`.
+    /// Valid as a key pair, security group, AMI or tag value.
+    pub fn unique(&self, prefix: &str) -> String {
+        let n = self.next_name.fetch_add(1, Ordering::Relaxed);
+        // RandomState is seeded from the OS once per process: enough to tell runs with a recycled pid apart.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(n);
+        format!(
+            "{prefix}-{}-{n}-{:06x}",
+            std::process::id(),
+            hasher.finish() & 0xff_ffff
+        )
+    }
+
+    /// moto requests by Action (summed over services) since the lab started or the last reset.
+    /// Requests the lab makes itself (warm-up, sshd's keys command) are not counted.
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        let mut by_action = BTreeMap::new();
+        for (kind, n) in self.request_counts_by_service() {
+            *by_action.entry(kind.action).or_insert(0) += n;
+        }
+        by_action
+    }
+
+    /// moto requests by (service, action); see [`RequestKind`].
+    pub fn request_counts_by_service(&self) -> BTreeMap<RequestKind, u64> {
+        counts::fetch(&self.moto_host_port).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Resets the counts and moto's recording.
+    pub fn reset_request_counts(&self) {
+        counts::reset(&self.moto_host_port).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// moto's request recording (its recorder is on): one JSON object per line with `method`, `url`,
+    /// `headers` and `body` (base64 when `body_encoded`), for tests that check what was sent. Holds the
+    /// lab's own requests too (User-Agent `bakery-lab-*`); emptied by [`Lab::reset_request_counts`].
+    pub fn recording(&self) -> PathBuf {
+        self.dir.join("moto-recording.jsonl")
+    }
+
+    /// The processes `lab/up` started (name, pid): `watch` (if tied to a process), `moto`, `sshd`.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("pids")) else {
+            return Vec::new();
+        };
+        let mut pids: Vec<(String, u32)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().to_str()?.strip_suffix(".pid")?.to_owned();
+                let text = std::fs::read_to_string(entry.path()).ok()?;
+                Some((name, text.split_whitespace().next()?.parse().ok()?))
+            })
+            .collect();
+        pids.sort();
+        pids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detached_lab() -> Lab {
+        Lab {
+            dir: PathBuf::from("/nonexistent"),
+            info: LabInfo::parse(
+                "moto_url=http://127.0.0.1:1\nssh_host=127.0.0.1\nssh_port=2\nssh_user=admin\n\
+                 region=us-east-1\naccess_key=a\nsecret_key=s\nsource_ami=ami-1\n",
+            )
+            .unwrap(),
+            moto_host_port: "127.0.0.1:1".into(),
+            next_name: AtomicU64::new(0),
+            authorized_keys: Mutex::new(()),
+        }
+    }
+
+    #[test]
+    fn unique_names_differ_and_are_aws_safe() {
+        let lab = detached_lab();
+        let names: Vec<String> = (0..100).map(|_| lab.unique("bake")).collect();
+        let mut distinct = names.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), names.len());
+        let pid = std::process::id().to_string();
+        for name in &names {
+            assert!(name.starts_with(&format!("bake-{pid}-")), "{name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn aws_env_is_the_standard_variables() {
+        let env = detached_lab().aws_env();
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "AWS_ENDPOINT_URL",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_REGION",
+                "AWS_EC2_METADATA_DISABLED"
+            ]
+        );
+        assert_eq!(env[0].1, "http://127.0.0.1:1");
+        assert_eq!(env[4].1, "true");
+    }
+}

@@ -1,0 +1,232 @@
+//! Errors: AWS calls that failed (by operation and code), and why a rollout command stopped.
+
+use crate::manifest::ManifestError;
+use crate::report::DeployReport;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use bakery_core::aws::{ErrorClass, classify_code};
+use bakery_core::poll::{PollError, WaitError};
+use std::path::PathBuf;
+
+/// Not-found codes that `bakery_core::aws::classify_code` does not recognise (they do not end in `NotFound`).
+const EXTRA_NOT_FOUND: &[&str] = &[
+    "InvalidLaunchTemplateName.NotFoundException",
+    "InvalidLaunchTemplateId.NotFound",
+    "InvalidLaunchTemplateId.Malformed",
+    "NoSuchHostedZone",
+    "InvalidGroup.NotFound",
+];
+
+/// An AWS call that failed: the operation, the service's error code and its message.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{op}: {detail}")]
+pub struct AwsError {
+    /// The API operation (`CreateAutoScalingGroup`).
+    pub op: &'static str,
+    /// The service's error code, when it sent one.
+    pub code: Option<String>,
+    /// Code and message, or the transport error.
+    pub detail: String,
+}
+
+impl AwsError {
+    /// Wraps any SDK error.
+    pub fn new<E>(op: &'static str, err: E) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error,
+    {
+        let code = err.code().map(str::to_string);
+        let detail = match (err.code(), err.message()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(c), None) => c.to_string(),
+            _ => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+        };
+        AwsError { op, code, detail }
+    }
+
+    /// Throttled, not found, or other.
+    pub fn class(&self) -> ErrorClass {
+        match self.code.as_deref() {
+            Some(c) if EXTRA_NOT_FOUND.contains(&c) => ErrorClass::NotFound,
+            c => classify_code(c),
+        }
+    }
+
+    /// True when the resource asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.class() == ErrorClass::NotFound
+    }
+
+    /// True when the error code is exactly `code`.
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+/// `.aws("Op")?` on SDK results.
+pub trait AwsResultExt<T> {
+    /// Maps the error into an [`AwsError`] naming the operation.
+    fn aws(self, op: &'static str) -> Result<T, AwsError>;
+}
+
+impl<T, E> AwsResultExt<T> for Result<T, E>
+where
+    E: ProvideErrorMetadata + std::error::Error,
+{
+    fn aws(self, op: &'static str) -> Result<T, AwsError> {
+        self.map_err(|e| AwsError::new(op, e))
+    }
+}
+
+impl From<AwsError> for PollError {
+    fn from(e: AwsError) -> Self {
+        match e.class() {
+            ErrorClass::Throttled => PollError::Throttled,
+            ErrorClass::NotFound => PollError::NotFound,
+            ErrorClass::Other => PollError::Fatal(Box::new(e)),
+        }
+    }
+}
+
+/// Why a rollout command stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// The manifest (or a flag that overrides it) is invalid; every problem is listed.
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+    /// A file the manifest names could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--ami` could not be resolved to an available image in the region.
+    #[error("--ami {given}: {reason}")]
+    Ami {
+        /// What was given.
+        given: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// An AWS call failed.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// Something `rollout setup` creates is missing.
+    #[error("{what} does not exist: run `rollout setup --env {env}` first")]
+    NotSetUp {
+        /// The missing resource.
+        what: String,
+        /// The environment.
+        env: String,
+    },
+    /// `rollout setup` found something it will not change on its own.
+    #[error("setup refused to change existing resources:\n  - {}", .0.join("\n  - "))]
+    SetupConflict(Vec<String>),
+    /// Preflight checks failed; nothing was changed.
+    #[error("cannot roll out:\n  - {}", .0.join("\n  - "))]
+    Preflight(Vec<String>),
+    /// Another rollout of this environment has a group that is not live yet.
+    #[error(
+        "another rollout of {env} is in progress: {group} (run {run_id}) is not live yet; if that run is dead, \
+         delete the group (`aws autoscaling delete-auto-scaling-group --force-delete --auto-scaling-group-name {group}`) \
+         and its launch template, then retry"
+    )]
+    InProgress {
+        /// The environment.
+        env: String,
+        /// The group that is not live.
+        group: String,
+        /// The run that created it.
+        run_id: String,
+    },
+    /// The new group did not become healthy in time (or stopped being healthy).
+    #[error("the new group did not become healthy: {0}")]
+    Unhealthy(String),
+    /// Interrupted after something was created.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+    /// A wait ended without the wanted state.
+    #[error(transparent)]
+    Wait(#[from] WaitError),
+    /// The new group did not become healthy (or the run was interrupted) and was removed again; the old
+    /// group was not touched. The report says what happened.
+    #[error("{}", rolled_back_message(.0))]
+    RolledBack(Box<DeployReport>),
+    /// The rollout stopped part-way and left resources that need attention; the report lists them.
+    #[error("{}", incomplete_message(.0))]
+    Incomplete(Box<DeployReport>),
+    /// Interrupted before anything was changed.
+    #[error("interrupted; nothing was changed")]
+    Cancelled,
+}
+
+impl RolloutError {
+    /// The report of a deploy that got as far as creating something, when there is one.
+    pub fn report(&self) -> Option<&DeployReport> {
+        match self {
+            RolloutError::RolledBack(r) | RolloutError::Incomplete(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+fn rolled_back_message(r: &DeployReport) -> String {
+    let mut s = format!(
+        "rollout of {} rolled back: {}",
+        r.ami.id,
+        r.error.as_deref().unwrap_or("unknown error")
+    );
+    if let Some(rb) = &r.rollback {
+        for a in &rb.actions {
+            s.push_str(&format!("\n  rolled back: {a}"));
+        }
+        for f in &rb.failures {
+            s.push_str(&format!("\n  ROLLBACK FAILED: {f}"));
+        }
+        for g in &rb.old_groups {
+            s.push_str(&format!("\n  old group: {g}"));
+        }
+    }
+    s
+}
+
+fn incomplete_message(r: &DeployReport) -> String {
+    let mut s = format!(
+        "rollout of {} did not complete: {}",
+        r.ami.id,
+        r.error.as_deref().unwrap_or("unknown error")
+    );
+    for a in &r.attention {
+        s.push_str(&format!("\n  needs attention: {a}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launch_template_codes_count_as_not_found() {
+        let e = AwsError {
+            op: "DescribeLaunchTemplates",
+            code: Some("InvalidLaunchTemplateName.NotFoundException".into()),
+            detail: String::new(),
+        };
+        assert!(e.is_not_found());
+        let e = AwsError {
+            op: "DescribeLoadBalancers",
+            code: Some("LoadBalancerNotFound".into()),
+            detail: String::new(),
+        };
+        assert!(e.is_not_found());
+        let e = AwsError {
+            op: "X",
+            code: Some("ValidationError".into()),
+            detail: String::new(),
+        };
+        assert!(!e.is_not_found());
+    }
+}

@@ -1,0 +1,32 @@
+//! bakery-rollout: the second half of bakery's mission. Blue-green Auto Scaling rollouts of baked AMIs
+//! behind a classic ELB or an ALB, after the seed's `setup` and `deploy` bash scripts, done the way an SRE
+//! would trust with production:
+//!
+//! * [`setup`]: load balancer (classic or ALB + target group + listener), Route 53 ALIAS, key pair, security
+//!   groups; idempotent (a second run sends no write request);
+//! * [`strategy`]: what is live ([`live`]) and how a new AMI replaces it (blue-green: a new group beside the
+//!   old, health-gated, rolled back when it does not become healthy);
+//! * [`session::Session`]: the library entry point; [`cli`]: the `rollout` binary's front-end.
+//!
+//! Configuration is a JSON manifest ([`manifest`]) lifted into a validated [`config::RolloutConfig`].
+//! All waits go through bakery-core's poller ([`wait`]); every AWS request is counted ([`context`]).
+#![deny(missing_docs)]
+
+pub mod ami;
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod launch;
+pub mod lb;
+pub mod live;
+pub mod manifest;
+pub mod names;
+pub mod report;
+pub mod session;
+pub mod setup;
+pub mod strategy;
+pub mod wait;
+
+pub use error::{AwsError, RolloutError};
+pub use session::{Options, Session};

@@ -1,0 +1,376 @@
+//! What a command did, as data: serialised for `--json`, rendered as a summary for people.
+
+use crate::ami::ResolvedAmi;
+use crate::live::{Group, GroupInstance};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// How a deploy ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// The new group is live and the old ones are gone.
+    Succeeded,
+    /// The new group failed and was removed; the old group is as it was.
+    RolledBack,
+    /// Stopped part-way; see `attention`.
+    Incomplete,
+}
+
+/// A group, as the summary shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupSummary {
+    /// Name.
+    pub name: String,
+    /// AMI.
+    pub ami: Option<String>,
+    /// Launch template name.
+    pub launch_template: Option<String>,
+    /// Min / max / desired.
+    pub min: i32,
+    /// Max.
+    pub max: i32,
+    /// Desired.
+    pub desired: i32,
+    /// Instances, with their load balancer state when known.
+    pub instances: Vec<GroupInstance>,
+}
+
+impl GroupSummary {
+    /// From a described group.
+    pub fn of(g: &Group, ami: Option<String>) -> Self {
+        GroupSummary {
+            name: g.name.clone(),
+            ami: ami.or_else(|| g.ami.clone()),
+            launch_template: g.launch_template.as_ref().and_then(|l| l.name.clone()),
+            min: g.min,
+            max: g.max,
+            desired: g.desired,
+            instances: g.instances.clone(),
+        }
+    }
+}
+
+/// What rolling back did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RollbackReport {
+    /// What was undone.
+    pub actions: Vec<String>,
+    /// What could not be undone (each needs an operator).
+    pub failures: Vec<String>,
+    /// The old groups as found after the rollback (`name: unchanged, 2/2 in service`).
+    pub old_groups: Vec<String>,
+    /// True when every old group was found exactly as before the rollout.
+    pub old_groups_unchanged: bool,
+}
+
+/// Seconds spent in each phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Durations {
+    /// Preflight: load balancer, AMI, live groups.
+    pub preflight_s: f64,
+    /// Launch template + group created.
+    pub launch_s: f64,
+    /// Waiting for the new group to be healthy.
+    pub healthy_s: f64,
+    /// Retiring the old groups.
+    pub retire_s: f64,
+    /// Rolling back.
+    pub rollback_s: f64,
+    /// End to end.
+    pub total_s: f64,
+}
+
+/// The result of `rollout --ami`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeployReport {
+    /// How it ended.
+    pub status: Status,
+    /// The app.
+    pub app: String,
+    /// The environment.
+    pub env: String,
+    /// The region.
+    pub region: String,
+    /// The strategy.
+    pub strategy: String,
+    /// This run's id (tag `bakery:run-id`).
+    pub run_id: String,
+    /// The load balancer.
+    pub load_balancer: String,
+    /// The AMI rolled out.
+    pub ami: ResolvedAmi,
+    /// The new group (absent when it was never created).
+    pub new_group: Option<GroupSummary>,
+    /// The groups that were live before.
+    pub old_groups: Vec<GroupSummary>,
+    /// Old groups retired (deleted).
+    pub retired: Vec<String>,
+    /// Launch templates deleted.
+    pub deleted_launch_templates: Vec<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// What rolling back did.
+    pub rollback: Option<RollbackReport>,
+    /// Resources left for an operator.
+    pub attention: Vec<String>,
+    /// Phase durations.
+    pub durations: Durations,
+    /// AWS requests sent, by `Service.Operation`.
+    pub aws_requests: BTreeMap<String, u64>,
+    /// Their total.
+    pub aws_requests_total: u64,
+}
+
+impl DeployReport {
+    /// The human summary.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let status = match self.status {
+            Status::Succeeded => "succeeded",
+            Status::RolledBack => "ROLLED BACK",
+            Status::Incomplete => "INCOMPLETE",
+        };
+        s.push_str(&format!(
+            "Rollout of {}/{} in {} {status} ({}, {:.1} s, {} AWS requests)\n",
+            self.app,
+            self.env,
+            self.region,
+            self.strategy,
+            self.durations.total_s,
+            self.aws_requests_total
+        ));
+        let old = if self.old_groups.is_empty() {
+            "(none)".to_string()
+        } else {
+            self.old_groups
+                .iter()
+                .map(|g| format!("{} [{}]", g.name, g.ami.as_deref().unwrap_or("?")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let new = self
+            .new_group
+            .as_ref()
+            .map(|g| format!("{} [{}]", g.name, self.ami.id))
+            .unwrap_or_else(|| "(not created)".into());
+        s.push_str(&format!("  groups:    {old} -> {new}\n"));
+        s.push_str(&format!(
+            "  AMI:       {}{}\n",
+            self.ami.id,
+            self.ami
+                .name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        ));
+        if let Some(g) = &self.new_group {
+            for i in &g.instances {
+                s.push_str(&format!(
+                    "  instance:  {} {} {}/{} lb:{}\n",
+                    i.id,
+                    i.availability_zone,
+                    i.lifecycle,
+                    i.health,
+                    i.load_balancer
+                        .as_ref()
+                        .map(|l| l.state.as_str())
+                        .unwrap_or("-")
+                ));
+            }
+        }
+        let d = &self.durations;
+        s.push_str(&format!(
+            "  durations: preflight {:.1} s, launch {:.1} s, healthy {:.1} s, retire {:.1} s{}\n",
+            d.preflight_s,
+            d.launch_s,
+            d.healthy_s,
+            d.retire_s,
+            if self.rollback.is_some() {
+                format!(", rollback {:.1} s", d.rollback_s)
+            } else {
+                String::new()
+            }
+        ));
+        if let Some(e) = &self.error {
+            s.push_str(&format!("  error:     {e}\n"));
+        }
+        if let Some(rb) = &self.rollback {
+            for a in &rb.actions {
+                s.push_str(&format!("  rolled back: {a}\n"));
+            }
+            for f in &rb.failures {
+                s.push_str(&format!("  ROLLBACK FAILED: {f}\n"));
+            }
+            for g in &rb.old_groups {
+                s.push_str(&format!("  old group: {g}\n"));
+            }
+        }
+        for a in &self.attention {
+            s.push_str(&format!("  needs attention: {a}\n"));
+        }
+        s
+    }
+}
+
+/// What `rollout setup` found or did to one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// `load balancer elb-shop-staging`.
+    pub resource: String,
+    /// `created`, `updated`, `unchanged` (with `--dry-run`: `would create`, `would update`).
+    pub action: String,
+    /// What differs, or the id.
+    pub detail: String,
+}
+
+/// The result of `rollout setup`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SetupReport {
+    /// The app.
+    pub app: String,
+    /// The environment.
+    pub env: String,
+    /// The region.
+    pub region: String,
+    /// Nothing was changed because of `--dry-run`.
+    pub dry_run: bool,
+    /// Per resource.
+    pub changes: Vec<Change>,
+    /// Differences setup reports but does not change.
+    pub warnings: Vec<String>,
+    /// The DNS name the environment answers at, when DNS is configured.
+    pub record: Option<String>,
+    /// AWS requests sent, by `Service.Operation`.
+    pub aws_requests: BTreeMap<String, u64>,
+    /// Seconds.
+    pub duration_s: f64,
+}
+
+impl SetupReport {
+    /// True when nothing was (or would be) changed.
+    pub fn unchanged(&self) -> bool {
+        self.changes.iter().all(|c| c.action == "unchanged")
+    }
+
+    /// The human summary.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "Setup of {}/{} in {}{}: {} ({:.1} s, {} AWS requests)\n",
+            self.app,
+            self.env,
+            self.region,
+            if self.dry_run { " (dry run)" } else { "" },
+            if self.unchanged() {
+                "nothing to change"
+            } else if self.dry_run {
+                "changes needed"
+            } else {
+                "changed"
+            },
+            self.duration_s,
+            self.aws_requests.values().sum::<u64>()
+        );
+        for c in &self.changes {
+            s.push_str(&format!("  {:<12} {}: {}\n", c.action, c.resource, c.detail));
+        }
+        for w in &self.warnings {
+            s.push_str(&format!("  warning: {w}\n"));
+        }
+        s
+    }
+}
+
+/// A live group in a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveGroupView {
+    /// The group.
+    pub group: GroupSummary,
+    /// `live`, `in-progress`, or untagged.
+    pub state: Option<String>,
+}
+
+/// The result of `rollout plan` / `--dry-run`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanReport {
+    /// The app.
+    pub app: String,
+    /// The environment.
+    pub env: String,
+    /// The region.
+    pub region: String,
+    /// The strategy.
+    pub strategy: String,
+    /// The load balancer, when it exists.
+    pub load_balancer: Option<String>,
+    /// What is live now.
+    pub live: Vec<LiveGroupView>,
+    /// The AMI that would be rolled out, when `--ami` was given.
+    pub ami: Option<ResolvedAmi>,
+    /// What a rollout would do, in order.
+    pub steps: Vec<String>,
+    /// What would stop a rollout now.
+    pub problems: Vec<String>,
+    /// AWS requests sent (all read-only), by `Service.Operation`.
+    pub aws_requests: BTreeMap<String, u64>,
+}
+
+impl PlanReport {
+    /// The human summary.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "Plan for {}/{} in {} ({}), read-only\n",
+            self.app, self.env, self.region, self.strategy
+        );
+        s.push_str(&format!(
+            "  load balancer: {}\n",
+            self.load_balancer.as_deref().unwrap_or("(missing)")
+        ));
+        if self.live.is_empty() {
+            s.push_str("  live: no group\n");
+        }
+        for v in &self.live {
+            let g = &v.group;
+            s.push_str(&format!(
+                "  live: {} [{}] state={} min={} max={} desired={}\n",
+                g.name,
+                g.ami.as_deref().unwrap_or("?"),
+                v.state.as_deref().unwrap_or("untagged"),
+                g.min,
+                g.max,
+                g.desired
+            ));
+            for i in &g.instances {
+                s.push_str(&format!(
+                    "        {} {} {}/{} lb:{}\n",
+                    i.id,
+                    i.availability_zone,
+                    i.lifecycle,
+                    i.health,
+                    i.load_balancer
+                        .as_ref()
+                        .map(|l| l.state.as_str())
+                        .unwrap_or("not registered")
+                ));
+            }
+        }
+        if let Some(a) = &self.ami {
+            s.push_str(&format!(
+                "  AMI: {}{} from {}\n",
+                a.id,
+                a.name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default(),
+                a.source
+            ));
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            s.push_str(&format!("  {}. {step}\n", i + 1));
+        }
+        for p in &self.problems {
+            s.push_str(&format!("  problem: {p}\n"));
+        }
+        s
+    }
+}

@@ -1,0 +1,162 @@
+//! The library entry point: open a [`Session`] for one environment, then `setup`, `plan` or `deploy`.
+//! The `rollout` binary is a thin front-end over this ([`crate::cli`]); tests drive it directly.
+
+use crate::config::{Overrides, RolloutConfig};
+use crate::context::{Ctx, RequestCounter};
+use crate::error::RolloutError;
+use crate::manifest::Manifest;
+use crate::report::{DeployReport, GroupSummary, LiveGroupView, PlanReport, SetupReport};
+use crate::strategy::{self, Preflight};
+use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
+use bakery_core::ui::Ui;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What a session is opened with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The rollout manifest.
+    pub manifest: PathBuf,
+    /// `--env` (else the manifest's default, else staging).
+    pub env: Option<String>,
+    /// AWS access (region, profile, endpoint); the manifest's region fills an unset region.
+    pub aws: AwsSettings,
+    /// Flags that override the manifest.
+    pub overrides: Overrides,
+    /// Output.
+    pub ui: Ui,
+}
+
+/// One environment, ready for commands.
+#[derive(Debug, Clone)]
+pub struct Session {
+    cx: Ctx,
+}
+
+impl Session {
+    /// Reads and validates the manifest and builds the AWS clients (no AWS request is sent).
+    pub async fn open(o: Options) -> Result<Self, RolloutError> {
+        let manifest = Manifest::load(&o.manifest)?;
+        let cfg = RolloutConfig::resolve(&manifest, o.env.as_deref(), &o.overrides)?;
+        let mut aws = o.aws.clone();
+        if aws.region.is_none() {
+            aws.region = cfg.region.clone();
+        }
+        let sdk = load_sdk_config(&aws).await;
+        let requests = RequestCounter::default();
+        let clients =
+            requests.instrument(Clients::for_region(&sdk, None, aws.ec2_endpoint.as_deref()));
+        Ok(Session {
+            cx: Ctx {
+                cfg,
+                clients,
+                ui: o.ui,
+                run_id: uuid::Uuid::new_v4().to_string(),
+                cancel: CancellationToken::new(),
+                cancel_cleanup: CancellationToken::new(),
+                requests,
+            },
+        })
+    }
+
+    /// The context (configuration, clients, UI, tokens).
+    pub fn ctx(&self) -> &Ctx {
+        &self.cx
+    }
+
+    /// Cancelled by a first interrupt: a rollout stops and rolls back.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cx.cancel.clone()
+    }
+
+    /// Cancelled by a second interrupt: rollback stops too.
+    pub fn cancel_cleanup_token(&self) -> CancellationToken {
+        self.cx.cancel_cleanup.clone()
+    }
+
+    /// `rollout setup` (`--dry-run`: read-only).
+    pub async fn setup(&self, dry_run: bool) -> Result<SetupReport, RolloutError> {
+        crate::setup::run(&self.cx, dry_run).await
+    }
+
+    /// `rollout plan` / `--dry-run`: what is live and what a rollout of `ami` would do; read-only.
+    pub async fn plan(&self, ami: Option<&str>) -> Result<PlanReport, RolloutError> {
+        let cx = &self.cx;
+        let before = cx.requests.snapshot();
+        let pf = strategy::preflight(cx, ami).await?;
+        let strategy = strategy::for_kind(cx.cfg.strategy);
+        let steps = strategy.plan(cx, &pf);
+        Ok(PlanReport {
+            app: cx.cfg.names.app.clone(),
+            env: cx.cfg.names.env.clone(),
+            region: cx.clients.region.clone(),
+            strategy: strategy.kind().to_string(),
+            load_balancer: pf.lb.as_ref().map(|l| l.label()),
+            live: live_views(&pf),
+            ami: pf.ami.clone(),
+            steps,
+            problems: pf.problems.clone(),
+            aws_requests: delta(&before, &cx.requests.snapshot()),
+        })
+    }
+
+    /// `rollout --ami AMI`: rolls `ami` out with the manifest's strategy.
+    pub async fn deploy(&self, ami: &str) -> Result<DeployReport, RolloutError> {
+        let cx = &self.cx;
+        let started = Instant::now();
+        let before = cx.requests.snapshot();
+        cx.say(&format!(
+            "Preflight: {} in {}, live groups, AMI {ami}",
+            cx.cfg.names.load_balancer(),
+            cx.clients.region
+        ));
+        let pf = strategy::preflight(cx, Some(ami)).await?;
+        if !pf.problems.is_empty() {
+            return Err(RolloutError::Preflight(pf.problems));
+        }
+        if cx.cancel.is_cancelled() {
+            return Err(RolloutError::Cancelled);
+        }
+        let strategy = strategy::for_kind(cx.cfg.strategy);
+        let finish = |r: &mut DeployReport| {
+            r.durations.total_s = started.elapsed().as_secs_f64();
+            r.aws_requests = delta(&before, &cx.requests.snapshot());
+            r.aws_requests_total = r.aws_requests.values().sum();
+        };
+        match strategy.deploy(cx, pf).await {
+            Ok(mut r) => {
+                finish(&mut r);
+                Ok(r)
+            }
+            Err(RolloutError::RolledBack(mut r)) => {
+                finish(&mut r);
+                Err(RolloutError::RolledBack(r))
+            }
+            Err(RolloutError::Incomplete(mut r)) => {
+                finish(&mut r);
+                Err(RolloutError::Incomplete(r))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn live_views(pf: &Preflight) -> Vec<LiveGroupView> {
+    pf.groups
+        .iter()
+        .map(|g| LiveGroupView {
+            group: GroupSummary::of(g, pf.group_amis.get(&g.name).cloned().flatten()),
+            state: g.state.clone(),
+        })
+        .collect()
+}
+
+fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}

@@ -1,0 +1,257 @@
+//! Shared by the lab tests: the lab (serialised, so that moto's request counts belong to one test), SDK
+//! clients for checking outcomes, AMIs registered in moto, manifests written to a temp dir.
+#![allow(dead_code)]
+
+use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
+use bakery_core::ui::{Mode, Ui, UiOptions};
+use bakery_lab::Lab;
+use bakery_rollout::config::Overrides;
+use bakery_rollout::{Options, Session};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A test public key (the private half was thrown away).
+pub const PUBLIC_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFZKDkCniaAujbNnCwZP2FLH4aZZ8dkU2J6eTiJzsmxy rollout-test";
+/// Another one.
+pub const OTHER_PUBLIC_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINt5AaapLoUvphZXAUKs90temkza0uiuC+MvXky2UAWd other";
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The lab, and a lock held for the whole test: moto's request counts are per lab, so tests of one
+/// binary take turns (each takes about a second).
+pub fn lab() -> (&'static Lab, MutexGuard<'static, ()>) {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    (Lab::shared(), guard)
+}
+
+/// AWS settings pointing at the lab.
+pub fn settings(lab: &Lab) -> AwsSettings {
+    AwsSettings {
+        region: Some(lab.region().to_string()),
+        access_key: Some("bakerylab".into()),
+        secret_key: Some("bakerylab".into()),
+        endpoint_url: Some(lab.moto_url().to_string()),
+        ..Default::default()
+    }
+}
+
+/// Plain SDK clients for checking outcomes (not counted by the rollout's counter).
+pub async fn clients(lab: &Lab) -> Clients {
+    let s = settings(lab);
+    let sdk = load_sdk_config(&s).await;
+    Clients::for_region(&sdk, None, None)
+}
+
+/// A writer tests can read back.
+#[derive(Clone, Default)]
+pub struct Buf(pub Arc<Mutex<Vec<u8>>>);
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+impl Buf {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// A session on the lab, its human output captured in the returned buffer.
+pub async fn session(
+    lab: &Lab,
+    manifest: &Path,
+    env: &str,
+    overrides: Overrides,
+) -> (Session, Buf) {
+    let buf = Buf::default();
+    let ui = Ui::to_writer(
+        UiOptions {
+            mode: Mode::Human,
+            color: false,
+            timestamps: false,
+            progress: false,
+            secrets: vec![],
+        },
+        Box::new(buf.clone()),
+    );
+    let s = Session::open(Options {
+        manifest: manifest.to_path_buf(),
+        env: Some(env.to_string()),
+        aws: settings(lab),
+        overrides,
+        ui,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("opening the session: {e}"));
+    (s, buf)
+}
+
+/// A fresh directory under the lab's state dir.
+pub fn temp_dir(lab: &Lab, name: &str) -> PathBuf {
+    let d = lab.dir().join("rollout-tests").join(lab.unique(name));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes `json` as `dir/rollout.json`.
+pub fn write_manifest(dir: &Path, json: &serde_json::Value) -> PathBuf {
+    let p = dir.join("rollout.json");
+    std::fs::write(&p, serde_json::to_string_pretty(json).unwrap()).unwrap();
+    p
+}
+
+/// Registers a new AMI in moto (RunInstances from the lab's source AMI, CreateImage, terminate).
+pub async fn register_ami(lab: &Lab, c: &Clients, name: &str) -> String {
+    let run = c
+        .ec2
+        .run_instances()
+        .image_id(lab.source_ami())
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .expect("RunInstances");
+    let id = run.instances()[0].instance_id().unwrap().to_string();
+    let img = c
+        .ec2
+        .create_image()
+        .instance_id(&id)
+        .name(lab.unique(name))
+        .send()
+        .await
+        .expect("CreateImage");
+    c.ec2
+        .terminate_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .expect("TerminateInstances");
+    img.image_id().unwrap().to_string()
+}
+
+/// A hosted zone for `domain`; its id.
+pub async fn hosted_zone(c: &Clients, domain: &str) -> String {
+    let z = c
+        .route53
+        .create_hosted_zone()
+        .name(domain)
+        .caller_reference(domain)
+        .send()
+        .await
+        .expect("CreateHostedZone");
+    z.hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string()
+}
+
+/// The environment's groups as (name, instance ids), via the tags rollout sets.
+pub async fn env_groups(c: &Clients, app: &str, env: &str) -> Vec<aws_sdk_autoscaling::types::AutoScalingGroup> {
+    use aws_sdk_autoscaling::types::Filter;
+    c.autoscaling
+        .describe_auto_scaling_groups()
+        .filters(Filter::builder().name("tag:bakery:app").values(app).build())
+        .filters(Filter::builder().name("tag:bakery:env").values(env).build())
+        .send()
+        .await
+        .expect("DescribeAutoScalingGroups")
+        .auto_scaling_groups()
+        .to_vec()
+}
+
+/// Instance id → state on classic load balancer `name`.
+pub async fn elb_health(c: &Clients, name: &str) -> Vec<(String, String)> {
+    c.elb
+        .describe_instance_health()
+        .load_balancer_name(name)
+        .send()
+        .await
+        .expect("DescribeInstanceHealth")
+        .instance_states()
+        .iter()
+        .map(|s| {
+            (
+                s.instance_id().unwrap_or_default().to_string(),
+                s.state().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The image a launch template's version 1 launches.
+pub async fn template_image(c: &Clients, lt_id: &str) -> Option<String> {
+    let out = c
+        .ec2
+        .describe_launch_template_versions()
+        .launch_template_id(lt_id)
+        .versions("1")
+        .send()
+        .await
+        .ok()?;
+    out.launch_template_versions()
+        .first()?
+        .launch_template_data()?
+        .image_id()
+        .map(str::to_string)
+}
+
+/// True when a launch template named `name` exists.
+pub async fn template_exists(c: &Clients, name: &str) -> bool {
+    match c
+        .ec2
+        .describe_launch_templates()
+        .launch_template_names(name)
+        .send()
+        .await
+    {
+        Ok(o) => !o.launch_templates().is_empty(),
+        Err(_) => false,
+    }
+}
+
+/// The images of running instances.
+pub async fn instance_images(c: &Clients, ids: &[String]) -> Vec<(String, String, String)> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let out = c
+        .ec2
+        .describe_instances()
+        .set_instance_ids(Some(ids.to_vec()))
+        .send()
+        .await
+        .expect("DescribeInstances");
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .map(|i| {
+            (
+                i.instance_id().unwrap_or_default().to_string(),
+                i.image_id().unwrap_or_default().to_string(),
+                i.state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The requests counted that are not reads (moto's counts: query actions, or `METHOD /path` for REST
+/// services such as Route 53).
+pub fn writes(counts: &std::collections::BTreeMap<String, u64>) -> Vec<String> {
+    counts
+        .keys()
+        .filter(|k| !["Describe", "Get", "List", "GET "].iter().any(|p| k.starts_with(p)))
+        .cloned()
+        .collect()
+}

@@ -1,0 +1,191 @@
+//! The shell provisioner (Packer `provisioner/shell`): scripts or inline
+//! commands uploaded and run over the communicator.
+
+use super::common::{ProvisionerMeta, late_string, late_strings, make_late, stat};
+use crate::decode::{Decoder, Fields};
+use crate::funcs::FuncContext;
+use crate::json::Pos;
+use crate::late::LateTemplate;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Fields rendered when the script runs, with `.Path`, `.Vars`, `.EnvVarFile`.
+pub const LATE_FIELDS: &[&str] = &["execute_command"];
+
+pub const DEFAULT_EXECUTE_COMMAND: &str = "chmod +x {{.Path}}; {{.Vars}} {{.Path}}";
+pub const DEFAULT_EXECUTE_COMMAND_ENV_VAR_FILE: &str =
+    "chmod +x {{.Path}}; . {{.EnvVarFile}} && {{.Path}}";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShellConfig {
+    pub meta: ProvisionerMeta,
+    /// Inline commands, one script; each line is rendered again when the
+    /// provisioner runs (`{{ build `ID` }}` etc.).
+    pub inline: Option<Vec<LateTemplate>>,
+    /// `script` and `scripts` together, in order.
+    pub scripts: Vec<String>,
+    pub valid_exit_codes: Vec<i64>,
+    /// "K=V" entries, rendered when the provisioner runs.
+    pub environment_vars: Vec<LateTemplate>,
+    /// Overrides `environment_vars`.
+    pub env: BTreeMap<String, LateTemplate>,
+    /// `%s='%s' ` by default (`export %s='%s'\n` with `use_env_var_file`).
+    pub env_var_format: String,
+    pub binary: bool,
+    /// Defaults to `remote_folder/remote_file`.
+    pub remote_path: String,
+    /// Rendered per script with `.Path`, `.Vars` and `.EnvVarFile`.
+    pub execute_command: LateTemplate,
+    /// "/bin/sh -e" by default.
+    pub inline_shebang: String,
+    pub pause_after: Option<Duration>,
+    pub use_env_var_file: bool,
+    /// "/tmp" by default.
+    pub remote_folder: String,
+    /// `script_NNNN.sh` by default.
+    pub remote_file: String,
+    /// 5m by default.
+    pub start_retry_timeout: Duration,
+    pub skip_clean: bool,
+    pub expect_disconnect: bool,
+}
+
+/// The environment map of `env`, shared with shell-local.
+pub fn decode_env(
+    d: &mut Decoder,
+    f: &mut Fields,
+    cx: &Arc<FuncContext>,
+) -> BTreeMap<String, LateTemplate> {
+    let Some(v) = f.take("env") else {
+        return BTreeMap::new();
+    };
+    let name = f.name("env");
+    let mut out = BTreeMap::new();
+    if let Some(members) = d.map_members(v, &name) {
+        for m in members {
+            if let Some(s) = d.to_string(&m.value, &format!("{name}[{}]", m.key))
+                && let Some(t) = make_late(d, s, m.value.pos, &name, cx)
+            {
+                out.insert(m.key.clone(), t);
+            }
+        }
+    }
+    out
+}
+
+pub fn decode(
+    d: &mut Decoder,
+    f: &mut Fields,
+    cx: &Arc<FuncContext>,
+    meta: ProvisionerMeta,
+) -> ShellConfig {
+    let inline = late_strings(d, f, "inline", cx).filter(|l| !l.is_empty());
+    let script = d.opt_string(f, "script");
+    let mut scripts = d.strings(f, "scripts");
+    let pos = f.pos;
+    if script.is_some() && !scripts.is_empty() {
+        d.err(pos, "Only one of script or scripts can be specified.");
+    }
+    if let Some(s) = script {
+        scripts = vec![s];
+    }
+    let use_env_var_file = d.bool(f, "use_env_var_file");
+    let execute_command =
+        match late_string(d, f, "execute_command", cx).filter(|t| !t.raw().is_empty()) {
+            Some(t) => t,
+            None => {
+                let raw = if use_env_var_file {
+                    DEFAULT_EXECUTE_COMMAND_ENV_VAR_FILE
+                } else {
+                    DEFAULT_EXECUTE_COMMAND
+                };
+                make_late(d, raw.to_string(), pos, "execute_command", cx)
+                    .expect("default execute_command parses")
+            }
+        };
+    let remote_folder = d.string_or(f, "remote_folder", "/tmp");
+    let remote_file = d
+        .opt_string(f, "remote_file")
+        .unwrap_or_else(|| format!("script_{}.sh", random_below(9999)));
+    let remote_path = d
+        .opt_string(f, "remote_path")
+        .unwrap_or_else(|| format!("{remote_folder}/{remote_file}"));
+    ShellConfig {
+        meta,
+        inline,
+        scripts,
+        valid_exit_codes: d.ints(f, "valid_exit_codes"),
+        environment_vars: late_strings(d, f, "environment_vars", cx).unwrap_or_default(),
+        env: decode_env(d, f, cx),
+        env_var_format: d.opt_string(f, "env_var_format").unwrap_or_else(|| {
+            if use_env_var_file {
+                "export %s='%s'\n".to_string()
+            } else {
+                "%s='%s' ".to_string()
+            }
+        }),
+        binary: d.bool(f, "binary"),
+        remote_path,
+        execute_command,
+        inline_shebang: d.string_or(f, "inline_shebang", "/bin/sh -e"),
+        pause_after: d.duration(f, "pause_after").filter(|t| !t.is_zero()),
+        use_env_var_file,
+        remote_folder,
+        remote_file,
+        start_retry_timeout: d
+            .duration(f, "start_retry_timeout")
+            .filter(|t| !t.is_zero())
+            .unwrap_or(Duration::from_secs(300)),
+        skip_clean: d.bool(f, "skip_clean"),
+        expect_disconnect: d.bool(f, "expect_disconnect"),
+    }
+}
+
+/// A small pseudo-random number (Packer's `rand.Intn(9999)` for file names).
+pub fn random_below(n: u32) -> u32 {
+    let b = uuid::Uuid::new_v4();
+    u32::from_le_bytes([
+        b.as_bytes()[0],
+        b.as_bytes()[1],
+        b.as_bytes()[2],
+        b.as_bytes()[3],
+    ]) % n
+}
+
+/// Packer's `Prepare` checks.
+pub fn validate(cfg: &ShellConfig, d: &mut Decoder, pos: Pos) {
+    if cfg.scripts.is_empty() && cfg.inline.is_none() {
+        d.err(
+            pos,
+            "Either a script file or inline script must be specified.",
+        );
+    } else if !cfg.scripts.is_empty() && cfg.inline.is_some() {
+        d.err(
+            pos,
+            "Only a script file or an inline script can be specified, not both.",
+        );
+    }
+    for path in &cfg.scripts {
+        if let Err(e) = stat(path) {
+            d.err(pos, format!("Bad script '{path}': {e}"));
+        }
+    }
+    check_env_vars(&cfg.environment_vars, d, pos);
+}
+
+/// "K=V" with a non-empty key, for every entry.
+pub fn check_env_vars(vars: &[LateTemplate], d: &mut Decoder, pos: Pos) {
+    for kv in vars {
+        match kv.raw().split_once('=') {
+            Some((k, _)) if !k.is_empty() => {}
+            _ => d.err(
+                pos,
+                format!(
+                    "Environment variable not in format 'key=value': {}",
+                    kv.raw()
+                ),
+            ),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    support::load(&String::from_utf8_lossy(data));
+});
+
+mod support;

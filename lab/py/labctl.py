@@ -1,0 +1,528 @@
+"""Starts, stops and reaps bakery's local lab: moto (EC2 & co.) and an OpenSSH sshd, on 127.0.0.1 only.
+
+    lab/up   [--name NAME | --dir DIR] [--user U] [--parent-pid PID [--keep]] [--quiet]
+    lab/down [--name NAME | --dir DIR] [--purge]
+    lab/down --orphans    stop every lab under lab/.state whose --parent-pid process is gone
+
+A lab lives in one state dir (default lab/.state/dev): configs, host keys, logs, pid files, and what
+clients need: env.sh (AWS_ENDPOINT_URL & co.), lab.vars.json (a Packer -var-file) and lab.info (key=value,
+read by the Rust harness). Ports are picked free at start, so labs run side by side. With --parent-pid a
+watcher stops the lab (and removes its dir unless --keep) as soon as that process is gone. `down` stops
+only what `up` started: the pids recorded in <dir>/pids and their descendants (sshd's sessions).
+Standard library only: this runs before the venv exists and in every test process's start-up.
+"""
+
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+LAB = Path(__file__).resolve().parent.parent  # the repo's lab/
+STATE_ROOT = LAB / ".state"
+VENV_PYTHON = LAB / ".venv" / "bin" / "python"
+SSHD = Path("/usr/sbin/sshd")
+SSH_KEYGEN = Path("/usr/bin/ssh-keygen")
+SYSTEM_PYTHON = Path("/usr/bin/python3")  # the keys command's interpreter: readable by `nobody`
+# sshd runs the keys command only from a root-owned path without group/world-writable parts.
+KEYS_COMMAND_DIR = Path("/run/bakery-lab")
+HOST_KEY_TYPES = ("ed25519", "ecdsa")
+
+REGION = "us-east-1"
+# Ubuntu 16.04 HVM EBS from moto's built-in AMIs (the seed's ami-22de994a is not among them).
+SOURCE_AMI = "ami-785db401"
+ACCESS_KEY = "bakerylab"
+SECRET_KEY = "bakerylab"
+DEFAULT_USER = "admin"  # as on Debian AMIs
+
+# Files that exist only while the lab runs (lab.info last: its presence means "up").
+RUN_FILES = ("moto.port", "moto.ready", "env.sh", "lab.vars.json", "lab.info")
+
+INSTALL_HINT = "run `make lab` (or lab/install)"
+POLL = 0.02
+
+
+class LabError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- processes, by pid and start time
+
+
+def proc_stat(pid):
+    """(state, ppid, start time) of a process, or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def start_time(pid):
+    """When the process started (clock ticks since boot); None once it is gone or a zombie."""
+    stat = proc_stat(pid)
+    return None if stat is None or stat[0] in "ZX" else stat[2]
+
+
+def alive(pid, start):
+    # The start time tells a recycled pid from ours.
+    return start is not None and start_time(pid) == start
+
+
+def live_processes():
+    """pid -> (ppid, start time) of every live process."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            stat = proc_stat(entry.name)
+            if stat is not None and stat[0] not in "ZX":
+                table[int(entry.name)] = (stat[1], stat[2])
+    return table
+
+
+def with_descendants(roots):
+    """{pid: start} of the live `roots` and of all their descendants (sshd's per-login processes)."""
+    table = live_processes()
+    children = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found = {}
+    stack = [pid for pid, start in roots.items() if pid in table and table[pid][1] == start]
+    while stack:
+        pid = stack.pop()
+        if pid not in found:
+            found[pid] = table[pid][1]
+            stack.extend(children.get(pid, ()))
+    return found
+
+
+def signal_all(procs, sig):
+    for pid, start in procs.items():
+        if alive(pid, start):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+def wait_gone(procs, timeout):
+    deadline = time.monotonic() + timeout
+    while any(alive(pid, start) for pid, start in procs.items()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(POLL)
+    return True
+
+
+def record(d, name, pid):
+    write_atomic(d / "pids" / f"{name}.pid", f"{pid} {start_time(pid)}\n")
+
+
+def recorded(d):
+    """name -> (pid, start) of the processes `up` started in this lab."""
+    procs = {}
+    for path in (d / "pids").glob("*.pid"):
+        try:
+            pid, start = path.read_text().split()
+            procs[path.stem] = (int(pid), int(start))
+        except (OSError, ValueError):
+            pass
+    return procs
+
+
+# ---------------------------------------------------------------- files
+
+
+def write_atomic(path, text, mode=0o644):
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def tail(path, lines=25):
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no {path})"
+    return f"--- last lines of {path}:\n" + "\n".join(text[-lines:])
+
+
+@contextmanager
+def locked(d):
+    """Serialises up/down/watcher on one lab. Yields False when the lab dir is gone."""
+    try:
+        fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        yield False
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield True
+    finally:
+        os.close(fd)
+
+
+def read_info(d):
+    info = {}
+    try:
+        for line in (d / "lab.info").read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                info[key] = value
+    except OSError:
+        pass
+    return info
+
+
+# ---------------------------------------------------------------- stop
+
+
+def stop(d, purge=False):
+    """Stops what `up` started in `d` (never this process), then removes its pid and port files."""
+    me = os.getpid()
+    roots = {pid: start for pid, start in recorded(d).values() if pid != me}
+    procs = with_descendants(roots)
+    procs.pop(me, None)
+    signal_all(procs, signal.SIGTERM)
+    if not wait_gone(procs, 5):
+        signal_all(procs, signal.SIGKILL)
+        wait_gone(procs, 2)
+    if purge:
+        shutil.rmtree(d, ignore_errors=True)
+        return
+    # Logs, configs and host keys stay for a look; what would point clients at a dead lab goes.
+    for path in list((d / "pids").glob("*.pid")) + [d / n for n in RUN_FILES]:
+        path.unlink(missing_ok=True)
+
+
+def parent_of(d):
+    """(pid, start) of the process this lab is tied to, or None for a lab that is not tied."""
+    try:
+        pid, start = (d / "parent").read_text().split()
+        return int(pid), int(start)
+    except (OSError, ValueError):
+        return None
+
+
+def stop_if_orphan(d):
+    with locked(d) as present:
+        parent = parent_of(d) if present else None
+        if parent is not None and not alive(*parent):
+            stop(d, purge=not (d / "keep").exists())
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- up
+
+
+def require_installed(user):
+    missing = [str(p) for p in (VENV_PYTHON, SSHD, SSH_KEYGEN, SYSTEM_PYTHON) if not p.exists()]
+    try:
+        import pwd
+
+        pwd.getpwnam(user)
+    except KeyError:
+        missing.append(f"user {user}")
+    if missing:
+        raise LabError(f"lab not installed (missing: {', '.join(missing)}): {INSTALL_HINT}")
+    if os.geteuid() != 0:
+        raise LabError("lab/up must run as root: sshd has to switch to the login user")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(d, cmd, log):
+    """Starts a lab process in its own session (no terminal signals), output to a log in `d`."""
+    with open(d / log, "ab") as out:
+        return subprocess.Popen(
+            [str(c) for c in cmd],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_for(check, what, proc, log, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        code = proc.poll()
+        if code is not None:
+            raise LabError(f"{what}: the process exited with status {code}\n{tail(log)}")
+        if time.monotonic() > deadline:
+            raise LabError(f"{what}: not done after {timeout} s\n{tail(log)}")
+        time.sleep(POLL)
+
+
+def install_keys_command():
+    """Copies the keys command to a root-owned path named by its content (labs of any checkout share it)."""
+    source = (LAB / "py" / "authorized_keys.py").read_bytes()
+    target = KEYS_COMMAND_DIR / f"authorized-keys-{hashlib.sha256(source).hexdigest()[:16]}"
+    KEYS_COMMAND_DIR.mkdir(mode=0o755, exist_ok=True)
+    os.chown(KEYS_COMMAND_DIR, 0, 0)
+    os.chmod(KEYS_COMMAND_DIR, 0o755)
+    if not target.exists() or target.read_bytes() != source:
+        tmp = target.with_name(f".{target.name}.{os.getpid()}")
+        tmp.write_bytes(source)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)
+    return target
+
+
+def ssh_banner(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            return s.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def start_sshd(d, user, moto_port, keys_command):
+    template = string.Template((LAB / "sshd_config.in").read_text())
+    for _ in range(5):
+        port = free_port()
+        config = template.substitute(
+            port=port,
+            dir=d,
+            user=user,
+            keys_command=keys_command,
+            moto_hostport=f"127.0.0.1:{moto_port}",
+            region=REGION,
+        )
+        write_atomic(d / "sshd_config", config)
+        sshd = spawn(d, [SSHD, "-D", "-f", d / "sshd_config", "-E", d / "sshd.log"], "sshd.out")
+        record(d, "sshd", sshd.pid)
+        try:
+            wait_for(lambda: ssh_banner(port), "sshd start", sshd, d / "sshd.log", 15)
+            return port
+        except LabError:
+            if "Address already in use" not in (d / "sshd.log").read_text(errors="replace"):
+                raise
+            sshd.kill()  # lost the port to someone else between free_port() and sshd's bind: retry
+    raise LabError(f"sshd: no free port after 5 tries\n{tail(d / 'sshd.log')}")
+
+
+def write_client_files(d, user, moto_port, ssh_port):
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "CHECKPOINT_DISABLE": "1",  # Packer: never phone home
+        "BAKERY_LAB_DIR": str(d),
+        "BAKERY_LAB_SSH_HOST": "127.0.0.1",
+        "BAKERY_LAB_SSH_PORT": str(ssh_port),
+        "BAKERY_LAB_SSH_USER": user,
+        "BAKERY_LAB_VARS": str(d / "lab.vars.json"),
+    }
+    write_atomic(
+        d / "env.sh",
+        f"# Points AWS tools, bakery and Packer at the bakery lab in {d}: . {d}/env.sh\n"
+        "unset AWS_PROFILE AWS_SESSION_TOKEN\n"
+        + "".join(f"export {k}='{v}'\n" for k, v in env.items()),
+    )
+    # Packer -var-file: values are strings, as Packer's JSON var-files want.
+    lab_vars = {
+        "lab_endpoint": endpoint,
+        "lab_ssh_host": "127.0.0.1",
+        "lab_ssh_port": str(ssh_port),
+        "lab_access_key": ACCESS_KEY,
+        "lab_secret_key": SECRET_KEY,
+        "lab_source_ami": SOURCE_AMI,
+    }
+    write_atomic(d / "lab.vars.json", json.dumps(lab_vars, indent=2) + "\n")
+    info = {
+        "dir": d,
+        "moto_url": endpoint,
+        "ssh_host": "127.0.0.1",
+        "ssh_port": ssh_port,
+        "ssh_user": user,
+        "region": REGION,
+        "access_key": ACCESS_KEY,
+        "secret_key": SECRET_KEY,
+        "source_ami": SOURCE_AMI,
+    }
+    write_atomic(d / "lab.info", "".join(f"{k}={v}\n" for k, v in info.items()))
+
+
+def start(d, args):
+    began = time.monotonic()
+    (d / "pids").mkdir(mode=0o755, exist_ok=True)
+    if args.parent_pid:
+        parent_start = start_time(args.parent_pid)
+        if parent_start is None:
+            raise LabError(f"--parent-pid {args.parent_pid}: no such process")
+        write_atomic(d / "parent", f"{args.parent_pid} {parent_start}\n")
+        if args.keep:
+            write_atomic(d / "keep", "")
+        watcher = spawn(d, [sys.executable, "-I", __file__, "watch", "--dir", d], "watch.log")
+        record(d, "watch", watcher.pid)
+
+    moto = spawn(
+        d,
+        [VENV_PYTHON, LAB / "py" / "moto_lab.py", "--dir", d, "--region", REGION,
+         "--source-ami", SOURCE_AMI],
+        "moto.log",
+    )
+    record(d, "moto", moto.pid)
+
+    # While moto imports: host keys, the keys command, sshd's privilege-separation dir.
+    keygens = []
+    for kind in HOST_KEY_TYPES:
+        key = d / f"ssh_host_{kind}_key"
+        key.unlink(missing_ok=True)
+        Path(f"{key}.pub").unlink(missing_ok=True)
+        keygens.append(
+            subprocess.Popen(
+                [SSH_KEYGEN, "-q", "-t", kind, "-N", "", "-C", f"bakery-lab-{kind}", "-f", key],
+                stdin=subprocess.DEVNULL,
+            )
+        )
+    keys_command = install_keys_command()
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    write_atomic(d / "authorized_keys", "")  # read by sshd as the login user: 0644
+    for keygen in keygens:
+        if keygen.wait() != 0:
+            raise LabError(f"ssh-keygen failed with status {keygen.returncode}")
+
+    moto_port = wait_for(
+        lambda: (d / "moto.port").exists() and int((d / "moto.port").read_text()),
+        "moto start", moto, d / "moto.log", 60,
+    )
+    ssh_port = start_sshd(d, args.user, moto_port, keys_command)
+    wait_for(lambda: (d / "moto.ready").exists(), "moto warm-up", moto, d / "moto.log", 90)
+    write_client_files(d, args.user, moto_port, ssh_port)
+    return time.monotonic() - began
+
+
+def lab_running(d):
+    procs = recorded(d)
+    return (
+        all(name in procs and alive(*procs[name]) for name in ("moto", "sshd"))
+        and (d / "moto.ready").exists()
+        and (d / "lab.info").exists()
+    )
+
+
+def print_summary(d, took):
+    info = read_info(d)
+    state = f"up in {took:.1f} s" if took is not None else "already up"
+    print(
+        f"bakery lab {state}: {d}\n"
+        f"  moto   {info['moto_url']}  (requests by action: GET {info['moto_url']}/bakery-lab/requests)\n"
+        f"  sshd   {info['ssh_host']}:{info['ssh_port']}  login user {info['ssh_user']}\n"
+        f"  env    . {d}/env.sh\n"
+        f"  Packer -var-file={d}/lab.vars.json"
+    )
+
+
+def cmd_up(args):
+    d = state_dir(args)
+    require_installed(args.user)
+    d.mkdir(mode=0o755, parents=True, exist_ok=True)
+    os.chmod(d, 0o755)  # sshd reads authorized_keys as the login user
+    with locked(d):
+        if lab_running(d):
+            if not args.quiet:
+                print_summary(d, None)
+            return 0
+        stop(d)  # what is left of a lab that died
+        for name in ("parent", "keep"):
+            (d / name).unlink(missing_ok=True)
+        try:
+            took = start(d, args)
+        except BaseException:
+            stop(d)
+            raise
+    if not args.quiet:
+        print_summary(d, took)
+    return 0
+
+
+# ---------------------------------------------------------------- down, watch
+
+
+def cmd_down(args):
+    if args.orphans:
+        if STATE_ROOT.is_dir():
+            for d in sorted(STATE_ROOT.iterdir()):
+                if d.is_dir() and stop_if_orphan(d) and not args.quiet:
+                    print(f"stopped orphaned lab {d}")
+        return 0
+    d = state_dir(args)
+    with locked(d) as present:
+        if present:
+            stop(d, purge=args.purge)
+    return 0
+
+
+def cmd_watch(args):
+    """Polls the lab's parent process; stops the lab once it is gone."""
+    d = Path(args.dir)
+    parent = parent_of(d)
+    while parent is not None and alive(*parent):
+        time.sleep(0.2)
+    stop_if_orphan(d)
+    return 0
+
+
+def state_dir(args):
+    if args.dir:
+        return Path(args.dir).resolve()
+    return STATE_ROOT / args.name
+
+
+def main(argv):
+    os.umask(0o022)
+    parser = argparse.ArgumentParser(prog="lab", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("up", "down"):
+        p = sub.add_parser(name)
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--dir", help="the lab's state dir")
+        where.add_argument("--name", default="dev", help="state dir lab/.state/NAME (default: dev)")
+        p.add_argument("--quiet", action="store_true")
+    up = sub.choices["up"]
+    up.add_argument("--user", default=os.environ.get("BAKERY_LAB_USER", DEFAULT_USER),
+                    help="login user (default: $BAKERY_LAB_USER or admin)")
+    up.add_argument("--parent-pid", type=int, help="stop the lab when this process is gone")
+    up.add_argument("--keep", action="store_true", help="with --parent-pid: keep the state dir")
+    down = sub.choices["down"]
+    down.add_argument("--purge", action="store_true", help="also remove the state dir")
+    down.add_argument("--orphans", action="store_true",
+                      help="stop every lab under lab/.state whose --parent-pid process is gone")
+    watch = sub.add_parser("watch")
+    watch.add_argument("--dir", required=True)
+    args = parser.parse_args(argv)
+    try:
+        return {"up": cmd_up, "down": cmd_down, "watch": cmd_watch}[args.command](args)
+    except LabError as err:
+        print(f"lab {args.command}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,129 @@
+//! Step 11: copy the AMI to `ami_regions`, all regions at once, each copy tagged with `tags` rendered for
+//! its region. Cleanup only on failure: deregister the copies and delete their snapshots.
+
+use super::create_ami::{image_tags, wait_available};
+use super::ec2::{deregister_with_snapshots, to_tags};
+use super::state::{Ctx, State};
+use crate::aws_err::AwsResultExt;
+use crate::journal::Kind;
+use crate::pipeline::{Outcome, Step, StepError};
+use async_trait::async_trait;
+use bakery_core::aws::Clients;
+use std::sync::Mutex;
+
+/// Copies the AMI to other regions.
+#[derive(Default)]
+pub struct CopyRegions {
+    created: Mutex<Vec<(String, String, Vec<String>)>>,
+}
+
+impl CopyRegions {
+    fn clients(cx: &Ctx, region: &str) -> Clients {
+        Clients::for_region(&cx.sdk, Some(region), cx.cfg.access.custom_endpoint_ec2.as_deref().filter(|s| !s.is_empty()))
+    }
+
+    async fn copy_one(&self, cx: &Ctx, st: &State, region: String) -> Result<(String, String, Vec<String>), StepError> {
+        let (ami, _) = st.image.clone().ok_or_else(|| StepError::msg("no AMI"))?;
+        let c = Self::clients(cx, &region);
+        let kms = cx.cfg.ami.region_kms_key_ids.get(&region).cloned().filter(|s| !s.is_empty());
+        let encrypted = cx.cfg.ami.encrypt_boot == Some(true) || kms.is_some();
+        cx.ui.message(&cx.name, &format!("Copying to: {region}"));
+        let out = c
+            .ec2
+            .copy_image()
+            .source_image_id(&ami)
+            .source_region(cx.region())
+            .name(&cx.cfg.ami.ami_name)
+            .set_encrypted(encrypted.then_some(true))
+            .set_kms_key_id(kms)
+            .send()
+            .await
+            .aws("CopyImage")?;
+        let copy = out.image_id().ok_or_else(|| StepError::msg("CopyImage returned no id"))?.to_string();
+        cx.created(Kind::Image, &region, &copy);
+        self.created.lock().unwrap_or_else(|e| e.into_inner()).push((region.clone(), copy.clone(), vec![]));
+        let snaps = wait_available(cx, &c.ec2, &copy, &region).await?;
+        for s in &snaps {
+            cx.created(Kind::Snapshot, &region, s);
+        }
+        if let Some(e) = self
+            .created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter_mut()
+            .find(|(_, id, _)| *id == copy)
+        {
+            e.2 = snaps.clone();
+        }
+        let (itags, stags) = image_tags(cx, st, &region)?;
+        c.ec2.create_tags().resources(&copy).set_tags(Some(to_tags(&itags))).send().await.aws("CreateTags")?;
+        super::create_ami::tag_snapshots(&c.ec2, &snaps, &stags).await?;
+        Ok((region, copy, snaps))
+    }
+}
+
+#[async_trait]
+impl Step<Ctx, State> for CopyRegions {
+    fn name(&self) -> &'static str {
+        "copy-regions"
+    }
+
+    async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
+        if st.image.is_none() {
+            return Ok(());
+        }
+        let mut regions: Vec<String> = cx
+            .cfg
+            .ami
+            .ami_regions
+            .iter()
+            .filter(|r| !r.is_empty() && r.as_str() != cx.region())
+            .cloned()
+            .collect();
+        regions.sort();
+        regions.dedup();
+        if regions.is_empty() {
+            return Ok(());
+        }
+        cx.ui.say(&cx.name, &format!("Copying/Encrypting AMI to other regions: {}", regions.join(", ")));
+        let this = &*self;
+        let stv = &*st;
+        let results = crate::util::join_all(regions.into_iter().map(|r| this.copy_one(cx, stv, r))).await;
+        let mut first_err = None;
+        for r in results {
+            match r {
+                Ok((region, ami, snaps)) => {
+                    st.amis.insert(region.clone(), ami);
+                    st.snapshots.insert(region, snaps);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn cleanup(&mut self, cx: &Ctx, _st: &mut State, outcome: Outcome) -> Result<(), StepError> {
+        let created = std::mem::take(&mut *self.created.lock().unwrap_or_else(|e| e.into_inner()));
+        for (region, ami, snaps) in created {
+            if outcome.succeeded() {
+                cx.kept(Kind::Image, &region, &ami);
+                for s in &snaps {
+                    cx.kept(Kind::Snapshot, &region, s);
+                }
+                continue;
+            }
+            let c = Self::clients(cx, &region);
+            deregister_with_snapshots(&c.ec2, &ami, &snaps).await?;
+            cx.removed(Kind::Image, &region, &ami);
+            for s in &snaps {
+                cx.removed(Kind::Snapshot, &region, s);
+            }
+        }
+        Ok(())
+    }
+}

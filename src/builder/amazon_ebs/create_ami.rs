@@ -1,0 +1,226 @@
+//! Step 10: create the AMI from the stopped instance (with `ami_description`, `tags`, `snapshot_tags`
+//! rendered now, `ami_block_device_mappings`, `ena_support`/`sriov_support`), wait until it is available,
+//! and with `encrypt_boot` replace it by an encrypted copy. Cleanup only on failure: deregister the AMI and
+//! delete exactly its snapshots.
+
+use super::ec2::{deregister_with_snapshots, image_snapshots, merge, tag_spec};
+use super::run_instance::block_devices;
+use super::state::{Ctx, State};
+use crate::aws_err::AwsResultExt;
+use crate::journal::Kind;
+use crate::pipeline::{Outcome, Step, StepError};
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{AttributeBooleanValue, ImageState, ResourceType};
+use bakery_core::poll::{Poll, PollError, Poller};
+
+/// Creates the AMI.
+#[derive(Default)]
+pub struct CreateAmi {
+    created: Vec<(String, Vec<String>)>,
+}
+
+/// Tags for the AMI (`tags`) and its snapshots (`tags` + `snapshot_tags`), rendered for `region`, plus
+/// bakery's ownership tags.
+pub fn image_tags(
+    cx: &Ctx,
+    st: &State,
+    region: &str,
+) -> Result<(Vec<(String, String)>, Vec<(String, String)>), StepError> {
+    let mut late = st.late.clone();
+    late.data.insert("BuildRegion".into(), region.to_string());
+    let tags = cx.cfg.ami.tags.render(&late).map_err(|e| StepError::msg(format!("tags: {e}")))?;
+    let snap = cx
+        .cfg
+        .ami
+        .snapshot_tags
+        .render(&late)
+        .map_err(|e| StepError::msg(format!("snapshot_tags: {e}")))?;
+    let mut image = merge(&tags, &[]);
+    image.extend(cx.ownership_tags("image"));
+    let mut snapshot = merge(&tags, &snap.into_iter().collect::<Vec<_>>());
+    snapshot.extend(cx.ownership_tags("snapshot"));
+    Ok((image, snapshot))
+}
+
+/// Waits until an AMI is available; returns its snapshot ids.
+pub async fn wait_available(
+    cx: &Ctx,
+    ec2: &aws_sdk_ec2::Client,
+    ami: &str,
+    region: &str,
+) -> Result<Vec<String>, StepError> {
+    let progress = cx.ui.progress(&cx.name, &format!("Waiting for AMI {ami} in {region} to become ready"));
+    let snaps = cx
+        .poller(Poller::image_available())
+        .wait(
+            &format!("AMI {ami} to become available"),
+            &cx.cancel,
+            |s, t| progress.state(s, t),
+            || {
+                let ec2 = ec2.clone();
+                let ami = ami.to_string();
+                async move {
+                    let out = ec2.describe_images().image_ids(&ami).send().await.aws("DescribeImages")?;
+                    let Some(img) = out.images().first() else {
+                        return Err(PollError::NotFound);
+                    };
+                    match img.state() {
+                        Some(ImageState::Available) => Ok(Poll::Ready(image_snapshots(img))),
+                        Some(s @ (ImageState::Failed | ImageState::Error | ImageState::Deregistered | ImageState::Invalid)) => {
+                            Ok(Poll::Failed(format!(
+                                "{} ({})",
+                                s.as_str(),
+                                img.state_reason().and_then(|r| r.message()).unwrap_or("no reason given")
+                            )))
+                        }
+                        Some(s) => Ok(Poll::Pending(s.as_str().to_string())),
+                        None => Ok(Poll::Pending("unknown".into())),
+                    }
+                }
+            },
+        )
+        .await?;
+    progress.finish(&format!("AMI {ami} is available in {region}"));
+    Ok(snaps)
+}
+
+/// Tags snapshots (one call for all of them).
+pub async fn tag_snapshots(
+    ec2: &aws_sdk_ec2::Client,
+    snaps: &[String],
+    tags: &[(String, String)],
+) -> Result<(), StepError> {
+    if snaps.is_empty() || tags.is_empty() {
+        return Ok(());
+    }
+    ec2.create_tags()
+        .set_resources(Some(snaps.to_vec()))
+        .set_tags(Some(super::ec2::to_tags(tags)))
+        .send()
+        .await
+        .aws("CreateTags")?;
+    Ok(())
+}
+
+#[async_trait]
+impl Step<Ctx, State> for CreateAmi {
+    fn name(&self) -> &'static str {
+        "create-ami"
+    }
+
+    async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
+        if cx.cfg.skip_create_ami {
+            cx.ui.say(&cx.name, "Skipping AMI creation (skip_create_ami)...");
+            return Ok(());
+        }
+        let ec2 = &cx.clients.ec2;
+        let id = st.instance.as_ref().map(|i| i.id.clone()).ok_or_else(|| StepError::msg("no instance"))?;
+        if cx.cfg.ami.ena_support == Some(true) {
+            cx.ui.say(&cx.name, "Enabling Enhanced Networking (ENA)...");
+            ec2.modify_instance_attribute()
+                .instance_id(&id)
+                .ena_support(AttributeBooleanValue::builder().value(true).build())
+                .send()
+                .await
+                .aws("ModifyInstanceAttribute")?;
+        }
+        if cx.cfg.ami.sriov_support {
+            ec2.modify_instance_attribute()
+                .instance_id(&id)
+                .sriov_net_support(aws_sdk_ec2::types::AttributeValue::builder().value("simple").build())
+                .send()
+                .await
+                .aws("ModifyInstanceAttribute")?;
+        }
+        let description = match &cx.cfg.ami.ami_description {
+            Some(t) => Some(t.render(&st.late).map_err(|e| StepError::msg(format!("ami_description: {e}")))?),
+            None => None,
+        };
+        let (image_tags, snapshot_tags) = image_tags(cx, st, cx.region())?;
+        let name = cx.cfg.ami.ami_name.clone();
+        cx.ui.say(&cx.name, &format!("Creating AMI {name} from instance {id}"));
+        let bdm = block_devices(&cx.cfg.ami_block_device_mappings);
+        let out = ec2
+            .create_image()
+            .instance_id(&id)
+            .name(&name)
+            .set_description(description.filter(|d| !d.is_empty()))
+            .set_block_device_mappings(Some(bdm).filter(|v| !v.is_empty()))
+            .tag_specifications(tag_spec(ResourceType::Image, &image_tags))
+            .send()
+            .await
+            .aws("CreateImage")?;
+        let mut ami = out.image_id().ok_or_else(|| StepError::msg("CreateImage returned no id"))?.to_string();
+        cx.created(Kind::Image, cx.region(), &ami);
+        self.created.push((ami.clone(), vec![]));
+        cx.ui.message(&cx.name, &format!("AMI: {ami}"));
+        let mut snaps = wait_available(cx, ec2, &ami, cx.region()).await?;
+        for s in &snaps {
+            cx.created(Kind::Snapshot, cx.region(), s);
+        }
+        self.created.last_mut().expect("pushed").1 = snaps.clone();
+        // Snapshot tags go on once the snapshots exist (moto does not take them in CreateImage).
+        tag_snapshots(ec2, &snaps, &snapshot_tags).await?;
+        if cx.cfg.ami.encrypt_boot == Some(true) {
+            cx.ui.say(&cx.name, "Copying AMI to an encrypted AMI (encrypt_boot)...");
+            let copy = ec2
+                .copy_image()
+                .source_image_id(&ami)
+                .source_region(cx.region())
+                .name(&name)
+                .encrypted(true)
+                .set_kms_key_id(cx.cfg.ami.kms_key_id.clone().filter(|s| !s.is_empty()))
+                .send()
+                .await
+                .aws("CopyImage")?;
+            let enc = copy.image_id().ok_or_else(|| StepError::msg("CopyImage returned no id"))?.to_string();
+            cx.created(Kind::Image, cx.region(), &enc);
+            self.created.push((enc.clone(), vec![]));
+            let enc_snaps = wait_available(cx, ec2, &enc, cx.region()).await?;
+            for s in &enc_snaps {
+                cx.created(Kind::Snapshot, cx.region(), s);
+            }
+            self.created.last_mut().expect("pushed").1 = enc_snaps.clone();
+            ec2.create_tags()
+                .resources(&enc)
+                .set_tags(Some(super::ec2::to_tags(&image_tags)))
+                .send()
+                .await
+                .aws("CreateTags")?;
+            tag_snapshots(ec2, &enc_snaps, &snapshot_tags).await?;
+            deregister_with_snapshots(ec2, &ami, &snaps).await?;
+            cx.removed(Kind::Image, cx.region(), &ami);
+            for s in &snaps {
+                cx.removed(Kind::Snapshot, cx.region(), s);
+            }
+            self.created.remove(0);
+            ami = enc;
+            snaps = enc_snaps;
+        }
+        st.late.build.insert("ImageID".into(), ami.clone());
+        st.image = Some((ami.clone(), snaps.clone()));
+        st.amis.insert(cx.region().to_string(), ami);
+        st.snapshots.insert(cx.region().to_string(), snaps);
+        Ok(())
+    }
+
+    async fn cleanup(&mut self, cx: &Ctx, _st: &mut State, outcome: Outcome) -> Result<(), StepError> {
+        let created = std::mem::take(&mut self.created);
+        for (ami, snaps) in created {
+            if outcome.succeeded() {
+                cx.kept(Kind::Image, cx.region(), &ami);
+                for s in &snaps {
+                    cx.kept(Kind::Snapshot, cx.region(), s);
+                }
+                continue;
+            }
+            cx.ui.say(&cx.name, &format!("Deregistering the AMI {ami} and deleting its snapshots because of cancellation or error..."));
+            deregister_with_snapshots(&cx.clients.ec2, &ami, &snaps).await?;
+            cx.removed(Kind::Image, cx.region(), &ami);
+            for s in &snaps {
+                cx.removed(Kind::Snapshot, cx.region(), s);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,254 @@
+//! Step 6: launch the builder instance and wait until it runs. Cleanup (always): terminate it; when no
+//! temporary security group will be deleted after it, also wait for `terminated` here.
+
+use super::ec2::{merge, tag_spec};
+use super::state::{Ctx, InstanceInfo, State};
+use crate::aws_err::AwsResultExt;
+use crate::journal::Kind;
+use crate::pipeline::{Outcome, Step, StepError};
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
+    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceMetadataTagsState,
+    InstanceNetworkInterfaceSpecification, InstanceStateName, InstanceType, ResourceType,
+    ShutdownBehavior, VolumeType,
+};
+use bakery_core::poll::{Poll, PollError, Poller};
+use bakery_template::BlockDevice;
+
+/// Launches the instance.
+#[derive(Default)]
+pub struct RunInstance {
+    id: Option<String>,
+}
+
+/// SDK block-device mappings from the template's.
+pub fn block_devices(devs: &[BlockDevice]) -> Vec<BlockDeviceMapping> {
+    devs.iter()
+        .map(|d| {
+            let mut b = BlockDeviceMapping::builder().set_device_name(d.device_name.clone());
+            if d.no_device {
+                return b.no_device("").build();
+            }
+            if let Some(v) = &d.virtual_name {
+                return b.virtual_name(v).build();
+            }
+            let mut e = EbsBlockDevice::builder()
+                .delete_on_termination(d.delete_on_termination)
+                .set_encrypted(d.encrypted)
+                .set_snapshot_id(d.snapshot_id.clone())
+                .set_kms_key_id(d.kms_key_id.clone())
+                .set_iops(d.iops.map(|v| v as i32))
+                .set_throughput(d.throughput.map(|v| v as i32))
+                .set_volume_type(d.volume_type.as_deref().map(VolumeType::from));
+            if d.volume_size > 0 {
+                e = e.volume_size(d.volume_size as i32);
+            }
+            b = b.ebs(e.build());
+            b.build()
+        })
+        .collect()
+}
+
+fn user_data(cx: &Ctx) -> Result<Option<String>, StepError> {
+    let run = &cx.cfg.run;
+    let raw = if let Some(f) = run.user_data_file.as_deref().filter(|s| !s.is_empty()) {
+        Some(std::fs::read(f).map_err(|e| StepError::msg(format!("user_data_file {f}: {e}")))?)
+    } else {
+        run.user_data.clone().filter(|s| !s.is_empty()).map(String::into_bytes)
+    };
+    Ok(raw.map(|b| aws_smithy_types::base64::encode(&b)))
+}
+
+fn info(i: &aws_sdk_ec2::types::Instance) -> InstanceInfo {
+    InstanceInfo {
+        id: i.instance_id().unwrap_or_default().to_string(),
+        public_ip: i.public_ip_address().map(str::to_string),
+        private_ip: i.private_ip_address().map(str::to_string),
+        public_dns: i.public_dns_name().filter(|s| !s.is_empty()).map(str::to_string),
+        private_dns: i.private_dns_name().filter(|s| !s.is_empty()).map(str::to_string),
+        az: i.placement().and_then(|p| p.availability_zone()).map(str::to_string),
+    }
+}
+
+#[async_trait]
+impl Step<Ctx, State> for RunInstance {
+    fn name(&self) -> &'static str {
+        "run-instance"
+    }
+
+    async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
+        let run = &cx.cfg.run;
+        if run.is_spot_instance() || !run.spot_instance_types.is_empty() {
+            return Err(StepError::msg(
+                "spot_price/spot_instance_types: spot builder instances are not supported by bakery yet; remove them to build on demand",
+            ));
+        }
+        let source = st.source.as_ref().ok_or_else(|| StepError::msg("no source AMI"))?;
+        let run_tags = run.run_tags.render(&st.late).map_err(|e| StepError::msg(format!("run_tags: {e}")))?;
+        let volume_tags = cx
+            .cfg
+            .run_volume_tags
+            .render(&st.late)
+            .map_err(|e| StepError::msg(format!("run_volume_tags: {e}")))?;
+        let mut instance_tags = vec![("Name".to_string(), "Packer Builder".to_string())];
+        instance_tags = merge(&instance_tags.into_iter().collect(), &run_tags.clone().into_iter().collect::<Vec<_>>());
+        instance_tags.extend(cx.ownership_tags("builder-instance"));
+        let mut vol = merge(&volume_tags, &[]);
+        vol.extend(cx.ownership_tags("builder-volume"));
+        let instance_type = run.instance_type.clone().unwrap_or_else(|| "t3.micro".into());
+        cx.ui.say(&cx.name, "Launching a source AWS instance...");
+        let md = &run.metadata_options;
+        let mut req = cx
+            .clients
+            .ec2
+            .run_instances()
+            .image_id(&source.id)
+            .instance_type(InstanceType::from(instance_type.as_str()))
+            .min_count(1)
+            .max_count(1)
+            .set_key_name(st.key.as_ref().and_then(|k| k.key_name()).map(str::to_string))
+            .set_user_data(user_data(cx)?)
+            .set_block_device_mappings(Some(block_devices(&cx.cfg.launch_block_device_mappings)).filter(|v| !v.is_empty()))
+            .instance_initiated_shutdown_behavior(ShutdownBehavior::from(run.shutdown_behavior.as_str()))
+            .ebs_optimized(run.ebs_optimized)
+            .client_token(format!("{}-{}", cx.run_id, cx.build.name).chars().take(64).collect::<String>())
+            .metadata_options(
+                InstanceMetadataOptionsRequest::builder()
+                    .http_endpoint(InstanceMetadataEndpointState::from(md.http_endpoint.as_str()))
+                    .http_tokens(HttpTokensState::from(md.http_tokens.as_str()))
+                    .http_put_response_hop_limit(md.http_put_response_hop_limit as i32)
+                    .instance_metadata_tags(InstanceMetadataTagsState::from(md.instance_metadata_tags.as_str()))
+                    .build(),
+            )
+            .tag_specifications(tag_spec(ResourceType::Instance, &instance_tags))
+            .tag_specifications(tag_spec(ResourceType::Volume, &vol));
+        if let Some(profile) = run.iam_instance_profile.as_deref().filter(|s| !s.is_empty()) {
+            req = req.iam_instance_profile(IamInstanceProfileSpecification::builder().name(profile).build());
+        }
+        if let Some(az) = run.availability_zone.as_deref().filter(|s| !s.is_empty()) {
+            req = req.placement(aws_sdk_ec2::types::Placement::builder().availability_zone(az).build());
+        }
+        if let Some(public) = run.associate_public_ip_address {
+            // A public address can only be asked for on a network-interface specification.
+            req = req.network_interfaces(
+                InstanceNetworkInterfaceSpecification::builder()
+                    .device_index(0)
+                    .associate_public_ip_address(public)
+                    .delete_on_termination(true)
+                    .set_subnet_id(st.subnet_id.clone())
+                    .set_groups(Some(st.security_group_ids.clone()))
+                    .build(),
+            );
+        } else {
+            req = req
+                .set_subnet_id(st.subnet_id.clone())
+                .set_security_group_ids(Some(st.security_group_ids.clone()));
+        }
+        let out = req.send().await.aws("RunInstances")?;
+        let first = out
+            .instances()
+            .first()
+            .ok_or_else(|| StepError::msg("RunInstances returned no instance"))?;
+        let id = first.instance_id().unwrap_or_default().to_string();
+        cx.created(Kind::Instance, cx.region(), &id);
+        self.id = Some(id.clone());
+        cx.ui.message(&cx.name, &format!("Instance ID: {id}"));
+        let progress = cx.ui.progress(&cx.name, &format!("Waiting for instance ({id}) to become ready"));
+        let ec2 = cx.clients.ec2.clone();
+        let inst = cx
+            .poller(Poller::instance_running())
+            .wait(
+                &format!("instance {id} to run"),
+                &cx.cancel,
+                |s, t| progress.state(s, t),
+                || describe_one(&ec2, &id, InstanceStateName::Running),
+            )
+            .await?;
+        progress.finish(&format!("Instance {id} is running"));
+        let i = info(&inst);
+        for (k, v) in [
+            ("ID", Some(i.id.clone())),
+            ("InstanceID", Some(i.id.clone())),
+            ("PublicIP", i.public_ip.clone()),
+            ("PrivateIP", i.private_ip.clone()),
+        ] {
+            if let Some(v) = v {
+                st.late.build.insert(k.into(), v);
+            }
+        }
+        st.instance = Some(i);
+        Ok(())
+    }
+
+    async fn cleanup(&mut self, cx: &Ctx, st: &mut State, _o: Outcome) -> Result<(), StepError> {
+        let Some(id) = self.id.clone() else {
+            return Ok(());
+        };
+        cx.ui.say(&cx.name, "Terminating the source AWS instance...");
+        let out = cx
+            .clients
+            .ec2
+            .terminate_instances()
+            .instance_ids(&id)
+            .send()
+            .await
+            .aws("TerminateInstances")?;
+        let now = out
+            .terminating_instances()
+            .first()
+            .and_then(|c| c.current_state())
+            .and_then(|s| s.name())
+            .cloned();
+        if now != Some(InstanceStateName::Terminated) && !st.temporary_security_group {
+            let ec2 = cx.clients.ec2.clone();
+            let progress = cx.ui.progress(&cx.name, &format!("Waiting for instance {id} to terminate"));
+            cx.poller(Poller::instance_terminated())
+                .wait(
+                    &format!("instance {id} to terminate"),
+                    &cx.cancel_cleanup,
+                    |s, t| progress.state(s, t),
+                    || describe_one(&ec2, &id, InstanceStateName::Terminated),
+                )
+                .await?;
+            progress.finish(&format!("Instance {id} terminated"));
+        }
+        cx.removed(Kind::Instance, cx.region(), &id);
+        self.id = None;
+        Ok(())
+    }
+}
+
+/// One look at an instance: ready in `want`, failed in a state it cannot leave towards `want`.
+pub async fn describe_one(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    want: InstanceStateName,
+) -> Result<Poll<aws_sdk_ec2::types::Instance>, PollError> {
+    let out = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .aws("DescribeInstances")?;
+    let Some(inst) = out.reservations().iter().flat_map(|r| r.instances()).next().cloned() else {
+        return Err(PollError::NotFound);
+    };
+    let state = inst.state().and_then(|s| s.name()).cloned().unwrap_or(InstanceStateName::Pending);
+    if state == want {
+        return Ok(Poll::Ready(inst));
+    }
+    let dead_end = match want {
+        InstanceStateName::Running => matches!(
+            state,
+            InstanceStateName::Terminated | InstanceStateName::ShuttingDown | InstanceStateName::Stopped
+        ),
+        InstanceStateName::Stopped => matches!(state, InstanceStateName::Terminated | InstanceStateName::ShuttingDown),
+        _ => false,
+    };
+    if dead_end {
+        Ok(Poll::Failed(state.as_str().to_string()))
+    } else {
+        Ok(Poll::Pending(state.as_str().to_string()))
+    }
+}

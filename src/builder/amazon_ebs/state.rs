@@ -1,0 +1,183 @@
+//! The typed state one amazon-ebs build carries through its steps, and the context every step reads.
+
+use crate::journal::{Event, Journal, Kind};
+use bakery_core::aws::Clients;
+use bakery_core::poll::{PollOverrides, Poller};
+use bakery_core::ui::Ui;
+use bakery_template::late::LateContext;
+use bakery_template::schema::AmazonEbsConfig;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What every step reads; nothing in here changes during the build.
+pub struct Ctx {
+    /// The rendered build name (output prefix, `PACKER_BUILD_NAME`).
+    pub name: String,
+    /// The build as loaded (provisioners, post-processors).
+    pub build: bakery_template::Build,
+    /// The builder's options.
+    pub cfg: Arc<AmazonEbsConfig>,
+    /// The one SDK config of the run (other regions' clients derive from it).
+    pub sdk: aws_config::SdkConfig,
+    /// The build region's clients.
+    pub clients: Clients,
+    /// Output.
+    pub ui: Ui,
+    /// The run journal.
+    pub journal: Arc<Journal>,
+    /// The run id (tags, names).
+    pub run_id: String,
+    /// Cancelled on the first interrupt.
+    pub cancel: CancellationToken,
+    /// Cancelled on the second interrupt (cleanup gives up).
+    pub cancel_cleanup: CancellationToken,
+    /// `-force`: deregister an AMI with the same name first.
+    pub force: bool,
+    /// `-debug`: keep the temporary private key as `ec2_<build>.pem`.
+    pub debug: bool,
+    /// `aws_polling` / environment overrides.
+    pub poll: PollOverrides,
+    /// Run the `error-cleanup-provisioner` when provisioning fails.
+    pub error_cleanup: bool,
+}
+
+impl Ctx {
+    /// The build region.
+    pub fn region(&self) -> &str {
+        &self.clients.region
+    }
+
+    /// A poller with the overrides applied.
+    pub fn poller(&self, base: Poller) -> Poller {
+        base.with_overrides(self.poll)
+    }
+
+    /// Records a created resource in the journal.
+    pub fn created(&self, kind: Kind, region: &str, id: &str) {
+        self.journal.record(Event::Created, kind, region, id, &self.name);
+    }
+
+    /// Records a removed resource in the journal.
+    pub fn removed(&self, kind: Kind, region: &str, id: &str) {
+        self.journal.record(Event::Removed, kind, region, id, &self.name);
+    }
+
+    /// Records a resource kept as the build's result.
+    pub fn kept(&self, kind: Kind, region: &str, id: &str) {
+        self.journal.record(Event::Kept, kind, region, id, &self.name);
+    }
+
+    /// Bakery's ownership tags for a resource of this build.
+    pub fn ownership_tags(&self, role: &str) -> Vec<(String, String)> {
+        bakery_core::tags::ownership(&self.run_id, &self.build.name, role)
+    }
+
+    /// A name for temporary resources: unique per run and build, recognisably bakery's.
+    pub fn temp_name(&self) -> String {
+        let short: String = self.run_id.chars().filter(|c| c.is_ascii_hexdigit()).take(12).collect();
+        let build: String = self
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+            .collect();
+        format!("bakery_{short}_{build}")
+    }
+}
+
+/// The source AMI, as `{{.SourceAMI*}}` exposes it.
+#[derive(Debug, Clone, Default)]
+pub struct SourceImage {
+    /// `ami-…`.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Owner account id.
+    pub owner: String,
+    /// Owner alias (`amazon`, ...) or empty.
+    pub owner_alias: String,
+    /// Creation date as AWS reports it.
+    pub creation_date: String,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+    /// Its root device name (`/dev/xvda`).
+    pub root_device_name: Option<String>,
+}
+
+/// How the build logs in.
+#[derive(Clone)]
+pub enum SshKey {
+    /// A private key (temporary or `ssh_private_key_file`), with the EC2 key pair name to launch with.
+    Private {
+        /// Key pair name passed to RunInstances (None: the AMI/user data provides access).
+        key_name: Option<String>,
+        /// OpenSSH/PEM private key.
+        pem: String,
+    },
+    /// ssh-agent, with an optional key pair name.
+    Agent {
+        /// Key pair name passed to RunInstances.
+        key_name: Option<String>,
+    },
+    /// `ssh_password`.
+    Password(String),
+}
+
+impl SshKey {
+    /// The key pair name RunInstances gets.
+    pub fn key_name(&self) -> Option<&str> {
+        match self {
+            SshKey::Private { key_name, .. } | SshKey::Agent { key_name } => key_name.as_deref(),
+            SshKey::Password(_) => None,
+        }
+    }
+}
+
+/// The builder instance.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceInfo {
+    /// `i-…`.
+    pub id: String,
+    /// Public address, if any.
+    pub public_ip: Option<String>,
+    /// Private address.
+    pub private_ip: Option<String>,
+    /// Public DNS name, if any.
+    pub public_dns: Option<String>,
+    /// Private DNS name.
+    pub private_dns: Option<String>,
+    /// Its availability zone.
+    pub az: Option<String>,
+}
+
+/// The typed state of one build.
+#[derive(Default)]
+pub struct State {
+    /// Set by the source AMI step.
+    pub source: Option<SourceImage>,
+    /// Set by the network step (may stay None: the default VPC).
+    pub vpc_id: Option<String>,
+    /// The VPC's CIDR blocks, when known (temporary security group default).
+    pub vpc_cidrs: Vec<String>,
+    /// Set by the network step.
+    pub subnet_id: Option<String>,
+    /// Set by the key pair step.
+    pub key: Option<SshKey>,
+    /// Set by the security group step.
+    pub security_group_ids: Vec<String>,
+    /// True when the security group step created a temporary group (its deletion then waits for the
+    /// instance's network interface to go, which is the wait for termination).
+    pub temporary_security_group: bool,
+    /// Set by the run instance step.
+    pub instance: Option<InstanceInfo>,
+    /// The SSH connection, open from the connect step until cleanup.
+    pub comm: Option<bakery_ssh::Communicator>,
+    /// The AMI in the build region and its snapshots.
+    pub image: Option<(String, Vec<String>)>,
+    /// AMI ids by region (the build region and the copies).
+    pub amis: BTreeMap<String, String>,
+    /// Snapshot ids by region.
+    pub snapshots: BTreeMap<String, Vec<String>>,
+    /// Data for late templates (`{{.BuildRegion}}`, `{{.SourceAMI}}`, `{{build `ID`}}`...).
+    pub late: LateContext,
+}

@@ -1,0 +1,2 @@
+//! Builders. bakery has one: [`amazon_ebs`], Packer's EBS-backed AMI builder.
+pub mod amazon_ebs;

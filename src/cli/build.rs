@@ -1,0 +1,501 @@
+//! `bake build`: run every build of each template (in parallel within a template, templates in order),
+//! clean up whatever happens, run post-processors, print the artifacts as Packer does.
+
+use super::{BuildArgs, OnErrorArg, template_args};
+use crate::builder::amazon_ebs::{self, state::Ctx};
+use crate::journal::{self, Journal};
+use crate::pipeline::{AskAnswer, OnError, RunControl};
+use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
+use bakery_core::poll::PollOverrides;
+use bakery_core::ui::{Mode, Ui, UiOptions};
+use bakery_template::{Build, BuilderConfig, Loaded, PostProcessorConfig};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// A placeholder for `-pass-ami` variables while validating templates before the AMI exists.
+const PLACEHOLDER_AMI: &str = "ami-00000000000000000";
+
+fn print_diagnostics(path: &Path, d: &bakery_template::Diagnostics) {
+    for diag in &d.0 {
+        eprintln!("{diag}");
+    }
+    let n = d.errors().count();
+    eprintln!("\n{}: {n} error{} found", path.display(), if n == 1 { "" } else { "s" });
+}
+
+fn load(args: &BuildArgs, path: &Path, extra: &[(String, String)]) -> Result<Loaded, bakery_template::Diagnostics> {
+    let mut t = template_args(&args.vars, path.to_path_buf());
+    t.vars.extend(extra.iter().cloned());
+    bakery_template::load(path, &t.load_options(false))
+}
+
+/// The AWS settings of an amazon-ebs build.
+pub fn aws_settings(cfg: &bakery_template::AmazonEbsConfig, endpoint_url: Option<&str>) -> AwsSettings {
+    let a = &cfg.access;
+    let ne = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
+    AwsSettings {
+        region: ne(&a.region),
+        profile: ne(&a.profile),
+        access_key: ne(&a.access_key),
+        secret_key: ne(&a.secret_key),
+        token: ne(&a.token),
+        assume_role: a.assume_role.as_ref().and_then(|r| {
+            r.role_arn.clone().filter(|s| !s.is_empty()).map(|arn| bakery_core::aws::AssumeRole {
+                role_arn: arn,
+                session_name: ne(&r.session_name),
+                external_id: ne(&r.external_id),
+                duration: r.duration_seconds.map(|s| Duration::from_secs(s.max(0) as u64)),
+            })
+        }),
+        endpoint_url: endpoint_url.map(str::to_string),
+        ec2_endpoint: ne(&a.custom_endpoint_ec2),
+        max_retries: (a.max_retries > 0).then_some(a.max_retries as u32),
+    }
+}
+
+/// SDK configs loaded once per distinct set of access settings.
+#[derive(Default)]
+struct SdkConfigs(Vec<(AwsSettings, aws_config::SdkConfig)>);
+
+impl SdkConfigs {
+    async fn get(&mut self, s: &AwsSettings) -> aws_config::SdkConfig {
+        if let Some((_, c)) = self.0.iter().find(|(k, _)| k == s) {
+            return c.clone();
+        }
+        let c = load_sdk_config(s).await;
+        self.0.push((s.clone(), c.clone()));
+        c
+    }
+}
+
+fn ui_for(args: &BuildArgs, secrets: &[String]) -> Ui {
+    let tty = std::io::stdout().is_terminal();
+    let mode = if args.machine_readable {
+        Mode::MachineReadable
+    } else if args.json {
+        Mode::Json
+    } else {
+        Mode::Human
+    };
+    Ui::stdout(UiOptions {
+        mode,
+        color: args.color && tty && mode == Mode::Human,
+        timestamps: args.timestamp_ui,
+        progress: tty && mode == Mode::Human,
+        secrets: secrets.to_vec(),
+    })
+}
+
+fn on_error(a: OnErrorArg) -> OnError {
+    match a {
+        OnErrorArg::Cleanup => OnError::Cleanup,
+        OnErrorArg::Abort => OnError::Abort,
+        OnErrorArg::Ask => OnError::Ask,
+        OnErrorArg::RunCleanupProvisioner => OnError::RunCleanupProvisioner,
+    }
+}
+
+/// Ctrl-C/SIGTERM: the first cancels the builds (cleanup follows), the second stops cleanup too.
+fn install_signals(ui: Ui, cancel: CancellationToken, cancel_cleanup: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            seen += 1;
+            if seen == 1 {
+                ui.error("bake", "Interrupt received. Cleaning up... (interrupt again to stop cleanup and leave resources)");
+                cancel.cancel();
+            } else {
+                ui.error("bake", "Second interrupt: stopping cleanup.");
+                cancel_cleanup.cancel();
+                return;
+            }
+        }
+    });
+}
+
+fn ask(step: &str, err: &str) -> AskAnswer {
+    use std::io::BufRead;
+    eprintln!("Step \"{step}\" failed: {err}\n[c] Clean up and exit, [a] abort without cleanup, or [r] retry step (build may fail even if retry succeeds)?");
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    match line.trim() {
+        "a" | "A" => AskAnswer::Abort,
+        "r" | "R" => AskAnswer::Retry,
+        _ => AskAnswer::Cleanup,
+    }
+}
+
+/// One finished build, for the summary.
+struct Finished {
+    name: String,
+    amis: BTreeMap<String, String>,
+    error: Option<String>,
+    elapsed: Duration,
+}
+
+/// Runs `bake build`; returns the exit code.
+pub async fn run(args: BuildArgs) -> i32 {
+    // Every template is checked before anything is created.
+    let mut secrets: Vec<String> = Vec::new();
+    let mut invalid = false;
+    for (i, path) in args.templates.iter().enumerate() {
+        let extra: Vec<(String, String)> = match (&args.pass_ami, i) {
+            (Some(var), i) if i > 0 => vec![(var.clone(), PLACEHOLDER_AMI.to_string())],
+            _ => vec![],
+        };
+        match load(&args, path, &extra) {
+            Ok(l) => {
+                secrets.extend(l.secrets.values().iter().cloned());
+                for w in &l.warnings {
+                    eprintln!("{w}");
+                }
+            }
+            Err(d) => {
+                print_diagnostics(path, &d);
+                invalid = true;
+            }
+        }
+    }
+    if invalid {
+        return 1;
+    }
+    let ui = ui_for(&args, &secrets);
+    if args.dry_run {
+        return dry_run(&args, &ui).await;
+    }
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let state = journal::state_dir();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let journal = match Journal::create(&state, &run_id, &command) {
+        Ok(j) => Arc::new(j),
+        Err(e) => {
+            eprintln!("bake: cannot create the run journal in {}: {e}", state.display());
+            return 1;
+        }
+    };
+    let cancel = CancellationToken::new();
+    let cancel_cleanup = CancellationToken::new();
+    install_signals(ui.clone(), cancel.clone(), cancel_cleanup.clone());
+    let ctl = RunControl {
+        cancel: cancel.clone(),
+        cancel_cleanup: cancel_cleanup.clone(),
+        on_error: on_error(args.on_error),
+        cleanup_deadline: Duration::from_secs(20 * 60),
+        ask: (args.on_error == OnErrorArg::Ask).then(|| Box::new(ask) as Box<dyn Fn(&str, &str) -> AskAnswer + Send + Sync>),
+    };
+    let mut sdk = SdkConfigs::default();
+    let mut finished: Vec<Finished> = Vec::new();
+    let mut passed: Option<String> = None;
+    let mut failed = false;
+    for path in &args.templates {
+        let extra: Vec<(String, String)> = match (&args.pass_ami, &passed) {
+            (Some(var), Some(ami)) => vec![(var.clone(), ami.clone())],
+            _ => vec![],
+        };
+        let loaded = match load(&args, path, &extra) {
+            Ok(l) => l,
+            Err(d) => {
+                print_diagnostics(path, &d);
+                failed = true;
+                break;
+            }
+        };
+        let results = run_template(&args, &loaded, &ui, &journal, &run_id, &ctl, &mut sdk).await;
+        passed = results
+            .iter()
+            .find(|f| f.error.is_none())
+            .and_then(|f| f.amis.values().next().cloned().map(|a| (f, a)))
+            .map(|(f, a)| f.amis.get(&region_of(&loaded, &f.name)).cloned().unwrap_or(a));
+        let any_failed = results.iter().any(|f| f.error.is_some());
+        finished.extend(results);
+        if any_failed || cancel.is_cancelled() {
+            failed = true;
+            break;
+        }
+    }
+    summarize(&ui, &finished);
+    if !failed && let Some(param) = &args.publish_ssm {
+        failed |= !publish_ssm(&ui, &mut sdk, &args, param, &finished).await;
+    }
+    let journal = Arc::try_unwrap(journal).ok();
+    if let Some(j) = journal
+        && let Some(path) = j.close()
+    {
+        ui.error("bake", &format!("Some resources were left behind (journal: {}). Run `bake cleanup` to remove them.", path.display()));
+        failed = true;
+    }
+    if failed { 1 } else { 0 }
+}
+
+fn region_of(loaded: &Loaded, build: &str) -> String {
+    loaded
+        .builds
+        .iter()
+        .find(|b| b.rendered_name == build)
+        .and_then(|b| b.builder.as_amazon_ebs())
+        .and_then(|c| c.access.region.clone())
+        .unwrap_or_default()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_template(
+    args: &BuildArgs,
+    loaded: &Loaded,
+    ui: &Ui,
+    journal: &Arc<Journal>,
+    run_id: &str,
+    ctl: &RunControl,
+    sdk: &mut SdkConfigs,
+) -> Vec<Finished> {
+    let limit = if args.debug { 1 } else if args.parallel_builds == 0 { usize::MAX >> 4 } else { args.parallel_builds };
+    let sem = tokio::sync::Semaphore::new(limit);
+    let mut ctxs = Vec::new();
+    for b in &loaded.builds {
+        let BuilderConfig::AmazonEbs(cfg) = &b.builder;
+        let settings = aws_settings(cfg, args.endpoint_url.as_deref());
+        let sdk_config = sdk.get(&settings).await;
+        let clients = Clients::for_region(&sdk_config, cfg.access.region.as_deref().filter(|s| !s.is_empty()), settings.ec2_endpoint.as_deref());
+        let polling = cfg.access.aws_polling.as_ref().map(|p| PollOverrides {
+            delay: p.delay_seconds.filter(|d| *d > 0).map(|d| Duration::from_secs(d as u64)),
+            max_attempts: p.max_attempts.filter(|d| *d > 0).map(|d| d as u32),
+        });
+        ctxs.push(Ctx {
+            name: b.rendered_name.clone(),
+            build: b.clone(),
+            cfg: Arc::new((**cfg).clone()),
+            sdk: sdk_config,
+            clients,
+            ui: ui.clone(),
+            journal: journal.clone(),
+            run_id: run_id.to_string(),
+            cancel: ctl.cancel.clone(),
+            cancel_cleanup: ctl.cancel_cleanup.clone(),
+            force: args.force,
+            debug: args.debug,
+            poll: PollOverrides::from_env().or(polling.unwrap_or_default()),
+            error_cleanup: matches!(ctl.on_error, OnError::Cleanup | OnError::RunCleanupProvisioner | OnError::Ask),
+        });
+    }
+    let runs = ctxs.iter().map(|cx| {
+        let sem = &sem;
+        async move {
+            let _permit = sem.acquire().await.ok();
+            let start = Instant::now();
+            let res = amazon_ebs::run(cx, ctl).await;
+            let elapsed = start.elapsed();
+            let mut error = None;
+            if let Some((step, e)) = &res.report.error {
+                let msg = format!("{e}");
+                ui.error(&cx.name, &format!("Build '{}' errored after {}: {msg}", cx.name, crate::util::human_duration(elapsed)));
+                tracing::debug!(step, "build failed");
+                error = Some(msg);
+            }
+            for f in &res.report.cleanup_failures {
+                ui.error(&cx.name, &format!("cleanup of {} failed: {}", f.step, f.error));
+            }
+            if res.report.cleanup_skipped {
+                ui.error(&cx.name, "Cleanup was skipped; `bake cleanup` removes what this run left.");
+            }
+            if error.is_none() {
+                if let Err(e) = post_process(args, cx, &res.amis, &res.late, elapsed).await {
+                    ui.error(&cx.name, &format!("Post-processor failed: {e}"));
+                    error = Some(e);
+                }
+            }
+            Finished { name: cx.name.clone(), amis: res.amis, error, elapsed }
+        }
+    });
+    crate::util::join_all(runs).await
+}
+
+async fn post_process(
+    args: &BuildArgs,
+    cx: &Ctx,
+    amis: &BTreeMap<String, String>,
+    late: &bakery_template::LateContext,
+    elapsed: Duration,
+) -> Result<(), String> {
+    let artifact = bakery_provision::manifest::Artifact {
+        build_name: cx.name.clone(),
+        builder_type: cx.build.builder_type.clone(),
+        artifact_id: amis.iter().map(|(r, a)| format!("{r}:{a}")).collect::<Vec<_>>().join(","),
+        files: None,
+        build_time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    let _ = elapsed;
+    for chain in &cx.build.post_processors {
+        for pp in chain {
+            match pp {
+                PostProcessorConfig::Manifest(m) => {
+                    let path = bakery_provision::manifest::write(m, &artifact, &cx.run_id, late, args.force, &cx.ui)
+                        .map_err(|e| e.to_string())?;
+                    cx.ui.say(&cx.name, &format!("Writing manifest: {}", path.display()));
+                }
+                PostProcessorConfig::ShellLocal(s) => {
+                    bakery_provision::run_shell_local(s, &cx.ui, &cx.name, &cx.build.builder_type, late, &cx.cancel)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn summarize(ui: &Ui, finished: &[Finished]) {
+    let errored: Vec<&Finished> = finished.iter().filter(|f| f.error.is_some()).collect();
+    if !errored.is_empty() {
+        ui.plain("\n==> Some builds didn't complete successfully and had errors:");
+        for f in &errored {
+            ui.plain(&format!("--> {}: {}", f.name, f.error.as_deref().unwrap_or_default()));
+        }
+    }
+    let ok: Vec<&Finished> = finished.iter().filter(|f| f.error.is_none() && !f.amis.is_empty()).collect();
+    if ok.is_empty() {
+        if errored.is_empty() {
+            ui.plain("\n==> Builds finished but no artifacts were created.");
+        }
+        return;
+    }
+    ui.plain("\n==> Builds finished. The artifacts of successful builds are:");
+    for (i, f) in ok.iter().enumerate() {
+        ui.plain(&format!("--> {}: AMIs were created:", f.name));
+        let lines: Vec<String> = f.amis.iter().map(|(r, a)| format!("{r}: {a}")).collect();
+        for l in &lines {
+            ui.plain(l);
+        }
+        let id = f.amis.iter().map(|(r, a)| format!("{r}:{a}")).collect::<Vec<_>>().join(",");
+        let idx = i.to_string();
+        ui.record(&f.name, "artifact-count", &["1"]);
+        ui.record(&f.name, "artifact", &[&idx, "builder-id", "mitchellh.amazonebs"]);
+        ui.record(&f.name, "artifact", &[&idx, "id", &id]);
+        ui.record(&f.name, "artifact", &[&idx, "string", &format!("AMIs were created:\n{}\n", lines.join("\n"))]);
+        ui.record(&f.name, "artifact", &[&idx, "files-count", "0"]);
+        ui.record(&f.name, "artifact", &[&idx, "end"]);
+        tracing::debug!(elapsed = ?f.elapsed, "build finished");
+    }
+}
+
+async fn publish_ssm(ui: &Ui, sdk: &mut SdkConfigs, args: &BuildArgs, param: &str, finished: &[Finished]) -> bool {
+    let ok: Vec<&Finished> = finished.iter().filter(|f| f.error.is_none() && !f.amis.is_empty()).collect();
+    let Some(last) = ok.last() else {
+        ui.error("bake", "-publish-ssm: no AMI to publish");
+        return false;
+    };
+    let settings = AwsSettings { endpoint_url: args.endpoint_url.clone(), ..Default::default() };
+    let config = sdk.get(&settings).await;
+    let mut all = true;
+    for (region, ami) in &last.amis {
+        let c = Clients::for_region(&config, Some(region), None);
+        match c
+            .ssm
+            .put_parameter()
+            .name(param)
+            .value(ami)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+        {
+            Ok(out) => ui.say(&last.name, &format!("Published {ami} to SSM parameter {param} in {region} (version {})", out.version())),
+            Err(e) => {
+                ui.error(&last.name, &format!("-publish-ssm {param} in {region}: {}", crate::aws_err::AwsError::new("PutParameter", e)));
+                all = false;
+            }
+        }
+    }
+    all
+}
+
+/// `--dry-run`: resolve what can be resolved with read-only calls and print the plan.
+async fn dry_run(args: &BuildArgs, ui: &Ui) -> i32 {
+    let mut sdk = SdkConfigs::default();
+    let mut failed = false;
+    for (i, path) in args.templates.iter().enumerate() {
+        let extra: Vec<(String, String)> = match (&args.pass_ami, i) {
+            (Some(var), i) if i > 0 => vec![(var.clone(), "<AMI of the previous template>".to_string())],
+            _ => vec![],
+        };
+        let Ok(loaded) = load(args, path, &extra) else { return 1 };
+        ui.plain(&format!("Template {} (dry run: nothing is created)", path.display()));
+        for b in &loaded.builds {
+            let BuilderConfig::AmazonEbs(cfg) = &b.builder;
+            let settings = aws_settings(cfg, args.endpoint_url.as_deref());
+            let config = sdk.get(&settings).await;
+            let clients = Clients::for_region(&config, cfg.access.region.as_deref().filter(|s| !s.is_empty()), settings.ec2_endpoint.as_deref());
+            failed |= !plan_build(ui, b, cfg, &clients, i > 0 && args.pass_ami.is_some()).await;
+        }
+    }
+    if failed { 1 } else { 0 }
+}
+
+async fn plan_build(
+    ui: &Ui,
+    b: &Build,
+    cfg: &bakery_template::AmazonEbsConfig,
+    clients: &Clients,
+    source_from_previous: bool,
+) -> bool {
+    let n = &b.rendered_name;
+    let mut ok = true;
+    let src = cfg.run.source_ami.clone().unwrap_or_default();
+    if source_from_previous {
+        ui.message(n, "source AMI: the AMI the previous template builds");
+    } else if !src.is_empty() && !src.starts_with("resolve:ssm:") {
+        match clients.ec2.describe_images().image_ids(&src).send().await {
+            Ok(o) if !o.images().is_empty() => ui.message(n, &format!("source AMI: {src} ({})", o.images()[0].name().unwrap_or(""))),
+            Ok(_) => {
+                ui.error(n, &format!("source AMI {src} was not found"));
+                ok = false;
+            }
+            Err(e) => {
+                ui.error(n, &format!("{}", crate::aws_err::AwsError::new("DescribeImages", e)));
+                ok = false;
+            }
+        }
+    } else {
+        ui.message(n, &format!("source AMI: {}", if src.is_empty() { "from source_ami_filter".to_string() } else { src }));
+    }
+    let region = clients.region.clone();
+    ui.message(n, &format!("would create in {region}: temporary key pair, temporary security group (tcp/{}), instance {} ({})",
+        cfg.comm.ssh_port, cfg.run.instance_type.clone().unwrap_or_default(), if cfg.run.iam_instance_profile.is_some() { "with instance profile" } else { "no instance profile" }));
+    for (i, p) in b.provisioners.iter().enumerate() {
+        let what = match p {
+            bakery_template::ProvisionerConfig::Shell(s) => {
+                if let Some(inline) = &s.inline {
+                    format!("shell: {} inline command(s)", inline.len())
+                } else {
+                    format!("shell: {}", s.scripts.join(", "))
+                }
+            }
+            bakery_template::ProvisionerConfig::File(f) => format!("file: {} => {} ({})", if f.sources.is_empty() { "<content>".to_string() } else { f.sources.join(", ") }, f.destination, f.direction),
+            bakery_template::ProvisionerConfig::ShellLocal(_) => "shell-local".to_string(),
+        };
+        ui.message(n, &format!("provisioner {}: {what}", i + 1));
+    }
+    if cfg.skip_create_ami {
+        ui.message(n, "would not create an AMI (skip_create_ami)");
+    } else {
+        let mut regions = vec![region];
+        regions.extend(cfg.ami.ami_regions.iter().cloned());
+        regions.sort();
+        regions.dedup();
+        ui.message(n, &format!("would create AMI {:?} in {}", cfg.ami.ami_name, regions.join(", ")));
+    }
+    ok
+}

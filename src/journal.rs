@@ -1,0 +1,339 @@
+//! The run journal: a local, append-only record of every AWS resource a run creates, written the moment the
+//! create call returns (before any waiting), so that a run killed with SIGKILL can still be cleaned up by
+//! `bake cleanup`. One JSON object per line in `<state dir>/runs/<run-id>.jsonl`. A live run holds an
+//! exclusive lock on its journal, so `bake cleanup` never touches a run that is still going.
+//!
+//! State directory: `BAKERY_STATE_DIR`, else `$XDG_STATE_HOME/bakery`, else `~/.local/state/bakery`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// What kind of resource an entry is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// An EC2 instance (terminate).
+    Instance,
+    /// A temporary EC2 key pair (delete).
+    KeyPair,
+    /// A temporary security group (delete).
+    SecurityGroup,
+    /// An AMI (deregister), kept on success.
+    Image,
+    /// An EBS snapshot (delete), kept on success.
+    Snapshot,
+}
+
+/// What happened to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Event {
+    /// Created by this run.
+    Created,
+    /// Removed by this run's cleanup.
+    Removed,
+    /// Kept as the build's result (AMIs and their snapshots of a successful build).
+    Kept,
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Created, removed or kept.
+    pub event: Event,
+    /// The resource kind.
+    pub kind: Kind,
+    /// Its region.
+    pub region: String,
+    /// Its id (`i-…`, `sg-…`, `ami-…`) or, for key pairs, its name.
+    pub id: String,
+    /// The build that created it.
+    pub build: String,
+}
+
+/// The first line of a journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Header {
+    run_id: String,
+    pid: u32,
+    started: u64,
+    command: String,
+}
+
+/// The journal of the current run.
+#[derive(Debug)]
+pub struct Journal {
+    run_id: String,
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+/// The state directory.
+pub fn state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BAKERY_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("bakery");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/state/bakery")
+}
+
+fn runs_dir(state: &Path) -> PathBuf {
+    state.join("runs")
+}
+
+impl Journal {
+    /// Creates and locks the journal of a new run.
+    pub fn create(state: &Path, run_id: &str, command: &str) -> std::io::Result<Self> {
+        let dir = runs_dir(state);
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{run_id}.jsonl"));
+        let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+        file.try_lock().map_err(|e| std::io::Error::other(e.to_string()))?;
+        let header = Header {
+            run_id: run_id.to_string(),
+            pid: std::process::id(),
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            command: command.to_string(),
+        };
+        writeln!(file, "{}", serde_json::to_string(&header).map_err(std::io::Error::other)?)?;
+        file.sync_data()?;
+        Ok(Journal {
+            run_id: run_id.to_string(),
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    /// The run id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends an entry and flushes it to disk before returning.
+    pub fn record(&self, event: Event, kind: Kind, region: &str, id: &str, build: &str) {
+        let e = Entry {
+            event,
+            kind,
+            region: region.to_string(),
+            id: id.to_string(),
+            build: build.to_string(),
+        };
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(line) = serde_json::to_string(&e) {
+            // A journal that cannot be written must not stop the cleanup of what it describes; the
+            // resources also carry bakery's tags.
+            let _ = writeln!(f, "{line}");
+            let _ = f.sync_data();
+        }
+    }
+
+    /// Resources created and neither removed nor kept.
+    pub fn outstanding(&self) -> Vec<Entry> {
+        read_entries(&self.path).map(|(_, e)| outstanding(&e)).unwrap_or_default()
+    }
+
+    /// Removes the journal when nothing it recorded is outstanding; keeps it (for `bake cleanup`) otherwise.
+    pub fn close(self) -> Option<PathBuf> {
+        if self.outstanding().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+            None
+        } else {
+            Some(self.path.clone())
+        }
+    }
+}
+
+fn read_entries(path: &Path) -> std::io::Result<(Header, Vec<Entry>)> {
+    let f = File::open(path)?;
+    let mut lines = BufReader::new(f).lines();
+    let header: Header = match lines.next() {
+        Some(l) => serde_json::from_str(&l?).map_err(std::io::Error::other)?,
+        None => return Err(std::io::Error::other("empty journal")),
+    };
+    let mut entries = Vec::new();
+    for line in lines {
+        let line = line?;
+        // A line cut short by a kill is ignored; everything before it counts.
+        if let Ok(e) = serde_json::from_str::<Entry>(&line) {
+            entries.push(e);
+        }
+    }
+    Ok((header, entries))
+}
+
+/// Entries created and not later removed or kept, in creation order.
+pub fn outstanding(entries: &[Entry]) -> Vec<Entry> {
+    let mut state: BTreeMap<(Kind, String, String), (usize, Event)> = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let key = (e.kind, e.region.clone(), e.id.clone());
+        match e.event {
+            Event::Created => {
+                state.insert(key, (i, Event::Created));
+            }
+            other => {
+                if let Some(s) = state.get_mut(&key) {
+                    s.1 = other;
+                }
+            }
+        }
+    }
+    let mut out: Vec<(usize, Entry)> = state
+        .into_iter()
+        .filter(|(_, (_, ev))| *ev == Event::Created)
+        .map(|(_, (i, _))| (i, entries[i].clone()))
+        .collect();
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, e)| e).collect()
+}
+
+/// A journal left by an earlier run.
+#[derive(Debug)]
+pub struct LeftRun {
+    /// Its run id.
+    pub run_id: String,
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its file, locked for as long as this value lives (so two cleanups never race).
+    lock: File,
+    /// What it left.
+    pub outstanding: Vec<Entry>,
+}
+
+impl LeftRun {
+    /// Records that a resource was removed by `bake cleanup`.
+    pub fn removed(&mut self, e: &Entry) {
+        let rec = Entry {
+            event: Event::Removed,
+            ..e.clone()
+        };
+        if let Ok(line) = serde_json::to_string(&rec) {
+            let _ = writeln!(self.lock, "{line}");
+            let _ = self.lock.sync_data();
+        }
+        self.outstanding.retain(|x| !(x.kind == e.kind && x.id == e.id && x.region == e.region));
+    }
+
+    /// Deletes the journal once nothing is outstanding.
+    pub fn finish(self) -> bool {
+        if self.outstanding.is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The journals of runs that are not running any more (their lock is free).
+pub fn left_runs(state: &Path) -> std::io::Result<Vec<LeftRun>> {
+    let dir = runs_dir(state);
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    let mut paths: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let lock = OpenOptions::new().append(true).open(&path)?;
+        if lock.try_lock().is_err() {
+            continue; // a live run
+        }
+        let Ok((header, entries)) = read_entries(&path) else {
+            continue;
+        };
+        out.push(LeftRun {
+            run_id: header.run_id,
+            path,
+            lock,
+            outstanding: outstanding(&entries),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("bakery-journal-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn outstanding_is_created_minus_removed_and_kept() {
+        let d = tmp();
+        let j = Journal::create(&d, "r1", "bake t.json").unwrap();
+        j.record(Event::Created, Kind::KeyPair, "us-east-1", "bakery_r1", "b");
+        j.record(Event::Created, Kind::Instance, "us-east-1", "i-1", "b");
+        j.record(Event::Created, Kind::Image, "us-east-1", "ami-1", "b");
+        j.record(Event::Removed, Kind::KeyPair, "us-east-1", "bakery_r1", "b");
+        j.record(Event::Kept, Kind::Image, "us-east-1", "ami-1", "b");
+        let ids: Vec<_> = j.outstanding().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["i-1"]);
+        let kept = j.close();
+        assert!(kept.is_some(), "journal with outstanding resources is kept");
+    }
+
+    #[test]
+    fn a_live_run_is_invisible_to_cleanup_and_a_dead_one_is_found() {
+        let d = tmp();
+        let j = Journal::create(&d, "live", "bake").unwrap();
+        j.record(Event::Created, Kind::Instance, "us-east-1", "i-live", "b");
+        assert!(left_runs(&d).unwrap().is_empty());
+        let path = j.close().unwrap();
+        assert!(path.exists());
+        let mut runs = left_runs(&d).unwrap();
+        assert_eq!(runs.len(), 1);
+        let e = runs[0].outstanding[0].clone();
+        assert_eq!(e.id, "i-live");
+        let mut r = runs.pop().unwrap();
+        r.removed(&e);
+        assert!(r.finish());
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored() {
+        let d = tmp();
+        let j = Journal::create(&d, "torn", "bake").unwrap();
+        j.record(Event::Created, Kind::SecurityGroup, "us-east-1", "sg-1", "b");
+        let path = j.path().to_path_buf();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        write!(f, "{{\"event\":\"crea").unwrap();
+        let runs = left_runs(&d).unwrap();
+        assert_eq!(runs[0].outstanding.len(), 1);
+    }
+
+    #[test]
+    fn a_clean_run_leaves_no_journal() {
+        let d = tmp();
+        let j = Journal::create(&d, "clean", "bake").unwrap();
+        j.record(Event::Created, Kind::KeyPair, "us-east-1", "k", "b");
+        j.record(Event::Removed, Kind::KeyPair, "us-east-1", "k", "b");
+        assert!(j.close().is_none());
+        assert!(std::fs::read_dir(d.join("runs")).unwrap().next().is_none());
+    }
+}

@@ -1,0 +1,248 @@
+//! The step pipeline, after Packer's `multistep`, with its rough edges fixed.
+//!
+//! A build is a list of [`Step`]s, each with `run` and `cleanup`. The runner runs them in order and, whatever
+//! happens, cleans up every step whose `run` started, in reverse order (so the instance is terminated before
+//! its security group and key pair are deleted). Improvements over Packer:
+//! - the state is a typed struct owned by the builder (no string-keyed bag, no type assertions);
+//! - cleanup is async and each step's cleanup has its own deadline, so a stuck terminate cannot hang the run;
+//! - cleanup errors are collected and reported after the error that failed the build, never over it;
+//! - cancellation (Ctrl-C, SIGTERM) goes through a token that `run` observes; cleanup gets a token of its own,
+//!   cancelled only by a second interrupt.
+
+use async_trait::async_trait;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How the build ended, as cleanup sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step ran.
+    Succeeded,
+    /// A step failed.
+    Failed,
+    /// The run was interrupted.
+    Cancelled,
+}
+
+impl Outcome {
+    /// Resources kept only on success (the AMI) are removed in any other outcome.
+    pub fn succeeded(self) -> bool {
+        self == Outcome::Succeeded
+    }
+}
+
+/// A step's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The step failed; the message says what and why.
+    #[error("{0}")]
+    Failed(String),
+    /// The step saw the cancellation token.
+    #[error("interrupted")]
+    Cancelled,
+}
+
+impl StepError {
+    /// A failure with a message.
+    pub fn msg(m: impl Into<String>) -> Self {
+        StepError::Failed(m.into())
+    }
+}
+
+impl From<crate::aws_err::AwsError> for StepError {
+    fn from(e: crate::aws_err::AwsError) -> Self {
+        StepError::Failed(e.to_string())
+    }
+}
+
+impl From<bakery_core::poll::WaitError> for StepError {
+    fn from(e: bakery_core::poll::WaitError) -> Self {
+        match e {
+            bakery_core::poll::WaitError::Cancelled(_) => StepError::Cancelled,
+            other => StepError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// One step of a build. `S` is the builder's typed state, `C` its context (clients, UI, tokens).
+#[async_trait]
+pub trait Step<C: Sync, S: Send>: Send {
+    /// A short name for logs and errors.
+    fn name(&self) -> &'static str;
+    /// Does the work. Records what it must undo (in `self` or in the state) as soon as it is created.
+    async fn run(&mut self, cx: &C, st: &mut S) -> Result<(), StepError>;
+    /// Undoes what `run` did, as far as it got; called for every step whose `run` started, in reverse
+    /// order, whatever the outcome. Steps that keep their result on success check `outcome`.
+    async fn cleanup(&mut self, _cx: &C, _st: &mut S, _outcome: Outcome) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+/// What to do when a step fails (`-on-error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// Clean up everything (the default).
+    #[default]
+    Cleanup,
+    /// Stop at once and leave every resource as it is (for debugging); `bake cleanup` removes them later.
+    Abort,
+    /// Ask on the terminal: clean up, abort or retry the step.
+    Ask,
+    /// Run the `error-cleanup-provisioner` (done by the provision step), then abort without cleanup.
+    RunCleanupProvisioner,
+}
+
+/// The answer to `-on-error=ask`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskAnswer {
+    /// Clean up.
+    Cleanup,
+    /// Abort, leaving resources.
+    Abort,
+    /// Run the failed step again.
+    Retry,
+}
+
+/// The runner's view of the run: the cancellation tokens, the error policy and the cleanup deadline.
+pub struct RunControl {
+    /// Cancelled by the first interrupt: steps stop.
+    pub cancel: CancellationToken,
+    /// Cancelled by the second interrupt: cleanup stops too.
+    pub cancel_cleanup: CancellationToken,
+    /// `-on-error`.
+    pub on_error: OnError,
+    /// The longest one step's cleanup may take.
+    pub cleanup_deadline: Duration,
+    /// Asked when `on_error` is `Ask`.
+    pub ask: Option<Box<dyn Fn(&str, &str) -> AskAnswer + Send + Sync>>,
+}
+
+/// A cleanup that did not complete.
+#[derive(Debug)]
+pub struct CleanupFailure {
+    /// The step.
+    pub step: &'static str,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// The result of running a pipeline.
+#[derive(Debug)]
+pub struct RunReport {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The step that failed and why (None on success).
+    pub error: Option<(&'static str, StepError)>,
+    /// Cleanups that failed or timed out, in the order they ran.
+    pub cleanup_failures: Vec<CleanupFailure>,
+    /// True when cleanup was skipped (`-on-error=abort`, or stopped by a second interrupt).
+    pub cleanup_skipped: bool,
+}
+
+/// Runs `steps` over `st`; see the module docs.
+pub async fn run<C: Sync, S: Send>(
+    steps: &mut [Box<dyn Step<C, S>>],
+    cx: &C,
+    st: &mut S,
+    ctl: &RunControl,
+) -> RunReport {
+    let mut started = 0usize;
+    let mut error: Option<(&'static str, StepError)> = None;
+    let mut skip_cleanup = false;
+    let mut i = 0;
+    while i < steps.len() {
+        if ctl.cancel.is_cancelled() {
+            error = Some((steps[i].name(), StepError::Cancelled));
+            break;
+        }
+        started = started.max(i + 1);
+        let step = &mut steps[i];
+        let name = step.name();
+        let result = tokio::select! {
+            biased;
+            r = step.run(cx, st) => r,
+            _ = ctl.cancel.cancelled() => Err(StepError::Cancelled),
+        };
+        match result {
+            Ok(()) => i += 1,
+            Err(StepError::Cancelled) => {
+                error = Some((name, StepError::Cancelled));
+                break;
+            }
+            Err(e) => match ctl.on_error {
+                OnError::Cleanup => {
+                    error = Some((name, e));
+                    break;
+                }
+                OnError::Abort | OnError::RunCleanupProvisioner => {
+                    error = Some((name, e));
+                    skip_cleanup = true;
+                    break;
+                }
+                OnError::Ask => {
+                    let answer = ctl
+                        .ask
+                        .as_ref()
+                        .map(|ask| ask(name, &e.to_string()))
+                        .unwrap_or(AskAnswer::Cleanup);
+                    match answer {
+                        AskAnswer::Retry => continue,
+                        AskAnswer::Cleanup => {
+                            error = Some((name, e));
+                            break;
+                        }
+                        AskAnswer::Abort => {
+                            error = Some((name, e));
+                            skip_cleanup = true;
+                            break;
+                        }
+                    }
+                }
+            },
+        }
+    }
+    let outcome = match &error {
+        None => Outcome::Succeeded,
+        Some((_, StepError::Cancelled)) => Outcome::Cancelled,
+        Some(_) => Outcome::Failed,
+    };
+    let mut cleanup_failures = Vec::new();
+    if !skip_cleanup {
+        for step in steps[..started].iter_mut().rev() {
+            if ctl.cancel_cleanup.is_cancelled() {
+                skip_cleanup = true;
+                break;
+            }
+            let name = step.name();
+            let r = tokio::select! {
+                biased;
+                r = tokio::time::timeout(ctl.cleanup_deadline, step.cleanup(cx, st, outcome)) => r,
+                _ = ctl.cancel_cleanup.cancelled() => {
+                    skip_cleanup = true;
+                    cleanup_failures.push(CleanupFailure { step: name, error: "cleanup interrupted".into() });
+                    break;
+                }
+            };
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => cleanup_failures.push(CleanupFailure {
+                    step: name,
+                    error: e.to_string(),
+                }),
+                Err(_) => cleanup_failures.push(CleanupFailure {
+                    step: name,
+                    error: format!("cleanup did not finish within {:?}", ctl.cleanup_deadline),
+                }),
+            }
+        }
+    }
+    RunReport {
+        outcome,
+        error,
+        cleanup_failures,
+        cleanup_skipped: skip_cleanup,
+    }
+}
+
+#[cfg(test)]
+mod tests;

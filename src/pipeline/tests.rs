@@ -1,0 +1,188 @@
+use super::*;
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Log(Mutex<Vec<String>>);
+impl Log {
+    fn push(&self, s: String) {
+        self.0.lock().unwrap().push(s);
+    }
+    fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Ok,
+    Fail,
+    FailOnce,
+    Hang,
+    CleanupFails,
+    CleanupHangs,
+}
+
+struct T {
+    name: &'static str,
+    b: Behaviour,
+    runs: u32,
+}
+
+#[async_trait]
+impl Step<Log, u32> for T {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    async fn run(&mut self, cx: &Log, st: &mut u32) -> Result<(), StepError> {
+        self.runs += 1;
+        *st += 1;
+        cx.push(format!("run {}", self.name));
+        match self.b {
+            Behaviour::Fail => Err(StepError::msg(format!("{} broke", self.name))),
+            Behaviour::FailOnce if self.runs == 1 => Err(StepError::msg("first try fails")),
+            Behaviour::Hang => {
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    async fn cleanup(&mut self, cx: &Log, _st: &mut u32, o: Outcome) -> Result<(), StepError> {
+        cx.push(format!("cleanup {} {o:?}", self.name));
+        match self.b {
+            Behaviour::CleanupFails => Err(StepError::msg(format!("{} cleanup broke", self.name))),
+            Behaviour::CleanupHangs => {
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn steps(spec: &[(&'static str, Behaviour)]) -> Vec<Box<dyn Step<Log, u32>>> {
+    spec.iter()
+        .map(|&(name, b)| Box::new(T { name, b, runs: 0 }) as Box<dyn Step<Log, u32>>)
+        .collect()
+}
+
+fn ctl(on_error: OnError) -> RunControl {
+    RunControl {
+        cancel: CancellationToken::new(),
+        cancel_cleanup: CancellationToken::new(),
+        on_error,
+        cleanup_deadline: Duration::from_secs(5),
+        ask: None,
+    }
+}
+
+#[tokio::test]
+async fn success_cleans_up_every_step_in_reverse() {
+    let log = Log::default();
+    let mut s = steps(&[("a", Behaviour::Ok), ("b", Behaviour::Ok), ("c", Behaviour::Ok)]);
+    let r = run(&mut s, &log, &mut 0, &ctl(OnError::Cleanup)).await;
+    assert_eq!(r.outcome, Outcome::Succeeded);
+    assert!(r.error.is_none());
+    assert_eq!(
+        log.all(),
+        [
+            "run a",
+            "run b",
+            "run c",
+            "cleanup c Succeeded",
+            "cleanup b Succeeded",
+            "cleanup a Succeeded"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn failure_cleans_up_the_failed_step_and_those_before_it_only() {
+    let log = Log::default();
+    let mut s = steps(&[("a", Behaviour::Ok), ("b", Behaviour::Fail), ("c", Behaviour::Ok)]);
+    let r = run(&mut s, &log, &mut 0, &ctl(OnError::Cleanup)).await;
+    assert_eq!(r.outcome, Outcome::Failed);
+    let (step, err) = r.error.unwrap();
+    assert_eq!(step, "b");
+    assert_eq!(err.to_string(), "b broke");
+    assert_eq!(log.all(), ["run a", "run b", "cleanup b Failed", "cleanup a Failed"]);
+}
+
+#[tokio::test]
+async fn cleanup_errors_are_collected_and_never_replace_the_first_error() {
+    let log = Log::default();
+    let mut s = steps(&[
+        ("a", Behaviour::CleanupFails),
+        ("b", Behaviour::CleanupFails),
+        ("c", Behaviour::Fail),
+    ]);
+    let r = run(&mut s, &log, &mut 0, &ctl(OnError::Cleanup)).await;
+    assert_eq!(r.error.as_ref().unwrap().1.to_string(), "c broke");
+    let f: Vec<_> = r.cleanup_failures.iter().map(|f| (f.step, f.error.as_str())).collect();
+    assert_eq!(f, [("b", "b cleanup broke"), ("a", "a cleanup broke")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stuck_cleanup_hits_its_deadline_and_the_rest_still_run() {
+    let log = Log::default();
+    let mut s = steps(&[("a", Behaviour::Ok), ("b", Behaviour::CleanupHangs), ("c", Behaviour::Fail)]);
+    let r = run(&mut s, &log, &mut 0, &ctl(OnError::Cleanup)).await;
+    assert_eq!(r.cleanup_failures.len(), 1);
+    assert_eq!(r.cleanup_failures[0].step, "b");
+    assert!(r.cleanup_failures[0].error.contains("did not finish within 5s"));
+    assert!(log.all().contains(&"cleanup a Failed".to_string()));
+}
+
+#[tokio::test]
+async fn abort_leaves_everything_in_place() {
+    let log = Log::default();
+    let mut s = steps(&[("a", Behaviour::Ok), ("b", Behaviour::Fail)]);
+    let r = run(&mut s, &log, &mut 0, &ctl(OnError::Abort)).await;
+    assert!(r.cleanup_skipped);
+    assert_eq!(log.all(), ["run a", "run b"]);
+}
+
+#[tokio::test]
+async fn ask_can_retry_the_failed_step() {
+    let log = Log::default();
+    let mut s = steps(&[("a", Behaviour::Ok), ("b", Behaviour::FailOnce)]);
+    let mut c = ctl(OnError::Ask);
+    c.ask = Some(Box::new(|step, err| {
+        assert_eq!(step, "b");
+        assert_eq!(err, "first try fails");
+        AskAnswer::Retry
+    }));
+    let r = run(&mut s, &log, &mut 0, &c).await;
+    assert_eq!(r.outcome, Outcome::Succeeded);
+    assert_eq!(log.all()[..3], ["run a", "run b", "run b"]);
+}
+
+#[tokio::test]
+async fn cancellation_stops_the_running_step_and_cleans_up() {
+    let log = Log::default();
+    let mut s = steps(&[("a", Behaviour::Ok), ("b", Behaviour::Hang), ("c", Behaviour::Ok)]);
+    let c = ctl(OnError::Cleanup);
+    let cancel = c.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cancel.cancel();
+    });
+    let r = run(&mut s, &log, &mut 0, &c).await;
+    assert_eq!(r.outcome, Outcome::Cancelled);
+    assert_eq!(log.all(), ["run a", "run b", "cleanup b Cancelled", "cleanup a Cancelled"]);
+}
+
+#[tokio::test]
+async fn a_second_interrupt_stops_cleanup() {
+    let log = Log::default();
+    let mut s = steps(&[("a", Behaviour::Ok), ("b", Behaviour::CleanupHangs), ("c", Behaviour::Fail)]);
+    let c = ctl(OnError::Cleanup);
+    let cc = c.cancel_cleanup.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cc.cancel();
+    });
+    let r = run(&mut s, &log, &mut 0, &c).await;
+    assert!(r.cleanup_skipped);
+    assert!(!log.all().contains(&"cleanup a Failed".to_string()));
+}
