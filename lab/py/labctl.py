@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -231,8 +232,6 @@ def stop_if_orphan(d):
 def require_installed(user):
     missing = [str(p) for p in (VENV_PYTHON, SSHD, SSH_KEYGEN, SYSTEM_PYTHON) if not p.exists()]
     try:
-        import pwd
-
         pwd.getpwnam(user)
     except KeyError:
         missing.append(f"user {user}")

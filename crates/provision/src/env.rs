@@ -27,13 +27,11 @@ pub fn collect(
     vars.insert("PACKER_BUILD_NAME".into(), build_name.to_string());
     vars.insert("PACKER_BUILDER_TYPE".into(), build_type.to_string());
     for (i, entry) in environment_vars.iter().enumerate() {
-        let kv = entry
-            .render(late)
-            .map_err(|e| ProvisionError::Render {
-                provisioner,
-                field: format!("environment_vars[{i}]"),
-                message: e.message,
-            })?;
+        let kv = entry.render(late).map_err(|e| ProvisionError::Render {
+            provisioner,
+            field: format!("environment_vars[{i}]"),
+            message: e.message,
+        })?;
         match kv.split_once('=') {
             Some((k, v)) if !k.is_empty() => {
                 vars.insert(k.to_string(), v.to_string());
@@ -172,7 +170,15 @@ mod tests {
         let mut late = LateContext::default();
         late.build.insert("ID".into(), "i-1".into());
         late.build_type = "amazon-ebs".into();
-        let got = collect("shell", &cfg.environment_vars, &cfg.env, "web", "amazon-ebs", &late).unwrap();
+        let got = collect(
+            "shell",
+            &cfg.environment_vars,
+            &cfg.env,
+            "web",
+            "amazon-ebs",
+            &late,
+        )
+        .unwrap();
         assert_eq!(
             got,
             vars(&[
@@ -194,7 +200,10 @@ mod tests {
         assert_eq!(go_sprintf("%s", &["a", "b"]), "a%!(EXTRA string=b)");
         assert_eq!(go_sprintf("%s %s %s", &["a", "b"]), "a b %!s(MISSING)");
         assert_eq!(go_sprintf("%d", &["a"]), "%!d(string=a)");
-        assert_eq!(go_sprintf("set \"%s=%s\" && ", &["A", "1"]), "set \"A=1\" && ");
+        assert_eq!(
+            go_sprintf("set \"%s=%s\" && ", &["A", "1"]),
+            "set \"A=1\" && "
+        );
         assert_eq!(go_sprintf("50%", &[]), "50%!(NOVERB)");
     }
 }

@@ -50,9 +50,9 @@ pub enum ProvisionError {
         provisioner: &'static str,
         /// What was attempted, naming the script and remote path.
         what: String,
-        /// The communicator's error.
+        /// The communicator's error (boxed: it is large).
         #[source]
-        source: SshError,
+        source: Box<SshError>,
     },
     /// A script ended with an exit code not in `valid_exit_codes`
     /// (Packer's message, prefixed with where it happened).
@@ -96,9 +96,9 @@ pub enum ProvisionError {
         what: String,
         /// `start_retry_timeout`.
         waited: Duration,
-        /// The last connection error.
+        /// The last connection error (boxed: it is large).
         #[source]
-        source: SshError,
+        source: Box<SshError>,
     },
     /// `rm -f` of an uploaded script failed (Packer's message).
     #[error("{provisioner}: Error removing temporary script at {remote}! ({status})")]
@@ -160,18 +160,13 @@ pub enum ProvisionError {
 impl ProvisionError {
     /// True when the build was cancelled (Ctrl-C), as opposed to a failure.
     pub fn is_cancelled(&self) -> bool {
-        matches!(
-            self,
-            ProvisionError::Cancelled { .. }
-                | ProvisionError::Ssh {
-                    source: SshError::Cancelled,
-                    ..
-                }
-                | ProvisionError::Reconnect {
-                    source: SshError::Cancelled,
-                    ..
-                }
-        )
+        match self {
+            ProvisionError::Cancelled { .. } => true,
+            ProvisionError::Ssh { source, .. } | ProvisionError::Reconnect { source, .. } => {
+                matches!(**source, SshError::Cancelled)
+            }
+            _ => false,
+        }
     }
 }
 

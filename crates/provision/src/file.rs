@@ -12,7 +12,10 @@ use crate::error::ProvisionError;
 
 const P: &str = "file";
 
-pub(crate) async fn run(cfg: &FileConfig, cx: &mut ProvisionContext<'_>) -> Result<(), ProvisionError> {
+pub(crate) async fn run(
+    cfg: &FileConfig,
+    cx: &mut ProvisionContext<'_>,
+) -> Result<(), ProvisionError> {
     match cfg.direction.as_str() {
         "download" => download(cfg, cx).await,
         "upload" => upload(cfg, cx).await,
@@ -31,9 +34,7 @@ async fn upload(cfg: &FileConfig, cx: &mut ProvisionContext<'_>) -> Result<(), P
         if dst.ends_with('/') {
             return Err(ProvisionError::Invalid {
                 provisioner: P,
-                message: format!(
-                    "content needs a file destination, not the directory {dst:?}"
-                ),
+                message: format!("content needs a file destination, not the directory {dst:?}"),
             });
         }
         return cx
@@ -113,6 +114,6 @@ fn failed(cx: &ProvisionContext<'_>, what: String, source: bakery_ssh::SshError)
     ProvisionError::Ssh {
         provisioner: P,
         what,
-        source,
+        source: Box::new(source),
     }
 }

@@ -140,7 +140,10 @@ pub async fn run_provisioner(
     }
 }
 
-async fn run_once(p: &ProvisionerConfig, cx: &mut ProvisionContext<'_>) -> Result<(), ProvisionError> {
+async fn run_once(
+    p: &ProvisionerConfig,
+    cx: &mut ProvisionContext<'_>,
+) -> Result<(), ProvisionError> {
     match p {
         ProvisionerConfig::Shell(cfg) => shell::run(cfg, cx).await,
         ProvisionerConfig::File(cfg) => file::run(cfg, cx).await,

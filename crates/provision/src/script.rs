@@ -28,9 +28,7 @@ pub fn assemble_inline(
 /// [`assemble_inline`] for already rendered lines.
 pub fn inline_script<S: AsRef<str>>(lines: &[S], shebang: &str) -> String {
     let mut script = String::new();
-    let has_own = lines
-        .first()
-        .is_some_and(|l| l.as_ref().starts_with("#!"));
+    let has_own = lines.first().is_some_and(|l| l.as_ref().starts_with("#!"));
     if !shebang.is_empty() && !has_own {
         script.push_str("#!");
         script.push_str(shebang);
@@ -93,9 +91,13 @@ mod tests {
         };
         let mut late = LateContext::default();
         late.build.insert("ID".into(), "i-42".into());
-        let script =
-            assemble_inline("shell", cfg.inline.as_deref().unwrap(), &cfg.inline_shebang, &late)
-                .unwrap();
+        let script = assemble_inline(
+            "shell",
+            cfg.inline.as_deref().unwrap(),
+            &cfg.inline_shebang,
+            &late,
+        )
+        .unwrap();
         assert_eq!(script, "#!/bin/bash -eu\necho i-42\necho amazon-ebs\n");
     }
 

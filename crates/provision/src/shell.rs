@@ -36,7 +36,10 @@ struct Script {
     data: Vec<u8>,
 }
 
-pub(crate) async fn run(cfg: &ShellConfig, cx: &mut ProvisionContext<'_>) -> Result<(), ProvisionError> {
+pub(crate) async fn run(
+    cfg: &ShellConfig,
+    cx: &mut ProvisionContext<'_>,
+) -> Result<(), ProvisionError> {
     let late = cx.late_context();
     let vars = env::collect(
         P,
@@ -59,7 +62,15 @@ pub(crate) async fn run(cfg: &ShellConfig, cx: &mut ProvisionContext<'_>) -> Res
     let env_var_file = if cfg.use_env_var_file {
         let remote = format!("{}/varfile_{}.sh", cfg.remote_folder, random_below(9999));
         let content = line_endings(cfg.binary, flattened.as_bytes());
-        upload_with_mode(cx, cfg, &content, &remote, "0600", "environment variable file").await?;
+        upload_with_mode(
+            cx,
+            cfg,
+            &content,
+            &remote,
+            "0600",
+            "environment variable file",
+        )
+        .await?;
         Some(remote)
     } else {
         None
@@ -67,11 +78,17 @@ pub(crate) async fn run(cfg: &ShellConfig, cx: &mut ProvisionContext<'_>) -> Res
 
     let mut late = late;
     late.data.insert("Vars".into(), flattened.clone());
-    late.data
-        .insert("EnvVarFile".into(), env_var_file.clone().unwrap_or_default());
+    late.data.insert(
+        "EnvVarFile".into(),
+        env_var_file.clone().unwrap_or_default(),
+    );
     late.data.insert("Path".into(), cfg.remote_path.clone());
 
-    let count = if inline.is_some() { 1 } else { cfg.scripts.len() };
+    let count = if inline.is_some() {
+        1
+    } else {
+        cfg.scripts.len()
+    };
     let mut inline = inline;
     for i in 0..count {
         let script = match inline.take() {
@@ -144,8 +161,15 @@ async fn run_script(
     command: &str,
 ) -> Result<(), ProvisionError> {
     let remote = &cfg.remote_path;
-    upload_with_mode(cx, cfg, &script.data, remote, "0755", &format!("script {}", script.label))
-        .await?;
+    upload_with_mode(
+        cx,
+        cfg,
+        &script.data,
+        remote,
+        "0755",
+        &format!("script {}", script.label),
+    )
+    .await?;
 
     let mut sink = UiSink::new(cx.ui, &cx.build_name);
     tracing::debug!(command = %cx.ui.mask(command), "running shell script");
@@ -172,7 +196,7 @@ async fn run_script(
             return Err(ProvisionError::Ssh {
                 provisioner: P,
                 what: format!("running script {} as {remote}", script.label),
-                source,
+                source: Box::new(source),
             });
         }
     };
@@ -204,7 +228,13 @@ async fn upload_with_mode(
     let deadline = Instant::now() + cfg.start_retry_timeout;
     let octal = u32::from_str_radix(mode, 8).unwrap_or(0o755);
     loop {
-        ensure_connected(cx.comm, deadline, cfg.start_retry_timeout, &format!("uploading {what}")).await?;
+        ensure_connected(
+            cx.comm,
+            deadline,
+            cfg.start_retry_timeout,
+            &format!("uploading {what}"),
+        )
+        .await?;
         let step = async {
             cx.comm.upload_bytes(data, remote, octal).await?;
             let mut ignore = (Vec::new(), Vec::new());
@@ -226,7 +256,7 @@ async fn upload_with_mode(
                 return Err(ProvisionError::Ssh {
                     provisioner: P,
                     what: format!("uploading {what} to {remote}"),
-                    source,
+                    source: Box::new(source),
                 });
             }
         }
@@ -265,7 +295,7 @@ async fn remove_remote(
                 return Err(ProvisionError::Ssh {
                     provisioner: P,
                     what: format!("removing temporary script at {remote}"),
-                    source,
+                    source: Box::new(source),
                 });
             }
         }
@@ -287,13 +317,15 @@ pub(crate) async fn ensure_connected(
         let remaining = deadline.saturating_duration_since(Instant::now());
         let err = match tokio::time::timeout(remaining, comm.reconnect()).await {
             Ok(Ok(())) => return Ok(()),
-            Ok(Err(SshError::Cancelled)) => return Err(ProvisionError::Cancelled { provisioner: P }),
+            Ok(Err(SshError::Cancelled)) => {
+                return Err(ProvisionError::Cancelled { provisioner: P });
+            }
             Ok(Err(e @ (SshError::HostKeyMismatch { .. } | SshError::Credentials { .. }))) => {
                 return Err(ProvisionError::Reconnect {
                     provisioner: P,
                     what: what.to_string(),
                     waited: start_retry_timeout,
-                    source: e,
+                    source: Box::new(e),
                 });
             }
             Ok(Err(e)) => e,
@@ -304,7 +336,7 @@ pub(crate) async fn ensure_connected(
                 provisioner: P,
                 what: what.to_string(),
                 waited: start_retry_timeout,
-                source: err,
+                source: Box::new(err),
             });
         }
         tracing::info!(error = %err, "reconnecting before {what}");

@@ -168,8 +168,9 @@ async fn run_local(
     let Some((program, args)) = argv.split_first() else {
         return Err(ProvisionError::Invalid {
             provisioner: P,
-            message: "Error launching command via shell-local communicator: No ExecuteCommand provided"
-                .into(),
+            message:
+                "Error launching command via shell-local communicator: No ExecuteCommand provided"
+                    .into(),
         });
     };
     tracing::debug!(command = %ui.mask(&argv.join(" ")), "running local command");
@@ -178,7 +179,9 @@ async fn run_local(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
+        // Its own process group, so that a timeout or Ctrl-C stops the
+        // script's children too, not just the shell that started them.
+        .process_group(0)
         .spawn()
         .map_err(|source| ProvisionError::Spawn {
             provisioner: P,
@@ -186,6 +189,7 @@ async fn run_local(
             program: program.clone(),
             source,
         })?;
+    let mut group = GroupKiller(child.id());
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let sink = UiSink::new(ui, build_name);
@@ -202,10 +206,12 @@ async fn run_local(
     let status = tokio::select! {
         s = waited => s,
         _ = cancel.cancelled() => {
-            // `kill_on_drop`: the child is killed when this function returns.
+            // `group` kills the command's process group when it is dropped here.
             return Err(ProvisionError::Cancelled { provisioner: P });
         }
     };
+    // Finished on its own: whatever it left in the background is its business.
+    group.0 = None;
     let status = status.map_err(|source| ProvisionError::Local {
         provisioner: P,
         op: "waiting for",
@@ -233,6 +239,22 @@ async fn pump<R: AsyncRead + Unpin>(pipe: Option<R>, stream: Stream, sink: &UiSi
                 tracing::debug!(error = %e, "reading local command output");
                 return;
             }
+        }
+    }
+}
+
+/// Kills a process group with SIGKILL when dropped, unless disarmed: the
+/// command was cancelled or timed out (its future dropped) before it ended.
+struct GroupKiller(Option<u32>);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) else {
+            return;
+        };
+        use nix::sys::signal::{Signal, killpg};
+        if let Err(e) = killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL) {
+            tracing::debug!(error = %e, pid, "killing the local command's process group");
         }
     }
 }

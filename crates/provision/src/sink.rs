@@ -19,7 +19,8 @@ impl<'a> UiSink<'a> {
 
     /// One line from `stream`.
     pub fn line(&self, stream: Stream, line: &str) {
-        self.ui.remote_line(self.build, stream, clean_output_line(line));
+        self.ui
+            .remote_line(self.build, stream, clean_output_line(line));
     }
 }
 

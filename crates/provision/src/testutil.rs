@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use bakery_template::template::parse_text;
 use bakery_template::load::load_template;
+use bakery_template::template::parse_text;
 use bakery_template::{Build, LoadOptions, PostProcessorConfig, ProvisionerConfig};
 
 /// Loads a template with one amazon-ebs builder plus `extra` root members
@@ -33,11 +33,12 @@ pub fn provisioner(provisioner: &str) -> ProvisionerConfig {
 }
 
 /// The only post-processor of a template with `pp` (a JSON object).
-pub fn post_processor(pp: &str, vars: &[(&str, &str)], sensitive: &[&str]) -> (PostProcessorConfig, bakery_template::Secrets) {
-    let decls: Vec<String> = vars
-        .iter()
-        .map(|(k, _)| format!(r#""{k}":"""#))
-        .collect();
+pub fn post_processor(
+    pp: &str,
+    vars: &[(&str, &str)],
+    sensitive: &[&str],
+) -> (PostProcessorConfig, bakery_template::Secrets) {
+    let decls: Vec<String> = vars.iter().map(|(k, _)| format!(r#""{k}":"""#)).collect();
     let sens: Vec<String> = sensitive.iter().map(|s| format!(r#""{s}""#)).collect();
     let extra = format!(
         r#""variables":{{{}}},"sensitive-variables":[{}],"post-processors":[{pp}]"#,

@@ -64,7 +64,13 @@ pub async fn group_healthy(
     let desired_n = desired as usize;
     // Since when every instance has been healthy (reset by any look that is not).
     let healthy_since: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
-    let result = poller(Duration::from_secs(5), timeout)
+    // Instances take at least seconds to boot; with a stabilisation window, look again when it ends.
+    let lower_bound = if min_healthy.is_zero() {
+        Duration::from_secs(5)
+    } else {
+        min_healthy.min(Duration::from_secs(5))
+    };
+    let result = poller(lower_bound, timeout)
         .wait(
             &what,
             cancel,

@@ -1,0 +1,740 @@
+//! The acceptance tests of issue 5 on the lab (moto), with a classic ELB: setup (and its idempotence),
+//! rollouts AMI-1 → AMI-2 → AMI-3 with the load balancer sampled throughout, rollback of an unhealthy new
+//! group, refusal of a concurrent rollout, read-only plan, and the command line.
+
+mod common;
+
+use bakery_core::aws::Clients;
+use bakery_lab::Lab;
+use bakery_rollout::RolloutError;
+use bakery_rollout::config::Overrides;
+use common::*;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const ENV: &str = "staging";
+
+/// A short app name (load balancer names are at most 32 characters).
+fn app_name(lab: &Lab) -> String {
+    let u = lab.unique("a");
+    let tail: String = u.rsplit('-').next().unwrap_or("0").chars().take(6).collect();
+    let n: String = u.split('-').nth(2).unwrap_or("0").to_string();
+    format!("t{n}x{tail}")
+}
+
+/// A classic-ELB manifest with DNS, a key pair and user data, in its own directory.
+fn classic_env(lab: &Lab, app: &str, zone: &str) -> PathBuf {
+    let dir = temp_dir(lab, app);
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::write(dir.join("keys/staging.pub"), format!("{PUBLIC_KEY}\n")).unwrap();
+    std::fs::write(dir.join("keys/production.pub"), format!("{PUBLIC_KEY}\n")).unwrap();
+    std::fs::write(dir.join("user-data.sh"), "#!/bin/sh\necho hello\n").unwrap();
+    write_manifest(
+        &dir,
+        &json!({
+            "description": "test",
+            "app": app,
+            "region": "us-east-1",
+            "defaults": {
+                "load_balancer": {
+                    "kind": "classic",
+                    "health_check": {"path": "/api/status/health", "interval_seconds": 30,
+                                     "timeout_seconds": 4, "healthy_threshold": 2, "unhealthy_threshold": 2},
+                    "draining_seconds": 300
+                },
+                "dns": {"hosted_zone_id": zone, "domain": format!("{app}.test"),
+                        "load_balancer_zone_id": "Z35SXDOTRQ7X7K"},
+                "key_pair": {"public_key_file": "keys/{env}.pub"},
+                "network": {"availability_zones": ["us-east-1a", "us-east-1b"]},
+                "instances": {"instance_type": "t3.micro", "user_data_file": "user-data.sh"},
+                "capacity": {"min": 1, "max": 4, "desired": 2},
+                "timeouts": {"health_seconds": 60, "drain_seconds": 30, "retire_seconds": 30,
+                             "rollback_seconds": 30},
+                "tags": {"team": "web"}
+            },
+            "environments": {"staging": {}, "production": {"capacity": {"desired": 3}}}
+        }),
+    )
+}
+
+struct Env {
+    lab: &'static Lab,
+    c: Clients,
+    app: String,
+    manifest: PathBuf,
+    lb: String,
+}
+
+async fn set_up_env(lab: &'static Lab) -> Env {
+    let c = clients(lab).await;
+    let app = app_name(lab);
+    let zone = hosted_zone(&c, &format!("{app}.test")).await;
+    let manifest = classic_env(lab, &app, &zone);
+    let (s, out) = session(lab, &manifest, ENV, Overrides::default()).await;
+    s.setup(false)
+        .await
+        .unwrap_or_else(|e| panic!("setup: {e}\n{}", out.text()));
+    Env {
+        lab,
+        c,
+        lb: format!("elb-{app}-{ENV}"),
+        app,
+        manifest,
+    }
+}
+
+/// Asserts the environment has exactly one group, running `ami`, every instance InService on the ELB;
+/// returns the group's name, launch template id and instance ids.
+async fn assert_one_group_on(e: &Env, ami: &str) -> (String, String, Vec<String>) {
+    let groups = env_groups(&e.c, &e.app, ENV).await;
+    assert_eq!(
+        groups.len(),
+        1,
+        "groups: {:?}",
+        groups.iter().map(|g| g.auto_scaling_group_name()).collect::<Vec<_>>()
+    );
+    let g = &groups[0];
+    let lt = g.launch_template().expect("a launch template, not a configuration");
+    assert!(g.launch_configuration_name().is_none());
+    let lt_id = lt.launch_template_id().unwrap().to_string();
+    assert_eq!(template_image(&e.c, &lt_id).await.as_deref(), Some(ami));
+    let ids: Vec<String> = g
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect();
+    assert!(!ids.is_empty());
+    for (id, image, state) in instance_images(&e.c, &ids).await {
+        assert_eq!(image, ami, "{id}");
+        assert_eq!(state, "running", "{id}");
+    }
+    let health = elb_health(&e.c, &e.lb).await;
+    for id in &ids {
+        assert!(
+            health.iter().any(|(i, s)| i == id && s == "InService"),
+            "{id} not InService on {}: {health:?}",
+            e.lb
+        );
+    }
+    assert_eq!(g.health_check_type(), Some("ELB"));
+    assert_eq!(g.load_balancer_names(), [e.lb.clone()]);
+    let tags: Vec<(String, String)> = g
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+        .collect();
+    for want in [
+        ("bakery:managed", "true"),
+        ("bakery:rollout-state", "live"),
+        ("bakery:ami", ami),
+        ("team", "web"),
+    ] {
+        assert!(
+            tags.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} not in {tags:?}"
+        );
+    }
+    (g.auto_scaling_group_name().unwrap().to_string(), lt_id, ids)
+}
+
+/// Samples DescribeInstanceHealth until stopped: the InService instance ids of each sample.
+fn sample_elb(c: Clients, lb: String, stop: CancellationToken) -> tokio::task::JoinHandle<Vec<BTreeSet<String>>> {
+    tokio::spawn(async move {
+        let mut samples = Vec::new();
+        loop {
+            let done = stop.is_cancelled();
+            let in_service: BTreeSet<String> = elb_health(&c, &lb)
+                .await
+                .into_iter()
+                .filter(|(_, s)| s == "InService")
+                .map(|(i, _)| i)
+                .collect();
+            samples.push(in_service);
+            if done {
+                return samples;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_creates_everything_and_a_second_run_changes_nothing() {
+    let (lab, _serial) = lab();
+    let c = clients(lab).await;
+    let app = app_name(lab);
+    let zone = hosted_zone(&c, &format!("{app}.test")).await;
+    let manifest = classic_env(lab, &app, &zone);
+    let (s, out) = session(lab, &manifest, ENV, Overrides::default()).await;
+    let lb = format!("elb-{app}-{ENV}");
+
+    // A dry run reads only, and says what it would create.
+    lab.reset_request_counts();
+    let dry = s.setup(true).await.unwrap();
+    assert_eq!(writes(&lab.request_counts()), Vec::<String>::new());
+    for what in [
+        "key pair",
+        "security group",
+        "classic load balancer",
+        "health check",
+        "DNS",
+    ] {
+        assert!(
+            dry.changes
+                .iter()
+                .any(|c| c.resource.starts_with(what) && c.action == "would create"),
+            "{what}: {}",
+            dry.render()
+        );
+    }
+
+    let r = s
+        .setup(false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", out.text()));
+    assert!(!r.unchanged());
+    assert_eq!(r.record.as_deref(), Some(format!("staging.{app}.test.").as_str()));
+
+    // The load balancer: listener 80 -> 80, health check and draining as the manifest says, tagged.
+    let d = c
+        .elb
+        .describe_load_balancers()
+        .load_balancer_names(&lb)
+        .send()
+        .await
+        .unwrap();
+    let d = &d.load_balancer_descriptions()[0];
+    let l = d.listener_descriptions()[0].listener().unwrap();
+    assert_eq!(
+        (l.protocol(), l.load_balancer_port(), l.instance_protocol(), l.instance_port()),
+        ("HTTP", 80, Some("HTTP"), 80)
+    );
+    let hc = d.health_check().unwrap();
+    assert_eq!(
+        (hc.target(), hc.interval(), hc.timeout(), hc.healthy_threshold(), hc.unhealthy_threshold()),
+        ("HTTP:80/api/status/health", 30, 4, 2, 2)
+    );
+    let mut zones = d.availability_zones().to_vec();
+    zones.sort();
+    assert_eq!(zones, ["us-east-1a", "us-east-1b"]);
+    let attrs = c
+        .elb
+        .describe_load_balancer_attributes()
+        .load_balancer_name(&lb)
+        .send()
+        .await
+        .unwrap();
+    let cd = attrs.load_balancer_attributes().unwrap().connection_draining().unwrap();
+    assert!(cd.enabled());
+    assert_eq!(cd.timeout(), Some(300));
+    let tags = c.elb.describe_tags().load_balancer_names(&lb).send().await.unwrap();
+    let tags: Vec<(String, String)> = tags.tag_descriptions()[0]
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string()))
+        .collect();
+    for want in [("bakery:managed", "true"), ("bakery:app", app.as_str()), ("bakery:env", ENV), ("bakery:role", "load-balancer")] {
+        assert!(tags.contains(&(want.0.into(), want.1.into())), "{want:?} not in {tags:?}");
+    }
+
+    // DNS: staging.<domain> is an ALIAS to the load balancer, evaluating its health.
+    let rr = c
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .send()
+        .await
+        .unwrap();
+    let rec = rr
+        .resource_record_sets()
+        .iter()
+        .find(|r| r.name() == format!("staging.{app}.test."))
+        .expect("the ALIAS record");
+    let alias = rec.alias_target().unwrap();
+    assert_eq!(alias.dns_name().trim_end_matches('.'), d.dns_name().unwrap());
+    assert_eq!(alias.hosted_zone_id(), "Z35SXDOTRQ7X7K");
+    assert!(alias.evaluate_target_health());
+
+    // The key pair holds the local public key.
+    let kp = c
+        .ec2
+        .describe_key_pairs()
+        .key_names(format!("{app}-{ENV}"))
+        .include_public_key(true)
+        .send()
+        .await
+        .unwrap();
+    let public = kp.key_pairs()[0].public_key().unwrap();
+    assert_eq!(
+        public.split_whitespace().take(2).collect::<Vec<_>>(),
+        PUBLIC_KEY.split_whitespace().take(2).collect::<Vec<_>>()
+    );
+
+    // Security groups: the load balancer's open on 80; the instances' open on 80 to the load balancer only.
+    let sgs = c
+        .ec2
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values(format!("elb-{app}-{ENV}"))
+                .values(format!("{app}-{ENV}"))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let sg = |n: &str| {
+        sgs.security_groups()
+            .iter()
+            .find(|g| g.group_name() == Some(n))
+            .unwrap_or_else(|| panic!("security group {n}"))
+            .clone()
+    };
+    let lb_sg = sg(&format!("elb-{app}-{ENV}"));
+    let inst_sg = sg(&format!("{app}-{ENV}"));
+    assert!(d.security_groups().contains(&lb_sg.group_id().unwrap().to_string()));
+    let p = &lb_sg.ip_permissions()[0];
+    assert_eq!((p.from_port(), p.to_port()), (Some(80), Some(80)));
+    assert_eq!(p.ip_ranges()[0].cidr_ip(), Some("0.0.0.0/0"));
+    let p = &inst_sg.ip_permissions()[0];
+    assert_eq!((p.from_port(), p.to_port()), (Some(80), Some(80)));
+    assert!(p.ip_ranges().is_empty(), "instances must not be open to the world");
+    assert_eq!(p.user_id_group_pairs()[0].group_id(), lb_sg.group_id());
+
+    // The second run changes nothing: every request it sends is a read.
+    lab.reset_request_counts();
+    let again = s.setup(false).await.unwrap();
+    let counts = lab.request_counts();
+    assert!(again.unchanged(), "{}", again.render());
+    assert_eq!(writes(&counts), Vec::<String>::new(), "{counts:?}");
+    assert!(again.warnings.is_empty(), "{:?}", again.warnings);
+    assert!(
+        again
+            .aws_requests
+            .keys()
+            .all(|k| bakery_rollout::context::is_read_only(k)),
+        "{:?}",
+        again.aws_requests
+    );
+    eprintln!(
+        "figures: setup {:.2} s / {} requests; second setup {:.2} s / {} requests, all reads",
+        r.duration_s,
+        r.aws_requests.values().sum::<u64>(),
+        again.duration_s,
+        again.aws_requests.values().sum::<u64>()
+    );
+
+    // Production is the apex.
+    let (p, _) = session(lab, &manifest, "production", Overrides::default()).await;
+    let pr = p.setup(false).await.unwrap();
+    assert_eq!(pr.record.as_deref(), Some(format!("{app}.test.").as_str()));
+
+    // Another public key for an existing key pair is refused before anything changes.
+    std::fs::write(
+        manifest.parent().unwrap().join("keys/staging.pub"),
+        OTHER_PUBLIC_KEY,
+    )
+    .unwrap();
+    let (s2, _) = session(lab, &manifest, ENV, Overrides::default()).await;
+    lab.reset_request_counts();
+    match s2.setup(false).await {
+        Err(RolloutError::SetupConflict(v)) => {
+            assert!(v[0].contains("different public key"), "{v:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(writes(&lab.request_counts()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_replace_the_group_and_never_leave_the_load_balancer_empty() {
+    let (lab, _serial) = lab();
+    let e = set_up_env(lab).await;
+    let ami1 = register_ami(lab, &e.c, "ami-1").await;
+    let ami2 = register_ami(lab, &e.c, "ami-2").await;
+    let ami3 = register_ami(lab, &e.c, "ami-3").await;
+    let (s, out) = session(lab, &e.manifest, ENV, Overrides::default()).await;
+
+    // AMI-1: the first rollout; nothing to retire.
+    let r1 = s
+        .deploy(&ami1)
+        .await
+        .unwrap_or_else(|err| panic!("{err}\n{}", out.text()));
+    assert!(r1.old_groups.is_empty());
+    let (g1, lt1, ids1) = assert_one_group_on(&e, &ami1).await;
+    assert_eq!(ids1.len(), 2);
+    assert_eq!(r1.new_group.as_ref().unwrap().name, g1);
+
+    // AMI-2, with DescribeInstanceHealth sampled from another task throughout. A 1 s stabilisation
+    // window keeps old and new registered together long enough for the sampler to see the overlap.
+    let (s2, out2) = session(
+        lab,
+        &e.manifest,
+        ENV,
+        Overrides {
+            min_healthy: Some(Duration::from_secs(1)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let stop = CancellationToken::new();
+    let sampler = sample_elb(e.c.clone(), e.lb.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r2 = s2
+        .deploy(&ami2)
+        .await
+        .unwrap_or_else(|err| panic!("{err}\n{}", out2.text()));
+    stop.cancel();
+    let samples = sampler.await.unwrap();
+    let (g2, _lt2, ids2) = assert_one_group_on(&e, &ami2).await;
+    assert_ne!(g1, g2);
+    let empty = samples.iter().filter(|s| s.is_empty()).count();
+    assert_eq!(empty, 0, "{empty} of {} samples saw no InService instance", samples.len());
+    assert!(
+        samples
+            .iter()
+            .any(|s| ids1.iter().any(|i| s.contains(i)) && ids2.iter().any(|i| s.contains(i))),
+        "the sampler never saw old and new in service together ({} samples)",
+        samples.len()
+    );
+    assert!(samples.first().unwrap().iter().all(|i| ids1.contains(i)));
+    assert!(samples.last().unwrap().iter().all(|i| ids2.contains(i)));
+    // The old group, its launch template and its instances are gone.
+    assert!(
+        e.c.autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&g1)
+            .send()
+            .await
+            .unwrap()
+            .auto_scaling_groups()
+            .is_empty()
+    );
+    assert!(!template_exists(&e.c, &format!("lt-{}", &g1[4..])).await);
+    let _ = lt1;
+    for (id, _, state) in instance_images(&e.c, &ids1).await {
+        assert_eq!(state, "terminated", "{id}");
+    }
+    assert_eq!(r2.retired, vec![g1.clone()]);
+    assert_eq!(r2.deleted_launch_templates, vec![format!("lt-{}", &g1[4..])]);
+    assert_eq!(r2.old_groups[0].ami.as_deref(), Some(ami1.as_str()));
+    let text = r2.render();
+    assert!(text.contains(&format!("{g1} [{ami1}] -> {g2} [{ami2}]")), "{text}");
+
+    // AMI-3: the rollout counts its own requests; moto agrees.
+    lab.reset_request_counts();
+    let r3 = s.deploy(&ami3).await.unwrap();
+    let moto_total: u64 = lab.request_counts().values().sum();
+    assert_eq!(r3.aws_requests_total, moto_total, "{:?} vs {:?}", r3.aws_requests, lab.request_counts());
+    assert_one_group_on(&e, &ami3).await;
+    eprintln!(
+        "figures: rollout AMI-1 (first) {:.2} s / {} requests; AMI-2 (1 s stabilisation, {} samples) {:.2} s / {} requests; AMI-3 {:.2} s / {} requests: {:?}",
+        r1.durations.total_s,
+        r1.aws_requests_total,
+        samples.len(),
+        r2.durations.total_s,
+        r2.aws_requests_total,
+        r3.durations.total_s,
+        r3.aws_requests_total,
+        r3.aws_requests
+    );
+}
+
+/// Waits for a group of the environment other than `old` with instances, then stops its instances (moto's
+/// classic ELB then reports them OutOfService). Returns the group and the stopped instances.
+fn sabotage_new_group(
+    c: Clients,
+    app: String,
+    old: String,
+) -> tokio::task::JoinHandle<(String, Vec<String>)> {
+    tokio::spawn(async move {
+        loop {
+            let groups = env_groups(&c, &app, ENV).await;
+            if let Some(g) = groups
+                .iter()
+                .find(|g| g.auto_scaling_group_name() != Some(old.as_str()) && !g.instances().is_empty())
+            {
+                let ids: Vec<String> = g
+                    .instances()
+                    .iter()
+                    .map(|i| i.instance_id().unwrap().to_string())
+                    .collect();
+                c.ec2
+                    .stop_instances()
+                    .set_instance_ids(Some(ids.clone()))
+                    .send()
+                    .await
+                    .expect("StopInstances");
+                return (g.auto_scaling_group_name().unwrap().to_string(), ids);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_new_group_is_rolled_back_and_the_old_group_is_untouched() {
+    let (lab, _serial) = lab();
+    let e = set_up_env(lab).await;
+    let ami1 = register_ami(lab, &e.c, "ami-1").await;
+    let ami2 = register_ami(lab, &e.c, "ami-2").await;
+    let (s, _) = session(lab, &e.manifest, ENV, Overrides::default()).await;
+    s.deploy(&ami1).await.unwrap();
+    let (old, old_lt, old_ids) = assert_one_group_on(&e, &ami1).await;
+    let before = env_groups(&e.c, &e.app, ENV).await.remove(0);
+
+    // The new group must hold healthy for 3 s; its instances are stopped as soon as they appear, so it
+    // never does, and the 6 s health timeout (a real option) ends the wait.
+    let (s2, out2) = session(
+        lab,
+        &e.manifest,
+        ENV,
+        Overrides {
+            health_timeout: Some(Duration::from_secs(6)),
+            min_healthy: Some(Duration::from_secs(3)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let sabotage = sabotage_new_group(e.c.clone(), e.app.clone(), old.clone());
+    let stop = CancellationToken::new();
+    let sampler = sample_elb(e.c.clone(), e.lb.clone(), stop.clone());
+    let result = s2.deploy(&ami2).await;
+    stop.cancel();
+    let samples = sampler.await.unwrap();
+    let (new_group, stopped) = sabotage.await.unwrap();
+
+    let report = match result {
+        Err(RolloutError::RolledBack(r)) => r,
+        other => panic!("expected a rollback, got {other:?}\n{}", out2.text()),
+    };
+    let message = RolloutError::RolledBack(report.clone()).to_string();
+    assert!(message.contains("rolled back"), "{message}");
+    assert!(message.contains("did not become healthy"), "{message}");
+    assert!(message.contains("OutOfService"), "{message}");
+    assert!(message.contains(&format!("deleted group {new_group}")), "{message}");
+    assert!(message.contains(&format!("{old}: unchanged, 2/2 instance(s) in service")), "{message}");
+    let rb = report.rollback.as_ref().unwrap();
+    assert!(rb.failures.is_empty(), "{:?}", rb.failures);
+    assert!(rb.old_groups_unchanged);
+    assert!(report.attention.is_empty());
+
+    // The new group and its launch template are gone, its instances terminated and off the ELB.
+    let after = env_groups(&e.c, &e.app, ENV).await;
+    assert_eq!(after.len(), 1);
+    assert!(!template_exists(&e.c, &format!("lt-{}", &new_group[4..])).await);
+    for (id, _, state) in instance_images(&e.c, &stopped).await {
+        assert_eq!(state, "terminated", "{id}");
+    }
+    let health = elb_health(&e.c, &e.lb).await;
+    assert!(health.iter().all(|(i, _)| !stopped.contains(i)), "{health:?}");
+
+    // The old group is exactly as it was: same group, sizes, instances, launch template, InService.
+    let now = &after[0];
+    assert_eq!(now.auto_scaling_group_name(), Some(old.as_str()));
+    assert_eq!(
+        (now.min_size(), now.max_size(), now.desired_capacity()),
+        (before.min_size(), before.max_size(), before.desired_capacity())
+    );
+    assert_eq!(now.instances(), before.instances());
+    assert_eq!(now.load_balancer_names(), before.load_balancer_names());
+    assert_eq!(now.tags().len(), before.tags().len());
+    assert_eq!(template_image(&e.c, &old_lt).await.as_deref(), Some(ami1.as_str()));
+    assert_one_group_on(&e, &ami1).await;
+    // And the load balancer always had the old instances in service.
+    assert!(
+        samples.iter().all(|s| old_ids.iter().all(|i| s.contains(i))),
+        "an old instance left service during the failed rollout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_rollout_refuses_while_one_is_in_progress() {
+    let (lab, _serial) = lab();
+    let e = set_up_env(lab).await;
+    let ami1 = register_ami(lab, &e.c, "ami-1").await;
+    let ami2 = register_ami(lab, &e.c, "ami-2").await;
+    let (slow, out) = session(
+        lab,
+        &e.manifest,
+        ENV,
+        Overrides {
+            min_healthy: Some(Duration::from_secs(3)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let first_ami = ami1.clone();
+    let first = tokio::spawn(async move { slow.deploy(&first_ami).await });
+    // Wait until its group exists (tagged in-progress).
+    let mut waited = 0;
+    while env_groups(&e.c, &e.app, ENV).await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+        assert!(waited < 500, "the first rollout never created its group");
+    }
+    let (other, _) = session(lab, &e.manifest, ENV, Overrides::default()).await;
+    lab.reset_request_counts();
+    match other.deploy(&ami2).await {
+        Err(RolloutError::Preflight(p)) => {
+            assert!(p.iter().any(|m| m.contains("in progress")), "{p:?}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(writes(&lab.request_counts()), Vec::<String>::new());
+    first
+        .await
+        .unwrap()
+        .unwrap_or_else(|err| panic!("{err}\n{}", out.text()));
+    assert_one_group_on(&e, &ami1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_what_is_live_using_reads_only() {
+    let (lab, _serial) = lab();
+    let e = set_up_env(lab).await;
+    let ami1 = register_ami(lab, &e.c, "ami-1").await;
+    let ami2 = register_ami(lab, &e.c, "ami-2").await;
+    let (s, _) = session(lab, &e.manifest, ENV, Overrides::default()).await;
+    s.deploy(&ami1).await.unwrap();
+    let (g1, _, ids1) = assert_one_group_on(&e, &ami1).await;
+
+    // An SSM parameter and a bake manifest resolve to the AMI.
+    e.c.ssm
+        .put_parameter()
+        .name(format!("/{}/ami", e.app))
+        .value(&ami2)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    let bake = e.manifest.parent().unwrap().join("bake-manifest.json");
+    std::fs::write(
+        &bake,
+        json!({"builds": [
+            {"name": "carnivore", "builder_type": "amazon-ebs", "build_time": 1, "files": null,
+             "artifact_id": format!("us-west-2:ami-0000000000000beef,us-east-1:{ami2}"),
+             "packer_run_uuid": "r2", "custom_data": null}],
+          "last_run_uuid": "r2"})
+        .to_string(),
+    )
+    .unwrap();
+
+    lab.reset_request_counts();
+    let plan = s.plan(Some(&format!("ssm:/{}/ami", e.app))).await.unwrap();
+    let counts = lab.request_counts();
+    assert_eq!(writes(&counts), Vec::<String>::new(), "{counts:?}");
+    assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+    assert_eq!(plan.ami.as_ref().unwrap().id, ami2);
+    assert_eq!(plan.live.len(), 1);
+    let live = &plan.live[0];
+    assert_eq!(live.group.name, g1);
+    assert_eq!(live.group.ami.as_deref(), Some(ami1.as_str()));
+    assert_eq!(live.state.as_deref(), Some("live"));
+    assert_eq!(
+        live.group.instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>(),
+        ids1
+    );
+    assert!(live.group.instances.iter().all(|i| i.lifecycle == "InService"
+        && i.health == "Healthy"
+        && i.load_balancer.as_ref().map(|l| l.state.as_str()) == Some("InService")));
+    assert_eq!(plan.steps.len(), 4, "{:?}", plan.steps);
+    assert!(plan.steps[0].contains(&ami2) && plan.steps[0].contains("key "), "{}", plan.steps[0]);
+    assert!(plan.steps[3].starts_with(&format!("retire {g1}")), "{}", plan.steps[3]);
+
+    let plan = s.plan(Some(bake.to_str().unwrap())).await.unwrap();
+    assert_eq!(plan.ami.unwrap().id, ami2);
+    let plan = s.plan(Some("ssm:/nope/ami")).await.unwrap();
+    assert!(plan.problems.iter().any(|p| p.contains("ssm:/nope/ami") && p.contains("does not exist")), "{:?}", plan.problems);
+    let plan = s.plan(Some("ami-0000000000000dead")).await.unwrap();
+    assert!(plan.problems.iter().any(|p| p.contains("does not exist in us-east-1")), "{:?}", plan.problems);
+
+    // Production was never set up: plan says so.
+    let (p, _) = session(lab, &e.manifest, "production", Overrides::default()).await;
+    let plan = p.plan(None).await.unwrap();
+    assert!(
+        plan.problems.iter().any(|m| m.contains("run `rollout setup --env production` first")),
+        "{:?}",
+        plan.problems
+    );
+}
+
+async fn cli(lab: &Lab, args: &[&str]) -> (u8, String, String) {
+    let out = Buf::default();
+    let err = Buf::default();
+    let code = bakery_rollout::cli::run(
+        std::iter::once("rollout").chain(args.iter().copied()).map(Into::into),
+        settings(lab),
+        bakery_rollout::cli::Io {
+            stdout: Box::new(out.clone()),
+            stderr: Box::new(err.clone()),
+            tty: false,
+        },
+        false,
+    )
+    .await;
+    (code, out.text(), err.text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_reports_json_and_exit_codes() {
+    let (lab, _serial) = lab();
+    let c = clients(lab).await;
+    let app = app_name(lab);
+    let zone = hosted_zone(&c, &format!("{app}.test")).await;
+    let manifest = classic_env(lab, &app, &zone);
+    let m = manifest.to_str().unwrap();
+    let ami1 = register_ami(lab, &c, "ami-1").await;
+
+    let (code, out, err) = cli(lab, &["--manifest", m, "--json", "setup"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["env"], "staging");
+    assert!(doc["changes"].as_array().unwrap().len() >= 8);
+    // Progress went to stderr as JSON lines.
+    assert!(err.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{err}");
+
+    let (code, out, err) = cli(lab, &["--manifest", m, "--json", "--ami", &ami1]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["status"], "succeeded");
+    assert_eq!(doc["ami"]["id"], ami1.as_str());
+    assert_eq!(doc["new_group"]["instances"].as_array().unwrap().len(), 2);
+    assert!(doc["aws_requests_total"].as_u64().unwrap() > 5);
+
+    let (code, out, _) =
+        cli(lab, &["--manifest", m, "--json", "deploy", "--ami", "ami-0000000000000dead"]).await;
+    assert_eq!(code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["status"], "error");
+    assert!(doc["error"].as_str().unwrap().contains("does not exist"), "{doc}");
+
+    let (code, out, err) = cli(lab, &["--manifest", m, "--dry-run", "--ami", &ami1]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Plan for"), "{out}");
+    assert!(out.contains("retire asg-"), "{out}");
+
+    let (code, _, err) = cli(lab, &["--manifest", m]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("--ami is required"), "{err}");
+
+    let (code, _, err) = cli(lab, &["--manifest", "/nonexistent/rollout.json", "--ami", &ami1]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/rollout.json"), "{err}");
+
+    let bad = manifest.parent().unwrap().join("bad.json");
+    std::fs::write(&bad, "{\n  \"app\": \"x\",\n  \"defaults\": {\"capacity\": {\"minimum\": 1}}\n}\n").unwrap();
+    let (code, _, err) = cli(lab, &["--manifest", bad.to_str().unwrap(), "plan"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("{}:3:", bad.display())), "{err}");
+    assert!(err.contains("unknown field `minimum`"), "{err}");
+
+    let (code, _, err) = cli(lab, &["--manifest", m, "--env", "Prod", "plan"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("environment `Prod` is not in the manifest"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -1,0 +1,188 @@
+//! Helpers for the end-to-end tests: running the real `bake` binary against the lab, listing what
+//! bakery left in moto, and a fault-injecting proxy in front of moto.
+#![allow(dead_code)]
+
+pub mod fault_proxy;
+
+use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
+use bakery_lab::Lab;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+
+/// A scratch directory for one test: templates, manifests, the journal state dir. `provisioners/` links
+/// to the repo's, because templates name their files relative to the working directory (as in Packer).
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(lab: &Lab, name: &str) -> Self {
+        let dir = std::env::temp_dir().join(lab.unique(name));
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::os::unix::fs::symlink(repo.join("provisioners"), dir.join("provisioners")).unwrap();
+        Scratch { dir }
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// `bake` with the lab's environment, the given endpoint, this scratch dir as cwd and state dir.
+    pub fn bake(&self, lab: &Lab, endpoint: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_bake"));
+        for (k, v) in lab.aws_env() {
+            c.env(k, v);
+        }
+        c.env("AWS_ENDPOINT_URL", endpoint)
+            .env("BAKERY_STATE_DIR", self.dir.join("state"))
+            .env_remove("AWS_PROFILE")
+            .current_dir(&self.dir)
+            .args(args);
+        c
+    }
+
+    pub fn run(&self, lab: &Lab, endpoint: &str, args: &[&str]) -> Output {
+        self.bake(lab, endpoint, args).output().unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Output as text (stdout then stderr), for assertions and failure messages.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A running `bake` whose output lines arrive on a channel.
+pub struct Running {
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Running {
+    pub fn spawn(mut c: Command) -> Self {
+        let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (tx, rx) = mpsc::channel();
+        for r in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(r).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Running { child, lines: rx, seen: vec![] }
+    }
+
+    /// Waits (up to 60 s) for a line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(l) = self.lines.recv_timeout(std::time::Duration::from_millis(200)) {
+                let hit = l.contains(needle);
+                self.seen.push(l);
+                if hit {
+                    return;
+                }
+            }
+        }
+        panic!("never saw {needle:?}; output so far:\n{}", self.seen.join("\n"));
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the exit and returns (exit code, all output).
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().unwrap();
+        while let Ok(l) = self.lines.recv_timeout(std::time::Duration::from_millis(300)) {
+            self.seen.push(l);
+        }
+        (status.code(), self.seen.join("\n"))
+    }
+}
+
+pub async fn clients(lab: &Lab) -> Clients {
+    let s = AwsSettings {
+        region: Some(lab.region().to_string()),
+        access_key: Some("bakerylab".into()),
+        secret_key: Some("bakerylab".into()),
+        endpoint_url: Some(lab.moto_url().to_string()),
+        ..Default::default()
+    };
+    Clients::for_region(&load_sdk_config(&s).await, None, None)
+}
+
+/// What bakery-managed temporary resources exist in moto: (instances not terminated, key pairs, groups).
+pub async fn leftovers(c: &Clients) -> (Vec<String>, Vec<String>, Vec<String>) {
+    use aws_sdk_ec2::types::{Filter, InstanceStateName};
+    let f = || Filter::builder().name("tag:bakery:managed").values("true").build();
+    let inst = c.ec2.describe_instances().filters(f()).send().await.unwrap();
+    let instances = inst
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Terminated))
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    let keys = c.ec2.describe_key_pairs().filters(f()).send().await.unwrap();
+    let keys = keys.key_pairs().iter().filter_map(|k| k.key_name().map(str::to_string)).collect();
+    let sgs = c.ec2.describe_security_groups().filters(f()).send().await.unwrap();
+    let sgs = sgs.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect();
+    (instances, keys, sgs)
+}
+
+/// Asserts that nothing temporary is left.
+pub async fn assert_nothing_left(c: &Clients, context: &str) {
+    let (i, k, g) = leftovers(c).await;
+    assert!(i.is_empty() && k.is_empty() && g.is_empty(), "{context}: left instances {i:?}, key pairs {k:?}, groups {g:?}");
+}
+
+/// AMIs named `name` (owned by this account).
+pub async fn amis_named(c: &Clients, name: &str) -> Vec<aws_sdk_ec2::types::Image> {
+    let out = c
+        .ec2
+        .describe_images()
+        .owners("self")
+        .filters(aws_sdk_ec2::types::Filter::builder().name("name").values(name).build())
+        .send()
+        .await
+        .unwrap();
+    out.images().to_vec()
+}
+
+/// A minimal lab template: one amazon-ebs build running `provisioners` (a JSON array), plus `extra`
+/// builder options (`,"key":value...`).
+pub fn template(ami_name: &str, extra: &str, provisioners: &str) -> String {
+    format!(
+        r#"{{
+  "variables": {{ "lab_endpoint": "", "lab_ssh_host": "", "lab_ssh_port": "22", "lab_source_ami": "" }},
+  "builders": [{{
+    "type": "amazon-ebs", "region": "us-east-1",
+    "source_ami": "{{{{user `lab_source_ami`}}}}",
+    "instance_type": "t3.micro", "ssh_username": "admin",
+    "ssh_host": "{{{{user `lab_ssh_host`}}}}", "ssh_port": "{{{{user `lab_ssh_port`}}}}",
+    "ami_name": "{ami_name}"{extra}
+  }}],
+  "provisioners": {provisioners}
+}}"#
+    )
+}
+
+/// Serialises the tests that count what is left in the shared moto.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
