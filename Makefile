@@ -8,6 +8,7 @@ DEV_LAB := lab/.state/dev
 DEMO_LAB := lab/.state/demo
 # Built by `cargo build --bins` just before; `cargo run` would rebuild whatever changed meanwhile.
 BAKE := $(or $(CARGO_TARGET_DIR),target)/debug/bake
+ROLLOUT := $(or $(CARGO_TARGET_DIR),target)/debug/rollout
 
 .PHONY: help lab lab-up lab-down rust-tools test demo bench
 
@@ -41,20 +42,25 @@ test: lab rust-tools
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace; status=$$?; lab/down --orphans --quiet; exit $$status
 
-# For now the demo shows what exists; the bake -> bake -> rollout pipeline replaces the body when it lands.
+# The main job on a lab of its own: bake primal, bake carnivore on primal's AMI (one command, the AMI
+# passed on with -pass-ami), then the blue-green rollout of that AMI. The lab stops at the end.
 demo: lab
 	cargo build --bins
 	@set -e; \
-	lab/up --dir $(DEMO_LAB) --parent-pid $$$$; \
+	lab/up --dir $(DEMO_LAB) --parent-pid $$$$ >/dev/null; \
 	trap 'lab/down --dir $(DEMO_LAB) --purge' EXIT; \
 	. $(DEMO_LAB)/env.sh; \
-	if $(BAKE) --help 2>/dev/null | grep -qw validate && [ -f manifests/primal.json ]; then \
-		echo "== bake validate -var-file $(DEMO_LAB)/lab.vars.json manifests/primal.json"; \
-		$(BAKE) validate -var-file $(DEMO_LAB)/lab.vars.json manifests/primal.json; \
-	else \
-		echo "== bake validate manifests/primal.json: not there yet"; \
-	fi; \
-	echo "Coming: bake primal -> bake carnivore on primal's AMI -> blue-green rollout, on this lab."
+	src=$$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["lab_source_ami"])' $(DEMO_LAB)/lab.vars.json); \
+	export BAKERY_STATE_DIR=$(DEMO_LAB)/bakery; \
+	echo "== bake primal, then carnivore on primal's AMI (lab: $$AWS_ENDPOINT_URL, sshd port $$BAKERY_LAB_SSH_PORT)"; \
+	$(BAKE) -color=false -force -var-file $(DEMO_LAB)/lab.vars.json -var SOURCE_AMI=$$src \
+		-pass-ami SOURCE_ID manifests/primal.json manifests/carnivore.json | tee $(DEMO_LAB)/bake.out; \
+	ami=$$(tail -1 $(DEMO_LAB)/bake.out | cut -d' ' -f2); \
+	echo "== carnivore AMI: $$ami"; \
+	if [ -x $(ROLLOUT) ] && $(ROLLOUT) --help >/dev/null 2>&1; then \
+		echo "== rollout setup"; $(ROLLOUT) setup; \
+		echo "== rollout --ami $$ami"; $(ROLLOUT) --ami $$ami; \
+	else echo "== rollout: not built"; fi
 
 bench: lab
 	@if [ -x scripts/bench ]; then scripts/bench; else echo "make bench: scripts/bench does not exist yet"; fi

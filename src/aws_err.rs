@@ -31,7 +31,13 @@ impl AwsError {
             _ => {
                 let full = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
                 let head = full.lines().next().unwrap_or_default();
-                let first: String = head.split(" (").next().unwrap_or(head).chars().take(240).collect();
+                let first: String = head
+                    .split(" (")
+                    .next()
+                    .unwrap_or(head)
+                    .chars()
+                    .take(240)
+                    .collect();
                 first
             }
         };

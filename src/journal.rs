@@ -80,7 +80,9 @@ pub fn state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
         return PathBuf::from(d).join("bakery");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/state/bakery")
 }
 
@@ -94,8 +96,12 @@ impl Journal {
         let dir = runs_dir(state);
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{run_id}.jsonl"));
-        let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
-        file.try_lock().map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        file.try_lock()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let header = Header {
             run_id: run_id.to_string(),
             pid: std::process::id(),
@@ -105,7 +111,11 @@ impl Journal {
                 .unwrap_or(0),
             command: command.to_string(),
         };
-        writeln!(file, "{}", serde_json::to_string(&header).map_err(std::io::Error::other)?)?;
+        writeln!(
+            file,
+            "{}",
+            serde_json::to_string(&header).map_err(std::io::Error::other)?
+        )?;
         file.sync_data()?;
         Ok(Journal {
             run_id: run_id.to_string(),
@@ -144,7 +154,9 @@ impl Journal {
 
     /// Resources created and neither removed nor kept.
     pub fn outstanding(&self) -> Vec<Entry> {
-        read_entries(&self.path).map(|(_, e)| outstanding(&e)).unwrap_or_default()
+        read_entries(&self.path)
+            .map(|(_, e)| outstanding(&e))
+            .unwrap_or_default()
     }
 
     /// Removes the journal when nothing it recorded is outstanding; keeps it (for `bake cleanup`) otherwise.
@@ -225,7 +237,8 @@ impl LeftRun {
             let _ = writeln!(self.lock, "{line}");
             let _ = self.lock.sync_data();
         }
-        self.outstanding.retain(|x| !(x.kind == e.kind && x.id == e.id && x.region == e.region));
+        self.outstanding
+            .retain(|x| !(x.kind == e.kind && x.id == e.id && x.region == e.region));
     }
 
     /// Deletes the journal once nothing is outstanding.
@@ -276,7 +289,11 @@ mod tests {
     use super::*;
 
     fn tmp() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("bakery-journal-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
+        let d = std::env::temp_dir().join(format!(
+            "bakery-journal-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
         std::fs::create_dir_all(&d).unwrap();
         d
     }
@@ -318,7 +335,13 @@ mod tests {
     fn a_torn_last_line_is_ignored() {
         let d = tmp();
         let j = Journal::create(&d, "torn", "bake").unwrap();
-        j.record(Event::Created, Kind::SecurityGroup, "us-east-1", "sg-1", "b");
+        j.record(
+            Event::Created,
+            Kind::SecurityGroup,
+            "us-east-1",
+            "sg-1",
+            "b",
+        );
         let path = j.path().to_path_buf();
         drop(j);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();

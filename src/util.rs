@@ -7,7 +7,8 @@ use std::task::Poll;
 /// Runs futures concurrently on the current task and returns their results in order (borrowing is fine:
 /// nothing is spawned).
 pub async fn join_all<F: Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut pending: Vec<(usize, Pin<Box<F>>)> = futs.into_iter().map(Box::pin).enumerate().collect();
+    let mut pending: Vec<(usize, Pin<Box<F>>)> =
+        futs.into_iter().map(Box::pin).enumerate().collect();
     let mut out: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
         pending.retain_mut(|(i, f)| match f.as_mut().poll(cx) {
@@ -17,10 +18,16 @@ pub async fn join_all<F: Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Ou
             }
             Poll::Pending => true,
         });
-        if pending.is_empty() { Poll::Ready(()) } else { Poll::Pending }
+        if pending.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     })
     .await;
-    out.into_iter().map(|o| o.expect("every future completed")).collect()
+    out.into_iter()
+        .map(|o| o.expect("every future completed"))
+        .collect()
 }
 
 /// A duration as Packer prints it in build summaries (`1 minute 2 seconds`, `450 milliseconds`).
@@ -60,8 +67,14 @@ mod tests {
 
     #[test]
     fn durations_read_like_packers() {
-        assert_eq!(human_duration(Duration::from_millis(450)), "450 milliseconds");
-        assert_eq!(human_duration(Duration::from_millis(62_001)), "1 minute 2 seconds 1 millisecond");
+        assert_eq!(
+            human_duration(Duration::from_millis(450)),
+            "450 milliseconds"
+        );
+        assert_eq!(
+            human_duration(Duration::from_millis(62_001)),
+            "1 minute 2 seconds 1 millisecond"
+        );
         assert_eq!(human_duration(Duration::from_secs(1)), "1 second");
     }
 }

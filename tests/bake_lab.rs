@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn admin_home() -> std::path::PathBuf {
-    let out = std::process::Command::new("getent").args(["passwd", "admin"]).output().unwrap();
+    let out = std::process::Command::new("getent")
+        .args(["passwd", "admin"])
+        .output()
+        .unwrap();
     let line = String::from_utf8_lossy(&out.stdout).to_string();
     std::path::PathBuf::from(line.split(':').nth(5).expect("admin has a home").trim())
 }
@@ -78,16 +81,37 @@ async fn primal_then_carnivore_bake_on_the_lab_and_leave_nothing_behind() {
     let counts = lab.request_counts();
     eprintln!("AWS requests for two bakes: {counts:?}");
     // Packer's artifact lines: the last one is `region: ami`, so `tail -1 | cut -d' ' -f2` works.
-    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().to_string();
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
     let (region, carnivore) = last.split_once(": ").unwrap();
     assert_eq!(region, "us-east-1");
     assert!(carnivore.starts_with("ami-"), "{last}");
     // Both AMIs exist with their rendered tags; carnivore's source is primal's AMI.
     let primal_manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(s.dir.join("primal-manifest.json")).unwrap()).unwrap();
-    let primal = primal_manifest["builds"][0]["artifact_id"].as_str().unwrap().split(':').nth(1).unwrap().to_string();
-    assert_eq!(primal_manifest["builds"][0]["custom_data"]["source_ami"], lab.source_ami());
-    let imgs = c.ec2.describe_images().image_ids(&primal).image_ids(carnivore).send().await.unwrap();
+        serde_json::from_str(&std::fs::read_to_string(s.dir.join("primal-manifest.json")).unwrap())
+            .unwrap();
+    let primal = primal_manifest["builds"][0]["artifact_id"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        primal_manifest["builds"][0]["custom_data"]["source_ami"],
+        lab.source_ami()
+    );
+    let imgs = c
+        .ec2
+        .describe_images()
+        .image_ids(&primal)
+        .image_ids(carnivore)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(imgs.images().len(), 2);
     let tags = |id: &str| -> BTreeMap<String, String> {
         imgs.images()
@@ -101,7 +125,11 @@ async fn primal_then_carnivore_bake_on_the_lab_and_leave_nothing_behind() {
     };
     let pt = tags(&primal);
     assert_eq!(pt["image"], "primal");
-    assert_eq!(pt["source_ami"], lab.source_ami(), "late {{ .SourceAMI }} rendered at build time");
+    assert_eq!(
+        pt["source_ami"],
+        lab.source_ami(),
+        "late {{ .SourceAMI }} rendered at build time"
+    );
     assert_eq!(pt["region"], "us-east-1");
     assert_eq!(pt["bakery:managed"], "true");
     let ct = tags(carnivore);
@@ -109,15 +137,34 @@ async fn primal_then_carnivore_bake_on_the_lab_and_leave_nothing_behind() {
     assert_eq!(ct["env"], "staging");
     // The uploaded tree arrived byte for byte, modes included, and the variables arrived.
     let home = admin_home();
-    assert_eq!(tree(&home.join("app/mailtube")), tree(&repo.join("provisioners/mailtube")));
-    assert_eq!(tree(&home.join("app/server")).get("cluster.js"), tree(&repo.join("provisioners/appserver")).get("cluster.js"));
+    assert_eq!(
+        tree(&home.join("app/mailtube")),
+        tree(&repo.join("provisioners/mailtube"))
+    );
+    assert_eq!(
+        tree(&home.join("app/server")).get("cluster.js"),
+        tree(&repo.join("provisioners/appserver")).get("cluster.js")
+    );
     let env = std::fs::read_to_string(home.join("carnivore.env")).unwrap();
-    for want in ["INSTANCE_USER=admin", "NAME=ponyfoo-staging", "NGINX_WORKERS=4", "PACKER_BUILDER_TYPE=amazon-ebs", "PACKER_BUILD_NAME=amazon-ebs", "SERVER_NAME=ponyfoo.com"] {
+    for want in [
+        "INSTANCE_USER=admin",
+        "NAME=ponyfoo-staging",
+        "NGINX_WORKERS=4",
+        "PACKER_BUILDER_TYPE=amazon-ebs",
+        "PACKER_BUILD_NAME=amazon-ebs",
+        "SERVER_NAME=ponyfoo.com",
+    ] {
         assert!(env.lines().any(|l| l == want), "{want} missing from {env}");
     }
     assert!(s.dir.join("carnivore-manifest.json").exists());
     assert_nothing_left(&c, "after primal + carnivore").await;
-    assert!(std::fs::read_dir(s.dir.join("state/runs")).unwrap().next().is_none(), "a clean run leaves no journal");
+    assert!(
+        std::fs::read_dir(s.dir.join("state/runs"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "a clean run leaves no journal"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -127,14 +174,31 @@ async fn a_failing_script_fails_the_build_and_cleans_up() {
     let c = clients(lab).await;
     let s = Scratch::new(lab, "failing");
     let name = lab.unique("failing");
-    let tpl = s.write("t.json", &template(&name, "", r#"[{"type":"shell","inline":["echo about to fail","exit 3"]}]"#));
+    let tpl = s.write(
+        "t.json",
+        &template(
+            &name,
+            "",
+            r#"[{"type":"shell","inline":["echo about to fail","exit 3"]}]"#,
+        ),
+    );
     let vars = lab.var_file();
-    let out = s.run(lab, lab.moto_url(), &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()]);
+    let out = s.run(
+        lab,
+        lab.moto_url(),
+        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
+    );
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("about to fail"), "remote output streamed: {t}");
-    assert!(t.contains("exit status: 3") || t.contains("exit status 3"), "{t}");
-    assert!(amis_named(&c, &name).await.is_empty(), "no AMI for a failed build");
+    assert!(
+        t.contains("exit status: 3") || t.contains("exit status 3"),
+        "{t}"
+    );
+    assert!(
+        amis_named(&c, &name).await.is_empty(),
+        "no AMI for a failed build"
+    );
     assert_nothing_left(&c, "after a failing script").await;
 }
 
@@ -146,11 +210,32 @@ async fn ssh_never_reachable_times_out_and_cleans_up() {
     let s = Scratch::new(lab, "nossh");
     let name = lab.unique("nossh");
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let tpl = s.write("t.json", &template(&name, r#","ssh_timeout":"3s""#, r#"[{"type":"shell","inline":["true"]}]"#));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tpl = s.write(
+        "t.json",
+        &template(
+            &name,
+            r#","ssh_timeout":"3s""#,
+            r#"[{"type":"shell","inline":["true"]}]"#,
+        ),
+    );
     let vars = lab.var_file();
     let port_var = format!("lab_ssh_port={port}");
-    let out = s.run(lab, lab.moto_url(), &["-var-file", vars.to_str().unwrap(), "-var", &port_var, tpl.to_str().unwrap()]);
+    let out = s.run(
+        lab,
+        lab.moto_url(),
+        &[
+            "-var-file",
+            vars.to_str().unwrap(),
+            "-var",
+            &port_var,
+            tpl.to_str().unwrap(),
+        ],
+    );
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("Timeout waiting for SSH"), "{t}");
@@ -164,15 +249,27 @@ async fn create_image_failing_fails_the_build_and_cleans_up() {
     let c = clients(lab).await;
     let proxy = FaultProxy::start(
         lab.moto_url(),
-        vec![Fault { action: "CreateImage", status: 400, code: "InvalidParameterValue", times: usize::MAX }],
+        vec![Fault {
+            action: "CreateImage",
+            status: 400,
+            code: "InvalidParameterValue",
+            times: usize::MAX,
+        }],
     )
     .await;
     let s = Scratch::new(lab, "noimage");
     let name = lab.unique("noimage");
-    let tpl = s.write("t.json", &template(&name, "", r#"[{"type":"shell","inline":["true"]}]"#));
+    let tpl = s.write(
+        "t.json",
+        &template(&name, "", r#"[{"type":"shell","inline":["true"]}]"#),
+    );
     let vars = lab.var_file();
     let out = tokio::task::spawn_blocking({
-        let cmd_args = vec!["-var-file".to_string(), vars.display().to_string(), tpl.display().to_string()];
+        let cmd_args = vec![
+            "-var-file".to_string(),
+            vars.display().to_string(),
+            tpl.display().to_string(),
+        ];
         let mut cmd = s.bake(lab, &proxy.url, &[]);
         cmd.args(&cmd_args);
         move || cmd.output().unwrap()
@@ -181,7 +278,10 @@ async fn create_image_failing_fails_the_build_and_cleans_up() {
     .unwrap();
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("CreateImage") && t.contains("InvalidParameterValue"), "{t}");
+    assert!(
+        t.contains("CreateImage") && t.contains("InvalidParameterValue"),
+        "{t}"
+    );
     assert!(proxy.failed("CreateImage") >= 1);
     assert!(amis_named(&c, &name).await.is_empty());
     assert_nothing_left(&c, "after CreateImage failed").await;
@@ -195,18 +295,40 @@ async fn throttling_and_5xx_are_retried_and_the_bake_succeeds() {
     let proxy = FaultProxy::start(
         lab.moto_url(),
         vec![
-            Fault { action: "DescribeInstances", status: 503, code: "RequestLimitExceeded", times: 3 },
-            Fault { action: "RunInstances", status: 500, code: "InternalError", times: 1 },
-            Fault { action: "CreateKeyPair", status: 503, code: "Throttling", times: 2 },
+            Fault {
+                action: "DescribeInstances",
+                status: 503,
+                code: "RequestLimitExceeded",
+                times: 3,
+            },
+            Fault {
+                action: "RunInstances",
+                status: 500,
+                code: "InternalError",
+                times: 1,
+            },
+            Fault {
+                action: "CreateKeyPair",
+                status: 503,
+                code: "Throttling",
+                times: 2,
+            },
         ],
     )
     .await;
     let s = Scratch::new(lab, "throttle");
     let name = lab.unique("throttle");
-    let tpl = s.write("t.json", &template(&name, "", r#"[{"type":"shell","inline":["echo fine"]}]"#));
+    let tpl = s.write(
+        "t.json",
+        &template(&name, "", r#"[{"type":"shell","inline":["echo fine"]}]"#),
+    );
     let vars = lab.var_file();
     let out = tokio::task::spawn_blocking({
-        let mut cmd = s.bake(lab, &proxy.url, &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()]);
+        let mut cmd = s.bake(
+            lab,
+            &proxy.url,
+            &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
+        );
         move || cmd.output().unwrap()
     })
     .await
@@ -227,12 +349,25 @@ async fn ctrl_c_during_provisioning_cleans_up() {
     let c = clients(lab).await;
     let s = Scratch::new(lab, "ctrlc");
     let name = lab.unique("ctrlc");
-    let tpl = s.write("t.json", &template(&name, "", r#"[{"type":"shell","inline":["echo sleeping","sleep 60"]}]"#));
+    let tpl = s.write(
+        "t.json",
+        &template(
+            &name,
+            "",
+            r#"[{"type":"shell","inline":["echo sleeping","sleep 60"]}]"#,
+        ),
+    );
     let vars = lab.var_file();
-    let mut r = Running::spawn(s.bake(lab, lab.moto_url(), &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()]));
+    let mut r = Running::spawn(s.bake(
+        lab,
+        lab.moto_url(),
+        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
+    ));
     r.wait_for("sleeping");
     r.signal("-INT");
-    let (code, out) = tokio::task::spawn_blocking(move || r.finish()).await.unwrap();
+    let (code, out) = tokio::task::spawn_blocking(move || r.finish())
+        .await
+        .unwrap();
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("Interrupt received"), "{out}");
     assert!(amis_named(&c, &name).await.is_empty());
@@ -246,24 +381,48 @@ async fn sigkill_mid_run_then_bake_cleanup_removes_everything() {
     let c = clients(lab).await;
     let s = Scratch::new(lab, "sigkill");
     let name = lab.unique("sigkill");
-    let tpl = s.write("t.json", &template(&name, "", r#"[{"type":"shell","inline":["echo sleeping","sleep 60"]}]"#));
+    let tpl = s.write(
+        "t.json",
+        &template(
+            &name,
+            "",
+            r#"[{"type":"shell","inline":["echo sleeping","sleep 60"]}]"#,
+        ),
+    );
     let vars = lab.var_file();
-    let mut r = Running::spawn(s.bake(lab, lab.moto_url(), &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()]));
+    let mut r = Running::spawn(s.bake(
+        lab,
+        lab.moto_url(),
+        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
+    ));
     r.wait_for("sleeping");
     r.signal("-KILL");
-    let (code, _) = tokio::task::spawn_blocking(move || r.finish()).await.unwrap();
+    let (code, _) = tokio::task::spawn_blocking(move || r.finish())
+        .await
+        .unwrap();
     assert_eq!(code, None, "killed by a signal");
     let (i, k, g) = leftovers(&c).await;
-    assert_eq!((i.len(), k.len(), g.len()), (1, 1, 1), "a SIGKILLed run leaves its instance, key pair and group");
+    assert_eq!(
+        (i.len(), k.len(), g.len()),
+        (1, 1, 1),
+        "a SIGKILLed run leaves its instance, key pair and group"
+    );
     let out = s.run(lab, lab.moto_url(), &["cleanup"]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains(&format!("removed instance {}", i[0])), "{t}");
-    assert!(t.contains(&format!("removed security group {}", g[0])), "{t}");
+    assert!(
+        t.contains(&format!("removed security group {}", g[0])),
+        "{t}"
+    );
     assert!(t.contains(&format!("removed key pair {}", k[0])), "{t}");
     assert_nothing_left(&c, "after bake cleanup").await;
     // Idempotent.
     let again = s.run(lab, lab.moto_url(), &["cleanup"]);
     assert!(again.status.success());
-    assert!(text(&again).contains("nothing to clean up"), "{}", text(&again));
+    assert!(
+        text(&again).contains("nothing to clean up"),
+        "{}",
+        text(&again)
+    );
 }

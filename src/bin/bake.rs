@@ -1,7 +1,10 @@
 //! `bake`: parse → run → exit code. Everything else is in the library.
 
 fn main() -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bake: cannot start the async runtime: {e}");

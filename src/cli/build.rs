@@ -24,17 +24,28 @@ fn print_diagnostics(path: &Path, d: &bakery_template::Diagnostics) {
         eprintln!("{diag}");
     }
     let n = d.errors().count();
-    eprintln!("\n{}: {n} error{} found", path.display(), if n == 1 { "" } else { "s" });
+    eprintln!(
+        "\n{}: {n} error{} found",
+        path.display(),
+        if n == 1 { "" } else { "s" }
+    );
 }
 
-fn load(args: &BuildArgs, path: &Path, extra: &[(String, String)]) -> Result<Loaded, bakery_template::Diagnostics> {
+fn load(
+    args: &BuildArgs,
+    path: &Path,
+    extra: &[(String, String)],
+) -> Result<Loaded, bakery_template::Diagnostics> {
     let mut t = template_args(&args.vars, path.to_path_buf());
     t.vars.extend(extra.iter().cloned());
     bakery_template::load(path, &t.load_options(false))
 }
 
 /// The AWS settings of an amazon-ebs build.
-pub fn aws_settings(cfg: &bakery_template::AmazonEbsConfig, endpoint_url: Option<&str>) -> AwsSettings {
+pub fn aws_settings(
+    cfg: &bakery_template::AmazonEbsConfig,
+    endpoint_url: Option<&str>,
+) -> AwsSettings {
     let a = &cfg.access;
     let ne = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
     AwsSettings {
@@ -44,12 +55,17 @@ pub fn aws_settings(cfg: &bakery_template::AmazonEbsConfig, endpoint_url: Option
         secret_key: ne(&a.secret_key),
         token: ne(&a.token),
         assume_role: a.assume_role.as_ref().and_then(|r| {
-            r.role_arn.clone().filter(|s| !s.is_empty()).map(|arn| bakery_core::aws::AssumeRole {
-                role_arn: arn,
-                session_name: ne(&r.session_name),
-                external_id: ne(&r.external_id),
-                duration: r.duration_seconds.map(|s| Duration::from_secs(s.max(0) as u64)),
-            })
+            r.role_arn
+                .clone()
+                .filter(|s| !s.is_empty())
+                .map(|arn| bakery_core::aws::AssumeRole {
+                    role_arn: arn,
+                    session_name: ne(&r.session_name),
+                    external_id: ne(&r.external_id),
+                    duration: r
+                        .duration_seconds
+                        .map(|s| Duration::from_secs(s.max(0) as u64)),
+                })
         }),
         endpoint_url: endpoint_url.map(str::to_string),
         ec2_endpoint: ne(&a.custom_endpoint_ec2),
@@ -102,7 +118,10 @@ fn on_error(a: OnErrorArg) -> OnError {
 /// Ctrl-C/SIGTERM: the first cancels the builds (cleanup follows), the second stops cleanup too.
 fn install_signals(ui: Ui, cancel: CancellationToken, cancel_cleanup: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return;
     };
     tokio::spawn(async move {
@@ -127,7 +146,9 @@ fn install_signals(ui: Ui, cancel: CancellationToken, cancel_cleanup: Cancellati
 
 fn ask(step: &str, err: &str) -> AskAnswer {
     use std::io::BufRead;
-    eprintln!("Step \"{step}\" failed: {err}\n[c] Clean up and exit, [a] abort without cleanup, or [r] retry step (build may fail even if retry succeeds)?");
+    eprintln!(
+        "Step \"{step}\" failed: {err}\n[c] Clean up and exit, [a] abort without cleanup, or [r] retry step (build may fail even if retry succeeds)?"
+    );
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
     match line.trim() {
@@ -181,7 +202,10 @@ pub async fn run(args: BuildArgs) -> i32 {
     let journal = match Journal::create(&state, &run_id, &command) {
         Ok(j) => Arc::new(j),
         Err(e) => {
-            eprintln!("bake: cannot create the run journal in {}: {e}", state.display());
+            eprintln!(
+                "bake: cannot create the run journal in {}: {e}",
+                state.display()
+            );
             return 1;
         }
     };
@@ -193,7 +217,8 @@ pub async fn run(args: BuildArgs) -> i32 {
         cancel_cleanup: cancel_cleanup.clone(),
         on_error: on_error(args.on_error),
         cleanup_deadline: Duration::from_secs(20 * 60),
-        ask: (args.on_error == OnErrorArg::Ask).then(|| Box::new(ask) as Box<dyn Fn(&str, &str) -> AskAnswer + Send + Sync>),
+        ask: (args.on_error == OnErrorArg::Ask)
+            .then(|| Box::new(ask) as Box<dyn Fn(&str, &str) -> AskAnswer + Send + Sync>),
     };
     let mut sdk = SdkConfigs::default();
     let mut finished: Vec<Finished> = Vec::new();
@@ -217,7 +242,12 @@ pub async fn run(args: BuildArgs) -> i32 {
             .iter()
             .find(|f| f.error.is_none())
             .and_then(|f| f.amis.values().next().cloned().map(|a| (f, a)))
-            .map(|(f, a)| f.amis.get(&region_of(&loaded, &f.name)).cloned().unwrap_or(a));
+            .map(|(f, a)| {
+                f.amis
+                    .get(&region_of(&loaded, &f.name))
+                    .cloned()
+                    .unwrap_or(a)
+            });
         let any_failed = results.iter().any(|f| f.error.is_some());
         finished.extend(results);
         if any_failed || cancel.is_cancelled() {
@@ -233,7 +263,13 @@ pub async fn run(args: BuildArgs) -> i32 {
     if let Some(j) = journal
         && let Some(path) = j.close()
     {
-        ui.error("bake", &format!("Some resources were left behind (journal: {}). Run `bake cleanup` to remove them.", path.display()));
+        ui.error(
+            "bake",
+            &format!(
+                "Some resources were left behind (journal: {}). Run `bake cleanup` to remove them.",
+                path.display()
+            ),
+        );
         failed = true;
     }
     if failed { 1 } else { 0 }
@@ -259,16 +295,29 @@ async fn run_template(
     ctl: &RunControl,
     sdk: &mut SdkConfigs,
 ) -> Vec<Finished> {
-    let limit = if args.debug { 1 } else if args.parallel_builds == 0 { usize::MAX >> 4 } else { args.parallel_builds };
+    let limit = if args.debug {
+        1
+    } else if args.parallel_builds == 0 {
+        usize::MAX >> 4
+    } else {
+        args.parallel_builds
+    };
     let sem = tokio::sync::Semaphore::new(limit);
     let mut ctxs = Vec::new();
     for b in &loaded.builds {
         let BuilderConfig::AmazonEbs(cfg) = &b.builder;
         let settings = aws_settings(cfg, args.endpoint_url.as_deref());
         let sdk_config = sdk.get(&settings).await;
-        let clients = Clients::for_region(&sdk_config, cfg.access.region.as_deref().filter(|s| !s.is_empty()), settings.ec2_endpoint.as_deref());
+        let clients = Clients::for_region(
+            &sdk_config,
+            cfg.access.region.as_deref().filter(|s| !s.is_empty()),
+            settings.ec2_endpoint.as_deref(),
+        );
         let polling = cfg.access.aws_polling.as_ref().map(|p| PollOverrides {
-            delay: p.delay_seconds.filter(|d| *d > 0).map(|d| Duration::from_secs(d as u64)),
+            delay: p
+                .delay_seconds
+                .filter(|d| *d > 0)
+                .map(|d| Duration::from_secs(d as u64)),
             max_attempts: p.max_attempts.filter(|d| *d > 0).map(|d| d as u32),
         });
         ctxs.push(Ctx {
@@ -285,7 +334,10 @@ async fn run_template(
             force: args.force,
             debug: args.debug,
             poll: PollOverrides::from_env().or(polling.unwrap_or_default()),
-            error_cleanup: matches!(ctl.on_error, OnError::Cleanup | OnError::RunCleanupProvisioner | OnError::Ask),
+            error_cleanup: matches!(
+                ctl.on_error,
+                OnError::Cleanup | OnError::RunCleanupProvisioner | OnError::Ask
+            ),
         });
     }
     let runs = ctxs.iter().map(|cx| {
@@ -298,15 +350,28 @@ async fn run_template(
             let mut error = None;
             if let Some((step, e)) = &res.report.error {
                 let msg = format!("{e}");
-                ui.error(&cx.name, &format!("Build '{}' errored after {}: {msg}", cx.name, crate::util::human_duration(elapsed)));
+                ui.error(
+                    &cx.name,
+                    &format!(
+                        "Build '{}' errored after {}: {msg}",
+                        cx.name,
+                        crate::util::human_duration(elapsed)
+                    ),
+                );
                 tracing::debug!(step, "build failed");
                 error = Some(msg);
             }
             for f in &res.report.cleanup_failures {
-                ui.error(&cx.name, &format!("cleanup of {} failed: {}", f.step, f.error));
+                ui.error(
+                    &cx.name,
+                    &format!("cleanup of {} failed: {}", f.step, f.error),
+                );
             }
             if res.report.cleanup_skipped {
-                ui.error(&cx.name, "Cleanup was skipped; `bake cleanup` removes what this run left.");
+                ui.error(
+                    &cx.name,
+                    "Cleanup was skipped; `bake cleanup` removes what this run left.",
+                );
             }
             if error.is_none() {
                 if let Err(e) = post_process(args, cx, &res.amis, &res.late, elapsed).await {
@@ -314,7 +379,12 @@ async fn run_template(
                     error = Some(e);
                 }
             }
-            Finished { name: cx.name.clone(), amis: res.amis, error, elapsed }
+            Finished {
+                name: cx.name.clone(),
+                amis: res.amis,
+                error,
+                elapsed,
+            }
         }
     });
     crate::util::join_all(runs).await
@@ -330,7 +400,11 @@ async fn post_process(
     let artifact = bakery_provision::manifest::Artifact {
         build_name: cx.name.clone(),
         builder_type: cx.build.builder_type.clone(),
-        artifact_id: amis.iter().map(|(r, a)| format!("{r}:{a}")).collect::<Vec<_>>().join(","),
+        artifact_id: amis
+            .iter()
+            .map(|(r, a)| format!("{r}:{a}"))
+            .collect::<Vec<_>>()
+            .join(","),
         files: None,
         build_time: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -342,14 +416,24 @@ async fn post_process(
         for pp in chain {
             match pp {
                 PostProcessorConfig::Manifest(m) => {
-                    let path = bakery_provision::manifest::write(m, &artifact, &cx.run_id, late, args.force, &cx.ui)
-                        .map_err(|e| e.to_string())?;
-                    cx.ui.say(&cx.name, &format!("Writing manifest: {}", path.display()));
+                    let path = bakery_provision::manifest::write(
+                        m, &artifact, &cx.run_id, late, args.force, &cx.ui,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    cx.ui
+                        .say(&cx.name, &format!("Writing manifest: {}", path.display()));
                 }
                 PostProcessorConfig::ShellLocal(s) => {
-                    bakery_provision::run_shell_local(s, &cx.ui, &cx.name, &cx.build.builder_type, late, &cx.cancel)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    bakery_provision::run_shell_local(
+                        s,
+                        &cx.ui,
+                        &cx.name,
+                        &cx.build.builder_type,
+                        late,
+                        &cx.cancel,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
                 }
             }
         }
@@ -362,10 +446,17 @@ fn summarize(ui: &Ui, finished: &[Finished]) {
     if !errored.is_empty() {
         ui.plain("\n==> Some builds didn't complete successfully and had errors:");
         for f in &errored {
-            ui.plain(&format!("--> {}: {}", f.name, f.error.as_deref().unwrap_or_default()));
+            ui.plain(&format!(
+                "--> {}: {}",
+                f.name,
+                f.error.as_deref().unwrap_or_default()
+            ));
         }
     }
-    let ok: Vec<&Finished> = finished.iter().filter(|f| f.error.is_none() && !f.amis.is_empty()).collect();
+    let ok: Vec<&Finished> = finished
+        .iter()
+        .filter(|f| f.error.is_none() && !f.amis.is_empty())
+        .collect();
     if ok.is_empty() {
         if errored.is_empty() {
             ui.plain("\n==> Builds finished but no artifacts were created.");
@@ -379,25 +470,54 @@ fn summarize(ui: &Ui, finished: &[Finished]) {
         for l in &lines {
             ui.plain(l);
         }
-        let id = f.amis.iter().map(|(r, a)| format!("{r}:{a}")).collect::<Vec<_>>().join(",");
+        let id = f
+            .amis
+            .iter()
+            .map(|(r, a)| format!("{r}:{a}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let idx = i.to_string();
         ui.record(&f.name, "artifact-count", &["1"]);
-        ui.record(&f.name, "artifact", &[&idx, "builder-id", "mitchellh.amazonebs"]);
+        ui.record(
+            &f.name,
+            "artifact",
+            &[&idx, "builder-id", "mitchellh.amazonebs"],
+        );
         ui.record(&f.name, "artifact", &[&idx, "id", &id]);
-        ui.record(&f.name, "artifact", &[&idx, "string", &format!("AMIs were created:\n{}\n", lines.join("\n"))]);
+        ui.record(
+            &f.name,
+            "artifact",
+            &[
+                &idx,
+                "string",
+                &format!("AMIs were created:\n{}\n", lines.join("\n")),
+            ],
+        );
         ui.record(&f.name, "artifact", &[&idx, "files-count", "0"]);
         ui.record(&f.name, "artifact", &[&idx, "end"]);
         tracing::debug!(elapsed = ?f.elapsed, "build finished");
     }
 }
 
-async fn publish_ssm(ui: &Ui, sdk: &mut SdkConfigs, args: &BuildArgs, param: &str, finished: &[Finished]) -> bool {
-    let ok: Vec<&Finished> = finished.iter().filter(|f| f.error.is_none() && !f.amis.is_empty()).collect();
+async fn publish_ssm(
+    ui: &Ui,
+    sdk: &mut SdkConfigs,
+    args: &BuildArgs,
+    param: &str,
+    finished: &[Finished],
+) -> bool {
+    let ok: Vec<&Finished> = finished
+        .iter()
+        .filter(|f| f.error.is_none() && !f.amis.is_empty())
+        .collect();
     let Some(last) = ok.last() else {
         ui.error("bake", "-publish-ssm: no AMI to publish");
         return false;
     };
-    let settings = AwsSettings { endpoint_url: args.endpoint_url.clone(), ..Default::default() };
+    let settings = AwsSettings {
+        endpoint_url: args.endpoint_url.clone(),
+        ..Default::default()
+    };
     let config = sdk.get(&settings).await;
     let mut all = true;
     for (region, ami) in &last.amis {
@@ -412,9 +532,21 @@ async fn publish_ssm(ui: &Ui, sdk: &mut SdkConfigs, args: &BuildArgs, param: &st
             .send()
             .await
         {
-            Ok(out) => ui.say(&last.name, &format!("Published {ami} to SSM parameter {param} in {region} (version {})", out.version())),
+            Ok(out) => ui.say(
+                &last.name,
+                &format!(
+                    "Published {ami} to SSM parameter {param} in {region} (version {})",
+                    out.version()
+                ),
+            ),
             Err(e) => {
-                ui.error(&last.name, &format!("-publish-ssm {param} in {region}: {}", crate::aws_err::AwsError::new("PutParameter", e)));
+                ui.error(
+                    &last.name,
+                    &format!(
+                        "-publish-ssm {param} in {region}: {}",
+                        crate::aws_err::AwsError::new("PutParameter", e)
+                    ),
+                );
                 all = false;
             }
         }
@@ -428,16 +560,27 @@ async fn dry_run(args: &BuildArgs, ui: &Ui) -> i32 {
     let mut failed = false;
     for (i, path) in args.templates.iter().enumerate() {
         let extra: Vec<(String, String)> = match (&args.pass_ami, i) {
-            (Some(var), i) if i > 0 => vec![(var.clone(), "<AMI of the previous template>".to_string())],
+            (Some(var), i) if i > 0 => {
+                vec![(var.clone(), "<AMI of the previous template>".to_string())]
+            }
             _ => vec![],
         };
-        let Ok(loaded) = load(args, path, &extra) else { return 1 };
-        ui.plain(&format!("Template {} (dry run: nothing is created)", path.display()));
+        let Ok(loaded) = load(args, path, &extra) else {
+            return 1;
+        };
+        ui.plain(&format!(
+            "Template {} (dry run: nothing is created)",
+            path.display()
+        ));
         for b in &loaded.builds {
             let BuilderConfig::AmazonEbs(cfg) = &b.builder;
             let settings = aws_settings(cfg, args.endpoint_url.as_deref());
             let config = sdk.get(&settings).await;
-            let clients = Clients::for_region(&config, cfg.access.region.as_deref().filter(|s| !s.is_empty()), settings.ec2_endpoint.as_deref());
+            let clients = Clients::for_region(
+                &config,
+                cfg.access.region.as_deref().filter(|s| !s.is_empty()),
+                settings.ec2_endpoint.as_deref(),
+            );
             failed |= !plan_build(ui, b, cfg, &clients, i > 0 && args.pass_ami.is_some()).await;
         }
     }
@@ -458,18 +601,34 @@ async fn plan_build(
         ui.message(n, "source AMI: the AMI the previous template builds");
     } else if !src.is_empty() && !src.starts_with("resolve:ssm:") {
         match clients.ec2.describe_images().image_ids(&src).send().await {
-            Ok(o) if !o.images().is_empty() => ui.message(n, &format!("source AMI: {src} ({})", o.images()[0].name().unwrap_or(""))),
+            Ok(o) if !o.images().is_empty() => ui.message(
+                n,
+                &format!("source AMI: {src} ({})", o.images()[0].name().unwrap_or("")),
+            ),
             Ok(_) => {
                 ui.error(n, &format!("source AMI {src} was not found"));
                 ok = false;
             }
             Err(e) => {
-                ui.error(n, &format!("{}", crate::aws_err::AwsError::new("DescribeImages", e)));
+                ui.error(
+                    n,
+                    &format!("{}", crate::aws_err::AwsError::new("DescribeImages", e)),
+                );
                 ok = false;
             }
         }
     } else {
-        ui.message(n, &format!("source AMI: {}", if src.is_empty() { "from source_ami_filter".to_string() } else { src }));
+        ui.message(
+            n,
+            &format!(
+                "source AMI: {}",
+                if src.is_empty() {
+                    "from source_ami_filter".to_string()
+                } else {
+                    src
+                }
+            ),
+        );
     }
     let region = clients.region.clone();
     ui.message(n, &format!("would create in {region}: temporary key pair, temporary security group (tcp/{}), instance {} ({})",
@@ -483,7 +642,16 @@ async fn plan_build(
                     format!("shell: {}", s.scripts.join(", "))
                 }
             }
-            bakery_template::ProvisionerConfig::File(f) => format!("file: {} => {} ({})", if f.sources.is_empty() { "<content>".to_string() } else { f.sources.join(", ") }, f.destination, f.direction),
+            bakery_template::ProvisionerConfig::File(f) => format!(
+                "file: {} => {} ({})",
+                if f.sources.is_empty() {
+                    "<content>".to_string()
+                } else {
+                    f.sources.join(", ")
+                },
+                f.destination,
+                f.direction
+            ),
             bakery_template::ProvisionerConfig::ShellLocal(_) => "shell-local".to_string(),
         };
         ui.message(n, &format!("provisioner {}: {what}", i + 1));
@@ -495,7 +663,14 @@ async fn plan_build(
         regions.extend(cfg.ami.ami_regions.iter().cloned());
         regions.sort();
         regions.dedup();
-        ui.message(n, &format!("would create AMI {:?} in {}", cfg.ami.ami_name, regions.join(", ")));
+        ui.message(
+            n,
+            &format!(
+                "would create AMI {:?} in {}",
+                cfg.ami.ami_name,
+                regions.join(", ")
+            ),
+        );
     }
     ok
 }

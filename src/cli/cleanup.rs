@@ -42,58 +42,125 @@ async fn remove(c: &Clients, e: &Entry) -> Result<(), AwsError> {
     let ec2 = &c.ec2;
     match e.kind {
         Kind::Instance => {
-            match ec2.terminate_instances().instance_ids(&e.id).send().await.aws("TerminateInstances") {
+            match ec2
+                .terminate_instances()
+                .instance_ids(&e.id)
+                .send()
+                .await
+                .aws("TerminateInstances")
+            {
                 Err(err) if gone(&err) => return Ok(()),
                 Err(err) => return Err(err),
                 Ok(_) => {}
             }
             let id = e.id.clone();
             Poller::instance_terminated()
-                .wait(&format!("instance {id} to terminate"), &CancellationToken::new(), |_, _| {}, || {
-                    let ec2 = ec2.clone();
-                    let id = id.clone();
-                    async move {
-                        super::super::builder::amazon_ebs::run_instance::describe_one(&ec2, &id, InstanceStateName::Terminated)
+                .wait(
+                    &format!("instance {id} to terminate"),
+                    &CancellationToken::new(),
+                    |_, _| {},
+                    || {
+                        let ec2 = ec2.clone();
+                        let id = id.clone();
+                        async move {
+                            super::super::builder::amazon_ebs::run_instance::describe_one(
+                                &ec2,
+                                &id,
+                                InstanceStateName::Terminated,
+                            )
                             .await
-                            .or_else(|e| if matches!(e, PollError::NotFound) { Ok(Poll::Ready(aws_sdk_ec2::types::Instance::builder().build())) } else { Err(e) })
-                    }
-                })
+                            .or_else(|e| {
+                                if matches!(e, PollError::NotFound) {
+                                    Ok(Poll::Ready(aws_sdk_ec2::types::Instance::builder().build()))
+                                } else {
+                                    Err(e)
+                                }
+                            })
+                        }
+                    },
+                )
                 .await
-                .map_err(|w| AwsError { op: "DescribeInstances", code: None, detail: w.to_string() })?;
+                .map_err(|w| AwsError {
+                    op: "DescribeInstances",
+                    code: None,
+                    detail: w.to_string(),
+                })?;
             Ok(())
         }
         Kind::SecurityGroup => {
             let id = e.id.clone();
-            Poller::new(std::time::Duration::from_secs(2), std::time::Duration::from_secs(600))
-                .wait(&format!("security group {id} to be deletable"), &CancellationToken::new(), |_, _| {}, || {
+            Poller::new(
+                std::time::Duration::from_secs(2),
+                std::time::Duration::from_secs(600),
+            )
+            .wait(
+                &format!("security group {id} to be deletable"),
+                &CancellationToken::new(),
+                |_, _| {},
+                || {
                     let ec2 = ec2.clone();
                     let id = id.clone();
                     async move {
-                        match ec2.delete_security_group().group_id(&id).send().await.aws("DeleteSecurityGroup") {
+                        match ec2
+                            .delete_security_group()
+                            .group_id(&id)
+                            .send()
+                            .await
+                            .aws("DeleteSecurityGroup")
+                        {
                             Ok(_) => Ok(Poll::Ready(())),
                             Err(e) if gone(&e) => Ok(Poll::Ready(())),
-                            Err(e) if e.is("DependencyViolation") => Ok(Poll::Pending("in use".into())),
+                            Err(e) if e.is("DependencyViolation") => {
+                                Ok(Poll::Pending("in use".into()))
+                            }
                             Err(e) => Err(PollError::from(e)),
                         }
                     }
-                })
-                .await
-                .map_err(|w| AwsError { op: "DeleteSecurityGroup", code: None, detail: w.to_string() })
+                },
+            )
+            .await
+            .map_err(|w| AwsError {
+                op: "DeleteSecurityGroup",
+                code: None,
+                detail: w.to_string(),
+            })
         }
-        Kind::KeyPair => match ec2.delete_key_pair().key_name(&e.id).send().await.aws("DeleteKeyPair") {
+        Kind::KeyPair => match ec2
+            .delete_key_pair()
+            .key_name(&e.id)
+            .send()
+            .await
+            .aws("DeleteKeyPair")
+        {
             Err(err) if !gone(&err) => Err(err),
             _ => Ok(()),
         },
         Kind::Image => {
             // The journal may predate the snapshot ids (killed while waiting): ask the image itself.
-            let snaps = match ec2.describe_images().image_ids(&e.id).send().await.aws("DescribeImages") {
-                Ok(o) => o.images().first().map(crate::builder::amazon_ebs::ec2::image_snapshots).unwrap_or_default(),
+            let snaps = match ec2
+                .describe_images()
+                .image_ids(&e.id)
+                .send()
+                .await
+                .aws("DescribeImages")
+            {
+                Ok(o) => o
+                    .images()
+                    .first()
+                    .map(crate::builder::amazon_ebs::ec2::image_snapshots)
+                    .unwrap_or_default(),
                 Err(err) if gone(&err) => vec![],
                 Err(err) => return Err(err),
             };
             crate::builder::amazon_ebs::ec2::deregister_with_snapshots(ec2, &e.id, &snaps).await
         }
-        Kind::Snapshot => match ec2.delete_snapshot().snapshot_id(&e.id).send().await.aws("DeleteSnapshot") {
+        Kind::Snapshot => match ec2
+            .delete_snapshot()
+            .snapshot_id(&e.id)
+            .send()
+            .await
+            .aws("DeleteSnapshot")
+        {
             Err(err) if !gone(&err) => Err(err),
             _ => Ok(()),
         },
@@ -102,7 +169,12 @@ async fn remove(c: &Clients, e: &Entry) -> Result<(), AwsError> {
 
 /// Temporary resources tagged with `run_id` in `c`'s region that are still there.
 async fn tagged(c: &Clients, run_id: &str) -> Result<Vec<Entry>, AwsError> {
-    let f = || Filter::builder().name(format!("tag:{}", bakery_core::tags::RUN_ID)).values(run_id).build();
+    let f = || {
+        Filter::builder()
+            .name(format!("tag:{}", bakery_core::tags::RUN_ID))
+            .values(run_id)
+            .build()
+    };
     let mut out = Vec::new();
     let entry = |kind, id: &str| Entry {
         event: journal::Event::Created,
@@ -111,20 +183,40 @@ async fn tagged(c: &Clients, run_id: &str) -> Result<Vec<Entry>, AwsError> {
         id: id.to_string(),
         build: String::new(),
     };
-    let inst = c.ec2.describe_instances().filters(f()).send().await.aws("DescribeInstances")?;
+    let inst = c
+        .ec2
+        .describe_instances()
+        .filters(f())
+        .send()
+        .await
+        .aws("DescribeInstances")?;
     for i in inst.reservations().iter().flat_map(|r| r.instances()) {
         let state = i.state().and_then(|s| s.name()).cloned();
-        if state != Some(InstanceStateName::Terminated) && let Some(id) = i.instance_id() {
+        if state != Some(InstanceStateName::Terminated)
+            && let Some(id) = i.instance_id()
+        {
             out.push(entry(Kind::Instance, id));
         }
     }
-    let sgs = c.ec2.describe_security_groups().filters(f()).send().await.aws("DescribeSecurityGroups")?;
+    let sgs = c
+        .ec2
+        .describe_security_groups()
+        .filters(f())
+        .send()
+        .await
+        .aws("DescribeSecurityGroups")?;
     for g in sgs.security_groups() {
         if let Some(id) = g.group_id() {
             out.push(entry(Kind::SecurityGroup, id));
         }
     }
-    let keys = c.ec2.describe_key_pairs().filters(f()).send().await.aws("DescribeKeyPairs")?;
+    let keys = c
+        .ec2
+        .describe_key_pairs()
+        .filters(f())
+        .send()
+        .await
+        .aws("DescribeKeyPairs")?;
     for k in keys.key_pairs() {
         if let Some(n) = k.key_name() {
             out.push(entry(Kind::KeyPair, n));
@@ -157,10 +249,19 @@ pub async fn run(args: CleanupArgs) -> i32 {
     if let Some(id) = &args.run_id {
         runs.retain(|r| &r.run_id == id);
     }
-    let settings = AwsSettings { endpoint_url: args.endpoint_url.clone(), region: args.region.clone(), ..Default::default() };
+    let settings = AwsSettings {
+        endpoint_url: args.endpoint_url.clone(),
+        region: args.region.clone(),
+        ..Default::default()
+    };
     let sdk = load_sdk_config(&settings).await;
     let mut clients: BTreeMap<String, Clients> = BTreeMap::new();
-    let mut client = |region: &str| clients.entry(region.to_string()).or_insert_with(|| Clients::for_region(&sdk, Some(region), None)).clone();
+    let mut client = |region: &str| {
+        clients
+            .entry(region.to_string())
+            .or_insert_with(|| Clients::for_region(&sdk, Some(region), None))
+            .clone()
+    };
     let mut removed: Vec<Entry> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     // Runs named only by id (no journal here): their tagged temporary resources.
@@ -185,7 +286,10 @@ pub async fn run(args: CleanupArgs) -> i32 {
     if let Some(id) = &args.run_id
         && runs.is_empty()
     {
-        let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into());
         match tagged(&client(&region), id).await {
             Ok(t) => work.push((None, t)),
             Err(e) => failures.push(e.to_string()),
@@ -222,7 +326,11 @@ pub async fn run(args: CleanupArgs) -> i32 {
         });
         println!("{v}");
     } else {
-        let verb = if args.dry_run { "would remove" } else { "removed" };
+        let verb = if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
         for e in &removed {
             println!("{verb} {} {} ({})", kind_name(e.kind), e.id, e.region);
         }

@@ -179,7 +179,10 @@ pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
         let single_dash_long = a.len() > 2
             && a.starts_with('-')
             && !a.starts_with("--")
-            && a[1..].chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+            && a[1..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic());
         rest.push(if single_dash_long { format!("-{a}") } else { a });
     }
     let first = rest.first().map(String::as_str).unwrap_or("");
@@ -210,9 +213,11 @@ pub async fn run(args: Vec<String>) -> i32 {
             &mut stdout.lock(),
             &mut stderr.lock(),
         ),
-        Command::Inspect(t) => {
-            bakery_template::commands::inspect(&t.template_args(), &mut stdout.lock(), &mut stderr.lock())
-        }
+        Command::Inspect(t) => bakery_template::commands::inspect(
+            &t.template_args(),
+            &mut stdout.lock(),
+            &mut stderr.lock(),
+        ),
         Command::Console(t) => {
             let stdin = std::io::stdin();
             bakery_template::commands::console(
@@ -238,24 +243,60 @@ mod tests {
     #[test]
     fn packer_single_dash_flags_become_long_flags() {
         assert_eq!(
-            n(&["bake", "-var", "a=b", "-var-file=f.json", "-only=x,y", "-color=false", "t.json"]),
-            ["bake", "build", "--var", "a=b", "--var-file=f.json", "--only=x,y", "--color=false", "t.json"]
+            n(&[
+                "bake",
+                "-var",
+                "a=b",
+                "-var-file=f.json",
+                "-only=x,y",
+                "-color=false",
+                "t.json"
+            ]),
+            [
+                "bake",
+                "build",
+                "--var",
+                "a=b",
+                "--var-file=f.json",
+                "--only=x,y",
+                "--color=false",
+                "t.json"
+            ]
         );
-        assert_eq!(n(&["bake", "validate", "-syntax-only", "t.json"]), ["bake", "validate", "--syntax-only", "t.json"]);
+        assert_eq!(
+            n(&["bake", "validate", "-syntax-only", "t.json"]),
+            ["bake", "validate", "--syntax-only", "t.json"]
+        );
         assert_eq!(n(&["bake", "t.json"]), ["bake", "build", "t.json"]);
         assert_eq!(n(&["bake", "--help"]), ["bake", "--help"]);
-        assert_eq!(n(&["bake", "build", "--", "-weird.json"]), ["bake", "build", "--", "-weird.json"]);
+        assert_eq!(
+            n(&["bake", "build", "--", "-weird.json"]),
+            ["bake", "build", "--", "-weird.json"]
+        );
     }
 
     #[test]
     fn the_cli_parses_packer_style_builds() {
         let cli = Cli::try_parse_from(n(&[
-            "bake", "-var", "SOURCE_ID=ami-1", "-only", "a,b", "-on-error=abort", "-color=false", "-force",
-            "x.json", "y.json",
+            "bake",
+            "-var",
+            "SOURCE_ID=ami-1",
+            "-only",
+            "a,b",
+            "-on-error=abort",
+            "-color=false",
+            "-force",
+            "x.json",
+            "y.json",
         ]))
         .unwrap();
-        let Command::Build(b) = cli.command else { panic!("not build") };
-        assert_eq!(b.vars.vars, vec![("SOURCE_ID".to_string(), "ami-1".to_string())]);
+        let Command::Build(b) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(
+            b.vars.vars,
+            vec![("SOURCE_ID".to_string(), "ami-1".to_string())]
+        );
         assert_eq!(b.vars.only, ["a", "b"]);
         assert_eq!(b.on_error, OnErrorArg::Abort);
         assert!(!b.color);

@@ -79,7 +79,11 @@ fn ctl(on_error: OnError) -> RunControl {
 #[tokio::test]
 async fn success_cleans_up_every_step_in_reverse() {
     let log = Log::default();
-    let mut s = steps(&[("a", Behaviour::Ok), ("b", Behaviour::Ok), ("c", Behaviour::Ok)]);
+    let mut s = steps(&[
+        ("a", Behaviour::Ok),
+        ("b", Behaviour::Ok),
+        ("c", Behaviour::Ok),
+    ]);
     let r = run(&mut s, &log, &mut 0, &ctl(OnError::Cleanup)).await;
     assert_eq!(r.outcome, Outcome::Succeeded);
     assert!(r.error.is_none());
@@ -99,13 +103,20 @@ async fn success_cleans_up_every_step_in_reverse() {
 #[tokio::test]
 async fn failure_cleans_up_the_failed_step_and_those_before_it_only() {
     let log = Log::default();
-    let mut s = steps(&[("a", Behaviour::Ok), ("b", Behaviour::Fail), ("c", Behaviour::Ok)]);
+    let mut s = steps(&[
+        ("a", Behaviour::Ok),
+        ("b", Behaviour::Fail),
+        ("c", Behaviour::Ok),
+    ]);
     let r = run(&mut s, &log, &mut 0, &ctl(OnError::Cleanup)).await;
     assert_eq!(r.outcome, Outcome::Failed);
     let (step, err) = r.error.unwrap();
     assert_eq!(step, "b");
     assert_eq!(err.to_string(), "b broke");
-    assert_eq!(log.all(), ["run a", "run b", "cleanup b Failed", "cleanup a Failed"]);
+    assert_eq!(
+        log.all(),
+        ["run a", "run b", "cleanup b Failed", "cleanup a Failed"]
+    );
 }
 
 #[tokio::test]
@@ -118,18 +129,30 @@ async fn cleanup_errors_are_collected_and_never_replace_the_first_error() {
     ]);
     let r = run(&mut s, &log, &mut 0, &ctl(OnError::Cleanup)).await;
     assert_eq!(r.error.as_ref().unwrap().1.to_string(), "c broke");
-    let f: Vec<_> = r.cleanup_failures.iter().map(|f| (f.step, f.error.as_str())).collect();
+    let f: Vec<_> = r
+        .cleanup_failures
+        .iter()
+        .map(|f| (f.step, f.error.as_str()))
+        .collect();
     assert_eq!(f, [("b", "b cleanup broke"), ("a", "a cleanup broke")]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_stuck_cleanup_hits_its_deadline_and_the_rest_still_run() {
     let log = Log::default();
-    let mut s = steps(&[("a", Behaviour::Ok), ("b", Behaviour::CleanupHangs), ("c", Behaviour::Fail)]);
+    let mut s = steps(&[
+        ("a", Behaviour::Ok),
+        ("b", Behaviour::CleanupHangs),
+        ("c", Behaviour::Fail),
+    ]);
     let r = run(&mut s, &log, &mut 0, &ctl(OnError::Cleanup)).await;
     assert_eq!(r.cleanup_failures.len(), 1);
     assert_eq!(r.cleanup_failures[0].step, "b");
-    assert!(r.cleanup_failures[0].error.contains("did not finish within 5s"));
+    assert!(
+        r.cleanup_failures[0]
+            .error
+            .contains("did not finish within 5s")
+    );
     assert!(log.all().contains(&"cleanup a Failed".to_string()));
 }
 
@@ -160,7 +183,11 @@ async fn ask_can_retry_the_failed_step() {
 #[tokio::test]
 async fn cancellation_stops_the_running_step_and_cleans_up() {
     let log = Log::default();
-    let mut s = steps(&[("a", Behaviour::Ok), ("b", Behaviour::Hang), ("c", Behaviour::Ok)]);
+    let mut s = steps(&[
+        ("a", Behaviour::Ok),
+        ("b", Behaviour::Hang),
+        ("c", Behaviour::Ok),
+    ]);
     let c = ctl(OnError::Cleanup);
     let cancel = c.cancel.clone();
     tokio::spawn(async move {
@@ -169,13 +196,25 @@ async fn cancellation_stops_the_running_step_and_cleans_up() {
     });
     let r = run(&mut s, &log, &mut 0, &c).await;
     assert_eq!(r.outcome, Outcome::Cancelled);
-    assert_eq!(log.all(), ["run a", "run b", "cleanup b Cancelled", "cleanup a Cancelled"]);
+    assert_eq!(
+        log.all(),
+        [
+            "run a",
+            "run b",
+            "cleanup b Cancelled",
+            "cleanup a Cancelled"
+        ]
+    );
 }
 
 #[tokio::test]
 async fn a_second_interrupt_stops_cleanup() {
     let log = Log::default();
-    let mut s = steps(&[("a", Behaviour::Ok), ("b", Behaviour::CleanupHangs), ("c", Behaviour::Fail)]);
+    let mut s = steps(&[
+        ("a", Behaviour::Ok),
+        ("b", Behaviour::CleanupHangs),
+        ("c", Behaviour::Fail),
+    ]);
     let c = ctl(OnError::Cleanup);
     let cc = c.cancel_cleanup.clone();
     tokio::spawn(async move {

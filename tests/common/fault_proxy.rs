@@ -24,7 +24,10 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub async fn start(upstream: &str, faults: Vec<Fault>) -> Self {
-        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let faults = Arc::new(Mutex::new(faults));
@@ -32,7 +35,9 @@ impl FaultProxy {
         let (f2, l2) = (faults.clone(), log.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let (up, f, l) = (upstream.clone(), f2.clone(), l2.clone());
                 tokio::spawn(async move {
                     let _ = serve(sock, &up, f, l).await;
@@ -44,7 +49,12 @@ impl FaultProxy {
 
     /// How many times `action` was failed.
     pub fn failed(&self, action: &str) -> usize {
-        self.log.lock().unwrap().iter().filter(|(a, f)| a == action && *f).count()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(a, f)| a == action && *f)
+            .count()
     }
 
     pub fn clear(&self) {
@@ -65,7 +75,10 @@ async fn read_request(sock: &mut TcpStream) -> std::io::Result<Vec<u8>> {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
             let len = head
                 .lines()
-                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
                 .unwrap_or(0);
             while buf.len() < end + 4 + len {
                 let n = sock.read(&mut tmp).await?;

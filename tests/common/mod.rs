@@ -59,7 +59,11 @@ impl Drop for Scratch {
 
 /// Output as text (stdout then stderr), for assertions and failure messages.
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A running `bake` whose output lines arrive on a channel.
@@ -71,7 +75,11 @@ pub struct Running {
 
 impl Running {
     pub fn spawn(mut c: Command) -> Self {
-        let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let (tx, rx) = mpsc::channel();
         for r in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -84,14 +92,21 @@ impl Running {
                 }
             });
         }
-        Running { child, lines: rx, seen: vec![] }
+        Running {
+            child,
+            lines: rx,
+            seen: vec![],
+        }
     }
 
     /// Waits (up to 60 s) for a line containing `needle`.
     pub fn wait_for(&mut self, needle: &str) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while std::time::Instant::now() < deadline {
-            if let Ok(l) = self.lines.recv_timeout(std::time::Duration::from_millis(200)) {
+            if let Ok(l) = self
+                .lines
+                .recv_timeout(std::time::Duration::from_millis(200))
+            {
                 let hit = l.contains(needle);
                 self.seen.push(l);
                 if hit {
@@ -99,18 +114,27 @@ impl Running {
                 }
             }
         }
-        panic!("never saw {needle:?}; output so far:\n{}", self.seen.join("\n"));
+        panic!(
+            "never saw {needle:?}; output so far:\n{}",
+            self.seen.join("\n")
+        );
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
     /// Waits for the exit and returns (exit code, all output).
     pub fn finish(mut self) -> (Option<i32>, String) {
         let status = self.child.wait().unwrap();
-        while let Ok(l) = self.lines.recv_timeout(std::time::Duration::from_millis(300)) {
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(std::time::Duration::from_millis(300))
+        {
             self.seen.push(l);
         }
         (status.code(), self.seen.join("\n"))
@@ -131,8 +155,19 @@ pub async fn clients(lab: &Lab) -> Clients {
 /// What bakery-managed temporary resources exist in moto: (instances not terminated, key pairs, groups).
 pub async fn leftovers(c: &Clients) -> (Vec<String>, Vec<String>, Vec<String>) {
     use aws_sdk_ec2::types::{Filter, InstanceStateName};
-    let f = || Filter::builder().name("tag:bakery:managed").values("true").build();
-    let inst = c.ec2.describe_instances().filters(f()).send().await.unwrap();
+    let f = || {
+        Filter::builder()
+            .name("tag:bakery:managed")
+            .values("true")
+            .build()
+    };
+    let inst = c
+        .ec2
+        .describe_instances()
+        .filters(f())
+        .send()
+        .await
+        .unwrap();
     let instances = inst
         .reservations()
         .iter()
@@ -140,17 +175,40 @@ pub async fn leftovers(c: &Clients) -> (Vec<String>, Vec<String>, Vec<String>) {
         .filter(|i| i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Terminated))
         .filter_map(|i| i.instance_id().map(str::to_string))
         .collect();
-    let keys = c.ec2.describe_key_pairs().filters(f()).send().await.unwrap();
-    let keys = keys.key_pairs().iter().filter_map(|k| k.key_name().map(str::to_string)).collect();
-    let sgs = c.ec2.describe_security_groups().filters(f()).send().await.unwrap();
-    let sgs = sgs.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect();
+    let keys = c
+        .ec2
+        .describe_key_pairs()
+        .filters(f())
+        .send()
+        .await
+        .unwrap();
+    let keys = keys
+        .key_pairs()
+        .iter()
+        .filter_map(|k| k.key_name().map(str::to_string))
+        .collect();
+    let sgs = c
+        .ec2
+        .describe_security_groups()
+        .filters(f())
+        .send()
+        .await
+        .unwrap();
+    let sgs = sgs
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id().map(str::to_string))
+        .collect();
     (instances, keys, sgs)
 }
 
 /// Asserts that nothing temporary is left.
 pub async fn assert_nothing_left(c: &Clients, context: &str) {
     let (i, k, g) = leftovers(c).await;
-    assert!(i.is_empty() && k.is_empty() && g.is_empty(), "{context}: left instances {i:?}, key pairs {k:?}, groups {g:?}");
+    assert!(
+        i.is_empty() && k.is_empty() && g.is_empty(),
+        "{context}: left instances {i:?}, key pairs {k:?}, groups {g:?}"
+    );
 }
 
 /// AMIs named `name` (owned by this account).
@@ -159,7 +217,12 @@ pub async fn amis_named(c: &Clients, name: &str) -> Vec<aws_sdk_ec2::types::Imag
         .ec2
         .describe_images()
         .owners("self")
-        .filters(aws_sdk_ec2::types::Filter::builder().name("name").values(name).build())
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("name")
+                .values(name)
+                .build(),
+        )
         .send()
         .await
         .unwrap();

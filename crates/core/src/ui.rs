@@ -174,11 +174,19 @@ impl Ui {
 
     /// A line of a remote command's output, prefixed by the build name as Packer does.
     pub fn remote_line(&self, target: &str, stream: Stream, line: &str) {
-        let kind = match stream {
-            Stream::Stdout => "message",
-            Stream::Stderr => "error",
-        };
-        self.emit(target, kind, line, |t, m| format!("    {t}: {m}"), None);
+        // Packer 1.6.6 prints a remote command's stderr as `==> build: line`, its stdout indented.
+        match stream {
+            Stream::Stdout => self.emit(
+                target,
+                "message",
+                line,
+                |t, m| format!("    {t}: {m}"),
+                None,
+            ),
+            Stream::Stderr => {
+                self.emit(target, "error", line, |t, m| format!("==> {t}: {m}"), None)
+            }
+        }
     }
 
     /// A line with no build prefix (summaries).
@@ -442,7 +450,7 @@ mod tests {
         ui.remote_line("amazon-ebs", Stream::Stderr, "from the script");
         assert_eq!(
             b.text(),
-            "==> amazon-ebs: Creating temporary keypair\n    amazon-ebs: detail\n    amazon-ebs: from the script\n"
+            "==> amazon-ebs: Creating temporary keypair\n    amazon-ebs: detail\n==> amazon-ebs: from the script\n"
         );
     }
 

@@ -25,6 +25,7 @@ pub mod sink;
 use bakery_core::ui::Ui;
 use bakery_ssh::Communicator;
 use bakery_template::duration::format_go_duration;
+use bakery_template::engine::go_quote;
 use bakery_template::late::LateContext;
 use bakery_template::schema::ProvisionerConfig;
 use tokio_util::sync::CancellationToken;
@@ -124,8 +125,8 @@ pub async fn run_provisioner(
                 cx.ui.say(
                     &cx.build_name,
                     &format!(
-                        "Provisioner failed with {:?}, retrying with {left} trie(s) left",
-                        e.to_string()
+                        "Provisioner failed with {}, retrying with {left} trie(s) left",
+                        go_quote(&e.to_string())
                     ),
                 );
                 left -= 1;

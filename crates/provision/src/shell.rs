@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bakery_ssh::{Communicator, ExitStatus, SshError};
 use bakery_template::duration::format_go_duration;
+use bakery_template::late::LateContext;
 use bakery_template::schema::ShellConfig;
 use bakery_template::schema::shell::random_below;
 use tokio::time::Instant;
@@ -36,6 +37,11 @@ struct Script {
     data: Vec<u8>,
 }
 
+enum Source<'a> {
+    Inline(Script),
+    File(&'a str),
+}
+
 pub(crate) async fn run(
     cfg: &ShellConfig,
     cx: &mut ProvisionContext<'_>,
@@ -51,6 +57,8 @@ pub(crate) async fn run(
     )?;
     let flattened = env::flatten(&vars, &cfg.env_var_format);
 
+    // Inline commands are rendered now (they may use the build's data); script
+    // files are read when their turn comes, as Packer does.
     let inline = match &cfg.inline {
         Some(lines) => Some(Script {
             label: format!("inline ({} lines)", lines.len()),
@@ -76,49 +84,24 @@ pub(crate) async fn run(
         None
     };
 
-    let mut late = late;
-    late.data.insert("Vars".into(), flattened.clone());
-    late.data.insert(
-        "EnvVarFile".into(),
-        env_var_file.clone().unwrap_or_default(),
-    );
-    late.data.insert("Path".into(), cfg.remote_path.clone());
-
-    let count = if inline.is_some() {
-        1
-    } else {
-        cfg.scripts.len()
+    let command = execute_command(cfg, late, &flattened, env_var_file.as_deref())?;
+    // Either the one inline script, or the script files (read when their turn comes).
+    let sources: Vec<Source> = match inline {
+        Some(script) => vec![Source::Inline(script)],
+        None => cfg.scripts.iter().map(|p| Source::File(p)).collect(),
     };
-    let mut inline = inline;
-    for i in 0..count {
-        let script = match inline.take() {
-            Some(s) => s,
-            None => {
-                let path = &cfg.scripts[i];
-                let raw = std::fs::read(path).map_err(|source| ProvisionError::Local {
-                    provisioner: P,
-                    op: "reading script",
-                    path: path.into(),
-                    source,
-                })?;
-                Script {
-                    label: path.clone(),
-                    data: line_endings(cfg.binary, &raw),
-                }
-            }
+    for source in sources {
+        let script = match source {
+            Source::Inline(script) => script,
+            Source::File(path) => Script {
+                label: path.to_string(),
+                data: line_endings(cfg.binary, &read_script(path)?),
+            },
         };
         cx.ui.say(
             &cx.build_name,
             &format!("Provisioning with shell script: {}", script.label),
         );
-        let command = cfg
-            .execute_command
-            .render(&late)
-            .map_err(|e| ProvisionError::Render {
-                provisioner: P,
-                field: "execute_command".into(),
-                message: e.message,
-            })?;
         run_script(cx, cfg, &script, &command).await?;
         if !cfg.skip_clean {
             remove_remote(cx, cfg, &cfg.remote_path).await?;
@@ -142,6 +125,38 @@ pub(crate) async fn run(
         tokio::time::sleep(pause).await;
     }
     Ok(())
+}
+
+/// Renders `execute_command` with Packer's per-script data: `.Path` (the
+/// remote path), `.Vars` (the flattened variables) and `.EnvVarFile`.
+pub(crate) fn execute_command(
+    cfg: &ShellConfig,
+    mut late: LateContext,
+    vars: &str,
+    env_var_file: Option<&str>,
+) -> Result<String, ProvisionError> {
+    late.data.insert("Vars".into(), vars.to_string());
+    late.data.insert(
+        "EnvVarFile".into(),
+        env_var_file.unwrap_or_default().to_string(),
+    );
+    late.data.insert("Path".into(), cfg.remote_path.clone());
+    cfg.execute_command
+        .render(&late)
+        .map_err(|e| ProvisionError::Render {
+            provisioner: P,
+            field: "execute_command".into(),
+            message: e.message,
+        })
+}
+
+fn read_script(path: &str) -> Result<Vec<u8>, ProvisionError> {
+    std::fs::read(path).map_err(|source| ProvisionError::Local {
+        provisioner: P,
+        op: "reading script",
+        path: path.into(),
+        source,
+    })
 }
 
 fn line_endings(binary: bool, data: &[u8]) -> Vec<u8> {
@@ -406,6 +421,68 @@ mod tests {
         assert_eq!(code(None, Some("KILL")), 137);
         assert_eq!(code(None, Some("TERM")), 143);
         assert_eq!(code(None, Some("WHATEVER")), 128);
+    }
+
+    fn shell(json: &str) -> ShellConfig {
+        match crate::testutil::provisioner(json) {
+            bakery_template::ProvisionerConfig::Shell(c) => c,
+            other => panic!("not shell: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_execute_command_reads_as_packers() {
+        let cfg = shell(
+            r#"{"type":"shell","inline":["true"],"remote_path":"/tmp/script_1234.sh",
+                "environment_vars":["NODE_VERSION=0.10","INSTANCE_USER=admin"]}"#,
+        );
+        let late = LateContext::default();
+        let vars = env::collect(
+            P,
+            &cfg.environment_vars,
+            &cfg.env,
+            "amazon-ebs",
+            "amazon-ebs",
+            &late,
+        )
+        .unwrap();
+        let flat = env::flatten(&vars, &cfg.env_var_format);
+        // The command Packer 1.6.6 ran in the lab (note the two spaces before the path).
+        assert_eq!(
+            execute_command(&cfg, late, &flat, None).unwrap(),
+            "chmod +x /tmp/script_1234.sh; INSTANCE_USER='admin' NODE_VERSION='0.10' PACKER_BUILDER_TYPE='amazon-ebs' PACKER_BUILD_NAME='amazon-ebs'  /tmp/script_1234.sh"
+        );
+    }
+
+    #[test]
+    fn env_var_file_command_and_custom_commands() {
+        let cfg = shell(
+            r#"{"type":"shell","inline":["true"],"use_env_var_file":true,"remote_folder":"/var/tmp","remote_file":"s.sh"}"#,
+        );
+        assert_eq!(cfg.remote_path, "/var/tmp/s.sh");
+        assert_eq!(
+            execute_command(
+                &cfg,
+                LateContext::default(),
+                "ignored",
+                Some("/var/tmp/varfile_7.sh")
+            )
+            .unwrap(),
+            "chmod +x /var/tmp/s.sh; . /var/tmp/varfile_7.sh && /var/tmp/s.sh"
+        );
+        let cfg = shell(
+            r#"{"type":"shell","inline":["true"],"execute_command":"echo 'pw' | sudo -S sh -c '{{ .Vars }} {{ .Path }}' # {{ build `ID` }}"}"#,
+        );
+        let mut late = LateContext::default();
+        late.build.insert("ID".into(), "i-9".into());
+        let cmd = execute_command(&cfg, late, "A='1' ", None).unwrap();
+        assert_eq!(
+            cmd,
+            format!(
+                "echo 'pw' | sudo -S sh -c 'A='1'  {}' # i-9",
+                cfg.remote_path
+            )
+        );
     }
 
     #[test]

@@ -179,12 +179,13 @@ async fn shell_script_gets_exact_environment_and_packers_sequence() {
     let scratch = Scratch::new();
     let local = tempfile::tempdir().unwrap();
     let env_out = scratch.path("env.txt");
+    let mode_out = scratch.path("mode.txt");
     // CRLF endings: the script must still run (non-binary scripts get Unix endings).
     let script = write_script(
         local.path(),
         "setup.sh",
         &format!(
-            "#!/bin/sh\r\nenv > {env_out}\r\necho hello-from-script\r\necho to-stderr >&2\r\n"
+            "#!/bin/sh\r\nenv > {env_out}\r\nstat -c %a \"$0\" > {mode_out}\r\necho hello-from-script\r\necho to-stderr >&2\r\n"
         ),
     );
     let remote = scratch.path("remote-script.sh");
@@ -212,6 +213,11 @@ async fn shell_script_gets_exact_environment_and_packers_sequence() {
     );
     assert_eq!(env["PACKER_BUILD_NAME"], BUILD);
     assert_eq!(env["PACKER_BUILDER_TYPE"], "amazon-ebs");
+    assert_eq!(
+        fs::read_to_string(&mode_out).unwrap(),
+        "755\n",
+        "chmod 0755 before running"
+    );
     assert!(
         !Path::new(&remote).exists(),
         "the uploaded script is removed"
@@ -228,6 +234,38 @@ async fn shell_script_gets_exact_environment_and_packers_sequence() {
         "{text}"
     );
     assert!(text.contains("to-stderr"), "{text}");
+    comm.close().await;
+}
+
+#[tokio::test]
+async fn scripts_run_in_order_after_pause_before() {
+    let scratch = Scratch::new();
+    let local = tempfile::tempdir().unwrap();
+    let log = scratch.path("order.txt");
+    let first = write_script(
+        local.path(),
+        "first.sh",
+        &format!("#!/bin/sh\necho first >> {log}\n"),
+    );
+    let second = write_script(
+        local.path(),
+        "second.sh",
+        &format!("#!/bin/sh\necho second >> {log}\n"),
+    );
+    let p = one(&format!(
+        r#"{{"type":"shell","scripts":[{},{}],"pause_before":"10ms"}}"#,
+        js(&first),
+        js(&second)
+    ));
+    let (ui, out) = ui(&[]);
+    let mut comm = connect().await;
+    provision(&mut comm, &ui, &p).await.unwrap();
+    assert_eq!(fs::read_to_string(&log).unwrap(), "first\nsecond\n");
+    let text = out.text();
+    let expected = format!(
+        "==> {BUILD}: Pausing 10ms before the next provisioner...\n==> {BUILD}: Provisioning with shell script: {first}\n==> {BUILD}: Provisioning with shell script: {second}\n"
+    );
+    assert_eq!(text, expected);
     comm.close().await;
 }
 

@@ -185,6 +185,9 @@ fn rolled_back_message(r: &DeployReport) -> String {
         for f in &rb.failures {
             s.push_str(&format!("\n  ROLLBACK FAILED: {f}"));
         }
+        for w in &rb.warnings {
+            s.push_str(&format!("\n  WARNING: {w}"));
+        }
         for g in &rb.old_groups {
             s.push_str(&format!("\n  old group: {g}"));
         }

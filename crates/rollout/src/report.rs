@@ -58,6 +58,8 @@ pub struct RollbackReport {
     pub actions: Vec<String>,
     /// What could not be undone (each needs an operator).
     pub failures: Vec<String>,
+    /// What is wrong after the rollback although rollout did not cause it (each needs an operator).
+    pub warnings: Vec<String>,
     /// The old groups as found after the rollback (`name: unchanged, 2/2 in service`).
     pub old_groups: Vec<String>,
     /// True when every old group was found exactly as before the rollout.
@@ -201,6 +203,9 @@ impl DeployReport {
             }
             for f in &rb.failures {
                 s.push_str(&format!("  ROLLBACK FAILED: {f}\n"));
+            }
+            for w in &rb.warnings {
+                s.push_str(&format!("  WARNING: {w}\n"));
             }
             for g in &rb.old_groups {
                 s.push_str(&format!("  old group: {g}\n"));

@@ -25,23 +25,44 @@ impl Step<Ctx, State> for Attributes {
         let users: Vec<&String> = a.ami_users.iter().filter(|s| !s.is_empty()).collect();
         let groups: Vec<&String> = a.ami_groups.iter().filter(|s| !s.is_empty()).collect();
         let snap_users: Vec<&String> = a.snapshot_users.iter().filter(|s| !s.is_empty()).collect();
-        let snap_groups: Vec<&String> = a.snapshot_groups.iter().filter(|s| !s.is_empty()).collect();
-        if users.is_empty() && groups.is_empty() && snap_users.is_empty() && snap_groups.is_empty() {
+        let snap_groups: Vec<&String> =
+            a.snapshot_groups.iter().filter(|s| !s.is_empty()).collect();
+        if users.is_empty() && groups.is_empty() && snap_users.is_empty() && snap_groups.is_empty()
+        {
             return Ok(());
         }
         for (region, ami) in &st.amis {
-            let c = Clients::for_region(&cx.sdk, Some(region), cx.cfg.access.custom_endpoint_ec2.as_deref().filter(|s| !s.is_empty()));
+            let c = Clients::for_region(
+                &cx.sdk,
+                Some(region),
+                cx.cfg
+                    .access
+                    .custom_endpoint_ec2
+                    .as_deref()
+                    .filter(|s| !s.is_empty()),
+            );
             if !users.is_empty() || !groups.is_empty() {
-                cx.ui.say(&cx.name, &format!("Modifying attributes on AMI ({ami}) in {region}..."));
+                cx.ui.say(
+                    &cx.name,
+                    &format!("Modifying attributes on AMI ({ami}) in {region}..."),
+                );
                 let perms: Vec<LaunchPermission> = users
                     .iter()
                     .map(|u| LaunchPermission::builder().user_id(*u).build())
-                    .chain(groups.iter().map(|g| LaunchPermission::builder().group(PermissionGroup::from(g.as_str())).build()))
+                    .chain(groups.iter().map(|g| {
+                        LaunchPermission::builder()
+                            .group(PermissionGroup::from(g.as_str()))
+                            .build()
+                    }))
                     .collect();
                 c.ec2
                     .modify_image_attribute()
                     .image_id(ami)
-                    .launch_permission(LaunchPermissionModifications::builder().set_add(Some(perms)).build())
+                    .launch_permission(
+                        LaunchPermissionModifications::builder()
+                            .set_add(Some(perms))
+                            .build(),
+                    )
                     .send()
                     .await
                     .aws("ModifyImageAttribute")?;
@@ -50,14 +71,20 @@ impl Step<Ctx, State> for Attributes {
                 let perms: Vec<CreateVolumePermission> = snap_users
                     .iter()
                     .map(|u| CreateVolumePermission::builder().user_id(*u).build())
-                    .chain(snap_groups.iter().map(|g| CreateVolumePermission::builder().group(PermissionGroup::from(g.as_str())).build()))
+                    .chain(snap_groups.iter().map(|g| {
+                        CreateVolumePermission::builder()
+                            .group(PermissionGroup::from(g.as_str()))
+                            .build()
+                    }))
                     .collect();
                 for snap in st.snapshots.get(region).into_iter().flatten() {
                     c.ec2
                         .modify_snapshot_attribute()
                         .snapshot_id(snap)
                         .create_volume_permission(
-                            CreateVolumePermissionModifications::builder().set_add(Some(perms.clone())).build(),
+                            CreateVolumePermissionModifications::builder()
+                                .set_add(Some(perms.clone()))
+                                .build(),
                         )
                         .send()
                         .await

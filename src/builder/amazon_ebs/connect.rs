@@ -18,7 +18,10 @@ pub fn ssh_address(cx: &Ctx, st: &State) -> Result<String, StepError> {
     if let Some(h) = cx.cfg.comm.ssh_host.as_deref().filter(|s| !s.is_empty()) {
         return Ok(h.to_string());
     }
-    let i = st.instance.as_ref().ok_or_else(|| StepError::msg("no instance"))?;
+    let i = st
+        .instance
+        .as_ref()
+        .ok_or_else(|| StepError::msg("no instance"))?;
     let pick = match cx.cfg.run.ssh_interface.as_deref().unwrap_or("") {
         "private_ip" => i.private_ip.clone(),
         "public_dns" => i.public_dns.clone(),
@@ -26,7 +29,9 @@ pub fn ssh_address(cx: &Ctx, st: &State) -> Result<String, StepError> {
         "public_ip" => i.public_ip.clone(),
         "" => i.public_ip.clone().or_else(|| i.private_ip.clone()),
         other => {
-            return Err(StepError::msg(format!("ssh_interface {other:?} is not supported by bakery")));
+            return Err(StepError::msg(format!(
+                "ssh_interface {other:?} is not supported by bakery"
+            )));
         }
     };
     pick.ok_or_else(|| StepError::msg("the instance has no address for the chosen ssh_interface"))
@@ -58,16 +63,20 @@ pub fn ssh_config(cx: &Ctx, st: &State, host: String) -> Result<SshConfig, StepE
         cfg.pause_before_connecting = p;
     }
     if let Some(bh) = c.ssh_bastion_host.as_deref().filter(|s| !s.is_empty()) {
-        let bauth = if let Some(f) = c.ssh_bastion_private_key_file.as_deref().filter(|s| !s.is_empty()) {
-            Auth::PrivateKey(
-                std::fs::read_to_string(f)
-                    .map_err(|e| StepError::msg(format!("ssh_bastion_private_key_file {f}: {e}")))?,
-            )
-        } else if let Some(p) = c.ssh_bastion_password.clone().filter(|s| !s.is_empty()) {
-            Auth::Password(p)
-        } else {
-            Auth::Agent
-        };
+        let bauth =
+            if let Some(f) = c
+                .ssh_bastion_private_key_file
+                .as_deref()
+                .filter(|s| !s.is_empty())
+            {
+                Auth::PrivateKey(std::fs::read_to_string(f).map_err(|e| {
+                    StepError::msg(format!("ssh_bastion_private_key_file {f}: {e}"))
+                })?)
+            } else if let Some(p) = c.ssh_bastion_password.clone().filter(|s| !s.is_empty()) {
+                Auth::Password(p)
+            } else {
+                Auth::Agent
+            };
         cfg.bastion = Some(bakery_ssh::Bastion {
             host: bh.to_string(),
             port: c.ssh_bastion_port,
@@ -95,16 +104,24 @@ impl Step<Ctx, State> for Connect {
         st.late.build.insert("Port".into(), cfg.port.to_string());
         st.late.build.insert("User".into(), cfg.user.clone());
         st.late.build.insert("ConnType".into(), "ssh".into());
-        let progress = cx.ui.progress(&cx.name, &format!("Waiting for SSH to become available on {host}:{}", cfg.port));
+        let progress = cx.ui.progress(
+            &cx.name,
+            &format!("Waiting for SSH to become available on {host}:{}", cfg.port),
+        );
         let started = std::time::Instant::now();
-        let comm = Communicator::connect(cfg, cx.cancel.clone()).await.map_err(|e| {
-            if cx.cancel.is_cancelled() {
-                StepError::Cancelled
-            } else {
-                StepError::msg(format!("Timeout waiting for SSH: {e}"))
-            }
-        })?;
-        progress.finish(&format!("Connected to SSH! ({:.1}s)", started.elapsed().as_secs_f64()));
+        let comm = Communicator::connect(cfg, cx.cancel.clone())
+            .await
+            .map_err(|e| {
+                if cx.cancel.is_cancelled() {
+                    StepError::Cancelled
+                } else {
+                    StepError::msg(format!("Timeout waiting for SSH: {e}"))
+                }
+            })?;
+        progress.finish(&format!(
+            "Connected to SSH! ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        ));
         st.comm = Some(comm);
         Ok(())
     }

@@ -19,13 +19,32 @@ pub struct CopyRegions {
 
 impl CopyRegions {
     fn clients(cx: &Ctx, region: &str) -> Clients {
-        Clients::for_region(&cx.sdk, Some(region), cx.cfg.access.custom_endpoint_ec2.as_deref().filter(|s| !s.is_empty()))
+        Clients::for_region(
+            &cx.sdk,
+            Some(region),
+            cx.cfg
+                .access
+                .custom_endpoint_ec2
+                .as_deref()
+                .filter(|s| !s.is_empty()),
+        )
     }
 
-    async fn copy_one(&self, cx: &Ctx, st: &State, region: String) -> Result<(String, String, Vec<String>), StepError> {
+    async fn copy_one(
+        &self,
+        cx: &Ctx,
+        st: &State,
+        region: String,
+    ) -> Result<(String, String, Vec<String>), StepError> {
         let (ami, _) = st.image.clone().ok_or_else(|| StepError::msg("no AMI"))?;
         let c = Self::clients(cx, &region);
-        let kms = cx.cfg.ami.region_kms_key_ids.get(&region).cloned().filter(|s| !s.is_empty());
+        let kms = cx
+            .cfg
+            .ami
+            .region_kms_key_ids
+            .get(&region)
+            .cloned()
+            .filter(|s| !s.is_empty());
         let encrypted = cx.cfg.ami.encrypt_boot == Some(true) || kms.is_some();
         cx.ui.message(&cx.name, &format!("Copying to: {region}"));
         let out = c
@@ -39,9 +58,15 @@ impl CopyRegions {
             .send()
             .await
             .aws("CopyImage")?;
-        let copy = out.image_id().ok_or_else(|| StepError::msg("CopyImage returned no id"))?.to_string();
+        let copy = out
+            .image_id()
+            .ok_or_else(|| StepError::msg("CopyImage returned no id"))?
+            .to_string();
         cx.created(Kind::Image, &region, &copy);
-        self.created.lock().unwrap_or_else(|e| e.into_inner()).push((region.clone(), copy.clone(), vec![]));
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((region.clone(), copy.clone(), vec![]));
         let snaps = wait_available(cx, &c.ec2, &copy, &region).await?;
         for s in &snaps {
             cx.created(Kind::Snapshot, &region, s);
@@ -56,7 +81,13 @@ impl CopyRegions {
             e.2 = snaps.clone();
         }
         let (itags, stags) = image_tags(cx, st, &region)?;
-        c.ec2.create_tags().resources(&copy).set_tags(Some(to_tags(&itags))).send().await.aws("CreateTags")?;
+        c.ec2
+            .create_tags()
+            .resources(&copy)
+            .set_tags(Some(to_tags(&itags)))
+            .send()
+            .await
+            .aws("CreateTags")?;
         super::create_ami::tag_snapshots(&c.ec2, &snaps, &stags).await?;
         Ok((region, copy, snaps))
     }
@@ -85,10 +116,17 @@ impl Step<Ctx, State> for CopyRegions {
         if regions.is_empty() {
             return Ok(());
         }
-        cx.ui.say(&cx.name, &format!("Copying/Encrypting AMI to other regions: {}", regions.join(", ")));
+        cx.ui.say(
+            &cx.name,
+            &format!(
+                "Copying/Encrypting AMI to other regions: {}",
+                regions.join(", ")
+            ),
+        );
         let this = &*self;
         let stv = &*st;
-        let results = crate::util::join_all(regions.into_iter().map(|r| this.copy_one(cx, stv, r))).await;
+        let results =
+            crate::util::join_all(regions.into_iter().map(|r| this.copy_one(cx, stv, r))).await;
         let mut first_err = None;
         for r in results {
             match r {
@@ -107,7 +145,12 @@ impl Step<Ctx, State> for CopyRegions {
         }
     }
 
-    async fn cleanup(&mut self, cx: &Ctx, _st: &mut State, outcome: Outcome) -> Result<(), StepError> {
+    async fn cleanup(
+        &mut self,
+        cx: &Ctx,
+        _st: &mut State,
+        outcome: Outcome,
+    ) -> Result<(), StepError> {
         let created = std::mem::take(&mut *self.created.lock().unwrap_or_else(|e| e.into_inner()));
         for (region, ami, snaps) in created {
             if outcome.succeeded() {

@@ -28,7 +28,12 @@ pub fn image_tags(
 ) -> Result<(Vec<(String, String)>, Vec<(String, String)>), StepError> {
     let mut late = st.late.clone();
     late.data.insert("BuildRegion".into(), region.to_string());
-    let tags = cx.cfg.ami.tags.render(&late).map_err(|e| StepError::msg(format!("tags: {e}")))?;
+    let tags = cx
+        .cfg
+        .ami
+        .tags
+        .render(&late)
+        .map_err(|e| StepError::msg(format!("tags: {e}")))?;
     let snap = cx
         .cfg
         .ami
@@ -49,7 +54,10 @@ pub async fn wait_available(
     ami: &str,
     region: &str,
 ) -> Result<Vec<String>, StepError> {
-    let progress = cx.ui.progress(&cx.name, &format!("Waiting for AMI {ami} in {region} to become ready"));
+    let progress = cx.ui.progress(
+        &cx.name,
+        &format!("Waiting for AMI {ami} in {region} to become ready"),
+    );
     let snaps = cx
         .poller(Poller::image_available())
         .wait(
@@ -60,19 +68,29 @@ pub async fn wait_available(
                 let ec2 = ec2.clone();
                 let ami = ami.to_string();
                 async move {
-                    let out = ec2.describe_images().image_ids(&ami).send().await.aws("DescribeImages")?;
+                    let out = ec2
+                        .describe_images()
+                        .image_ids(&ami)
+                        .send()
+                        .await
+                        .aws("DescribeImages")?;
                     let Some(img) = out.images().first() else {
                         return Err(PollError::NotFound);
                     };
                     match img.state() {
                         Some(ImageState::Available) => Ok(Poll::Ready(image_snapshots(img))),
-                        Some(s @ (ImageState::Failed | ImageState::Error | ImageState::Deregistered | ImageState::Invalid)) => {
-                            Ok(Poll::Failed(format!(
-                                "{} ({})",
-                                s.as_str(),
-                                img.state_reason().and_then(|r| r.message()).unwrap_or("no reason given")
-                            )))
-                        }
+                        Some(
+                            s @ (ImageState::Failed
+                            | ImageState::Error
+                            | ImageState::Deregistered
+                            | ImageState::Invalid),
+                        ) => Ok(Poll::Failed(format!(
+                            "{} ({})",
+                            s.as_str(),
+                            img.state_reason()
+                                .and_then(|r| r.message())
+                                .unwrap_or("no reason given")
+                        ))),
                         Some(s) => Ok(Poll::Pending(s.as_str().to_string())),
                         None => Ok(Poll::Pending("unknown".into())),
                     }
@@ -110,11 +128,16 @@ impl Step<Ctx, State> for CreateAmi {
 
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
         if cx.cfg.skip_create_ami {
-            cx.ui.say(&cx.name, "Skipping AMI creation (skip_create_ami)...");
+            cx.ui
+                .say(&cx.name, "Skipping AMI creation (skip_create_ami)...");
             return Ok(());
         }
         let ec2 = &cx.clients.ec2;
-        let id = st.instance.as_ref().map(|i| i.id.clone()).ok_or_else(|| StepError::msg("no instance"))?;
+        let id = st
+            .instance
+            .as_ref()
+            .map(|i| i.id.clone())
+            .ok_or_else(|| StepError::msg("no instance"))?;
         if cx.cfg.ami.ena_support == Some(true) {
             cx.ui.say(&cx.name, "Enabling Enhanced Networking (ENA)...");
             ec2.modify_instance_attribute()
@@ -127,18 +150,26 @@ impl Step<Ctx, State> for CreateAmi {
         if cx.cfg.ami.sriov_support {
             ec2.modify_instance_attribute()
                 .instance_id(&id)
-                .sriov_net_support(aws_sdk_ec2::types::AttributeValue::builder().value("simple").build())
+                .sriov_net_support(
+                    aws_sdk_ec2::types::AttributeValue::builder()
+                        .value("simple")
+                        .build(),
+                )
                 .send()
                 .await
                 .aws("ModifyInstanceAttribute")?;
         }
         let description = match &cx.cfg.ami.ami_description {
-            Some(t) => Some(t.render(&st.late).map_err(|e| StepError::msg(format!("ami_description: {e}")))?),
+            Some(t) => Some(
+                t.render(&st.late)
+                    .map_err(|e| StepError::msg(format!("ami_description: {e}")))?,
+            ),
             None => None,
         };
         let (image_tags, snapshot_tags) = image_tags(cx, st, cx.region())?;
         let name = cx.cfg.ami.ami_name.clone();
-        cx.ui.say(&cx.name, &format!("Creating AMI {name} from instance {id}"));
+        cx.ui
+            .say(&cx.name, &format!("Creating AMI {name} from instance {id}"));
         let bdm = block_devices(&cx.cfg.ami_block_device_mappings);
         let out = ec2
             .create_image()
@@ -150,7 +181,10 @@ impl Step<Ctx, State> for CreateAmi {
             .send()
             .await
             .aws("CreateImage")?;
-        let mut ami = out.image_id().ok_or_else(|| StepError::msg("CreateImage returned no id"))?.to_string();
+        let mut ami = out
+            .image_id()
+            .ok_or_else(|| StepError::msg("CreateImage returned no id"))?
+            .to_string();
         cx.created(Kind::Image, cx.region(), &ami);
         self.created.push((ami.clone(), vec![]));
         cx.ui.message(&cx.name, &format!("AMI: {ami}"));
@@ -162,7 +196,10 @@ impl Step<Ctx, State> for CreateAmi {
         // Snapshot tags go on once the snapshots exist (moto does not take them in CreateImage).
         tag_snapshots(ec2, &snaps, &snapshot_tags).await?;
         if cx.cfg.ami.encrypt_boot == Some(true) {
-            cx.ui.say(&cx.name, "Copying AMI to an encrypted AMI (encrypt_boot)...");
+            cx.ui.say(
+                &cx.name,
+                "Copying AMI to an encrypted AMI (encrypt_boot)...",
+            );
             let copy = ec2
                 .copy_image()
                 .source_image_id(&ami)
@@ -173,7 +210,10 @@ impl Step<Ctx, State> for CreateAmi {
                 .send()
                 .await
                 .aws("CopyImage")?;
-            let enc = copy.image_id().ok_or_else(|| StepError::msg("CopyImage returned no id"))?.to_string();
+            let enc = copy
+                .image_id()
+                .ok_or_else(|| StepError::msg("CopyImage returned no id"))?
+                .to_string();
             cx.created(Kind::Image, cx.region(), &enc);
             self.created.push((enc.clone(), vec![]));
             let enc_snaps = wait_available(cx, ec2, &enc, cx.region()).await?;
@@ -204,7 +244,12 @@ impl Step<Ctx, State> for CreateAmi {
         Ok(())
     }
 
-    async fn cleanup(&mut self, cx: &Ctx, _st: &mut State, outcome: Outcome) -> Result<(), StepError> {
+    async fn cleanup(
+        &mut self,
+        cx: &Ctx,
+        _st: &mut State,
+        outcome: Outcome,
+    ) -> Result<(), StepError> {
         let created = std::mem::take(&mut self.created);
         for (ami, snaps) in created {
             if outcome.succeeded() {

@@ -50,13 +50,25 @@ pub async fn deregister_with_snapshots(
     ami: &str,
     snapshots: &[String],
 ) -> Result<(), AwsError> {
-    match ec2.deregister_image().image_id(ami).send().await.aws("DeregisterImage") {
+    match ec2
+        .deregister_image()
+        .image_id(ami)
+        .send()
+        .await
+        .aws("DeregisterImage")
+    {
         Ok(_) => {}
         Err(e) if e.class() == bakery_core::aws::ErrorClass::NotFound => {}
         Err(e) => return Err(e),
     }
     for s in snapshots {
-        match ec2.delete_snapshot().snapshot_id(s).send().await.aws("DeleteSnapshot") {
+        match ec2
+            .delete_snapshot()
+            .snapshot_id(s)
+            .send()
+            .await
+            .aws("DeleteSnapshot")
+        {
             Ok(_) => {}
             Err(e) if e.class() == bakery_core::aws::ErrorClass::NotFound => {}
             Err(e) => return Err(e),

@@ -40,13 +40,21 @@ impl Step<Ctx, State> for KeyPair {
             let pem = std::fs::read_to_string(&path).map_err(|e| {
                 StepError::msg(format!("ssh_private_key_file {}: {e}", path.display()))
             })?;
-            cx.ui.say(&cx.name, &format!("Using existing SSH private key {}", path.display()));
-            st.key = Some(SshKey::Private { key_name: given_name, pem });
+            cx.ui.say(
+                &cx.name,
+                &format!("Using existing SSH private key {}", path.display()),
+            );
+            st.key = Some(SshKey::Private {
+                key_name: given_name,
+                pem,
+            });
             return Ok(());
         }
         if c.ssh_agent_auth {
             cx.ui.say(&cx.name, "Using SSH agent authentication");
-            st.key = Some(SshKey::Agent { key_name: given_name });
+            st.key = Some(SshKey::Agent {
+                key_name: given_name,
+            });
             return Ok(());
         }
         if let Some(pw) = c.ssh_password.clone().filter(|s| !s.is_empty()) {
@@ -62,14 +70,18 @@ impl Step<Ctx, State> for KeyPair {
             "rsa" => KeyType::Rsa,
             _ => KeyType::Ed25519,
         };
-        cx.ui.say(&cx.name, &format!("Creating temporary keypair: {name}"));
+        cx.ui
+            .say(&cx.name, &format!("Creating temporary keypair: {name}"));
         let out = cx
             .clients
             .ec2
             .create_key_pair()
             .key_name(&name)
             .key_type(key_type)
-            .tag_specifications(tag_spec(ResourceType::KeyPair, &cx.ownership_tags("temporary-key-pair")))
+            .tag_specifications(tag_spec(
+                ResourceType::KeyPair,
+                &cx.ownership_tags("temporary-key-pair"),
+            ))
             .send()
             .await
             .aws("CreateKeyPair")?;
@@ -81,11 +93,18 @@ impl Step<Ctx, State> for KeyPair {
             .to_string();
         if cx.debug {
             let path = std::path::PathBuf::from(format!("ec2_{}.pem", cx.name.replace('/', "_")));
-            write_private(&path, &pem).map_err(|e| StepError::msg(format!("{}: {e}", path.display())))?;
-            cx.ui.message(&cx.name, &format!("Saving key for debug purposes: {}", path.display()));
+            write_private(&path, &pem)
+                .map_err(|e| StepError::msg(format!("{}: {e}", path.display())))?;
+            cx.ui.message(
+                &cx.name,
+                &format!("Saving key for debug purposes: {}", path.display()),
+            );
             self.debug_file = Some(path);
         }
-        st.key = Some(SshKey::Private { key_name: Some(name), pem });
+        st.key = Some(SshKey::Private {
+            key_name: Some(name),
+            pem,
+        });
         Ok(())
     }
 

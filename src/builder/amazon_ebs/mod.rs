@@ -60,10 +60,22 @@ pub async fn run(cx: &Ctx, ctl: &RunControl) -> BuildResult {
     let mut st = State::default();
     st.late.build_name = cx.name.clone();
     st.late.build_type = cx.build.builder_type.clone();
-    st.late.build.insert("PackerRunUUID".into(), cx.run_id.clone());
-    st.late.data.insert("BuildRegion".into(), cx.region().to_string());
+    st.late
+        .build
+        .insert("PackerRunUUID".into(), cx.run_id.clone());
+    st.late
+        .data
+        .insert("BuildRegion".into(), cx.region().to_string());
     let mut steps = steps();
     let report = pipeline::run(&mut steps, cx, &mut st, ctl).await;
-    let amis = if report.outcome.succeeded() { st.amis.clone() } else { BTreeMap::new() };
-    BuildResult { report, amis, late: st.late }
+    let amis = if report.outcome.succeeded() {
+        st.amis.clone()
+    } else {
+        BTreeMap::new()
+    };
+    BuildResult {
+        report,
+        amis,
+        late: st.late,
+    }
 }

@@ -33,10 +33,17 @@ impl Step<Ctx, State> for Network {
             match out.vpcs() {
                 [one] => {
                     st.vpc_id = one.vpc_id().map(str::to_string);
-                    st.vpc_cidrs = one.cidr_block().map(|c| vec![c.to_string()]).unwrap_or_default();
+                    st.vpc_cidrs = one
+                        .cidr_block()
+                        .map(|c| vec![c.to_string()])
+                        .unwrap_or_default();
                 }
                 [] => return Err(StepError::msg("No VPC found matching vpc_filter")),
-                _ => return Err(StepError::msg("Exactly one VPC should match the filter, found several")),
+                _ => {
+                    return Err(StepError::msg(
+                        "Exactly one VPC should match the filter, found several",
+                    ));
+                }
             }
         }
         if st.subnet_id.is_none()
@@ -44,7 +51,12 @@ impl Step<Ctx, State> for Network {
         {
             let mut fl = filters(&f.filters);
             if let Some(v) = &st.vpc_id {
-                fl.push(aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(v).build());
+                fl.push(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("vpc-id")
+                        .values(v)
+                        .build(),
+                );
             }
             let out = ec2
                 .describe_subnets()
@@ -72,7 +84,13 @@ impl Step<Ctx, State> for Network {
                 subnets.sort_by_key(|s| s.available_ip_address_count().unwrap_or(0));
                 subnets.pop().expect("non-empty")
             };
-            cx.ui.message(&cx.name, &format!("Found Subnet ID: {}", chosen.subnet_id().unwrap_or_default()));
+            cx.ui.message(
+                &cx.name,
+                &format!(
+                    "Found Subnet ID: {}",
+                    chosen.subnet_id().unwrap_or_default()
+                ),
+            );
             st.subnet_id = chosen.subnet_id().map(str::to_string);
             st.vpc_id = chosen.vpc_id().map(str::to_string);
         }
@@ -80,8 +98,17 @@ impl Step<Ctx, State> for Network {
         if st.vpc_id.is_none()
             && let Some(subnet) = &st.subnet_id
         {
-            let out = ec2.describe_subnets().subnet_ids(subnet).send().await.aws("DescribeSubnets")?;
-            st.vpc_id = out.subnets().first().and_then(|s| s.vpc_id()).map(str::to_string);
+            let out = ec2
+                .describe_subnets()
+                .subnet_ids(subnet)
+                .send()
+                .await
+                .aws("DescribeSubnets")?;
+            st.vpc_id = out
+                .subnets()
+                .first()
+                .and_then(|s| s.vpc_id())
+                .map(str::to_string);
         }
         Ok(())
     }

@@ -22,7 +22,8 @@ impl Step<Ctx, State> for PreValidate {
             return Ok(());
         }
         let name = &cx.cfg.ami.ami_name;
-        cx.ui.say(&cx.name, &format!("Prevalidating AMI Name: {name}"));
+        cx.ui
+            .say(&cx.name, &format!("Prevalidating AMI Name: {name}"));
         let out = cx
             .clients
             .ec2
@@ -46,7 +47,13 @@ impl Step<Ctx, State> for PreValidate {
         } else {
             vec![]
         };
-        cx.ui.say(&cx.name, &format!("Force deregistering AMI {id} ({} snapshot(s) deleted)", snaps.len()));
+        cx.ui.say(
+            &cx.name,
+            &format!(
+                "Force deregistering AMI {id} ({} snapshot(s) deleted)",
+                snaps.len()
+            ),
+        );
         deregister_with_snapshots(&cx.clients.ec2, &id, &snaps).await?;
         Ok(())
     }

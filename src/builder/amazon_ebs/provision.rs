@@ -20,7 +20,9 @@ impl Step<Ctx, State> for Provision {
             return Ok(());
         }
         let Some(comm) = st.comm.as_mut() else {
-            return Err(StepError::msg("provisioners need a communicator (communicator is \"none\")"));
+            return Err(StepError::msg(
+                "provisioners need a communicator (communicator is \"none\")",
+            ));
         };
         let mut pcx = ProvisionContext {
             comm,
@@ -41,7 +43,8 @@ impl Step<Ctx, State> for Provision {
                 {
                     cx.ui.say(&cx.name, "Provisioning step had errors: Running the cleanup provisioner, if present...");
                     if let Err(e2) = run_provisioner(ecp, &mut pcx).await {
-                        cx.ui.error(&cx.name, &format!("error-cleanup-provisioner failed: {e2}"));
+                        cx.ui
+                            .error(&cx.name, &format!("error-cleanup-provisioner failed: {e2}"));
                     }
                 }
                 return Err(StepError::msg(msg));

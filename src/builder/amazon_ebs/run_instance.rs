@@ -55,7 +55,10 @@ fn user_data(cx: &Ctx) -> Result<Option<String>, StepError> {
     let raw = if let Some(f) = run.user_data_file.as_deref().filter(|s| !s.is_empty()) {
         Some(std::fs::read(f).map_err(|e| StepError::msg(format!("user_data_file {f}: {e}")))?)
     } else {
-        run.user_data.clone().filter(|s| !s.is_empty()).map(String::into_bytes)
+        run.user_data
+            .clone()
+            .filter(|s| !s.is_empty())
+            .map(String::into_bytes)
     };
     Ok(raw.map(|b| aws_smithy_types::base64::encode(&b)))
 }
@@ -65,9 +68,18 @@ fn info(i: &aws_sdk_ec2::types::Instance) -> InstanceInfo {
         id: i.instance_id().unwrap_or_default().to_string(),
         public_ip: i.public_ip_address().map(str::to_string),
         private_ip: i.private_ip_address().map(str::to_string),
-        public_dns: i.public_dns_name().filter(|s| !s.is_empty()).map(str::to_string),
-        private_dns: i.private_dns_name().filter(|s| !s.is_empty()).map(str::to_string),
-        az: i.placement().and_then(|p| p.availability_zone()).map(str::to_string),
+        public_dns: i
+            .public_dns_name()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        private_dns: i
+            .private_dns_name()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        az: i
+            .placement()
+            .and_then(|p| p.availability_zone())
+            .map(str::to_string),
     }
 }
 
@@ -84,19 +96,31 @@ impl Step<Ctx, State> for RunInstance {
                 "spot_price/spot_instance_types: spot builder instances are not supported by bakery yet; remove them to build on demand",
             ));
         }
-        let source = st.source.as_ref().ok_or_else(|| StepError::msg("no source AMI"))?;
-        let run_tags = run.run_tags.render(&st.late).map_err(|e| StepError::msg(format!("run_tags: {e}")))?;
+        let source = st
+            .source
+            .as_ref()
+            .ok_or_else(|| StepError::msg("no source AMI"))?;
+        let run_tags = run
+            .run_tags
+            .render(&st.late)
+            .map_err(|e| StepError::msg(format!("run_tags: {e}")))?;
         let volume_tags = cx
             .cfg
             .run_volume_tags
             .render(&st.late)
             .map_err(|e| StepError::msg(format!("run_volume_tags: {e}")))?;
         let mut instance_tags = vec![("Name".to_string(), "Packer Builder".to_string())];
-        instance_tags = merge(&instance_tags.into_iter().collect(), &run_tags.clone().into_iter().collect::<Vec<_>>());
+        instance_tags = merge(
+            &instance_tags.into_iter().collect(),
+            &run_tags.clone().into_iter().collect::<Vec<_>>(),
+        );
         instance_tags.extend(cx.ownership_tags("builder-instance"));
         let mut vol = merge(&volume_tags, &[]);
         vol.extend(cx.ownership_tags("builder-volume"));
-        let instance_type = run.instance_type.clone().unwrap_or_else(|| "t3.micro".into());
+        let instance_type = run
+            .instance_type
+            .clone()
+            .unwrap_or_else(|| "t3.micro".into());
         cx.ui.say(&cx.name, "Launching a source AWS instance...");
         let md = &run.metadata_options;
         let mut req = cx
@@ -107,27 +131,57 @@ impl Step<Ctx, State> for RunInstance {
             .instance_type(InstanceType::from(instance_type.as_str()))
             .min_count(1)
             .max_count(1)
-            .set_key_name(st.key.as_ref().and_then(|k| k.key_name()).map(str::to_string))
+            .set_key_name(
+                st.key
+                    .as_ref()
+                    .and_then(|k| k.key_name())
+                    .map(str::to_string),
+            )
             .set_user_data(user_data(cx)?)
-            .set_block_device_mappings(Some(block_devices(&cx.cfg.launch_block_device_mappings)).filter(|v| !v.is_empty()))
-            .instance_initiated_shutdown_behavior(ShutdownBehavior::from(run.shutdown_behavior.as_str()))
+            .set_block_device_mappings(
+                Some(block_devices(&cx.cfg.launch_block_device_mappings)).filter(|v| !v.is_empty()),
+            )
+            .instance_initiated_shutdown_behavior(ShutdownBehavior::from(
+                run.shutdown_behavior.as_str(),
+            ))
             .ebs_optimized(run.ebs_optimized)
-            .client_token(format!("{}-{}", cx.run_id, cx.build.name).chars().take(64).collect::<String>())
+            .client_token(
+                format!("{}-{}", cx.run_id, cx.build.name)
+                    .chars()
+                    .take(64)
+                    .collect::<String>(),
+            )
             .metadata_options(
                 InstanceMetadataOptionsRequest::builder()
-                    .http_endpoint(InstanceMetadataEndpointState::from(md.http_endpoint.as_str()))
+                    .http_endpoint(InstanceMetadataEndpointState::from(
+                        md.http_endpoint.as_str(),
+                    ))
                     .http_tokens(HttpTokensState::from(md.http_tokens.as_str()))
                     .http_put_response_hop_limit(md.http_put_response_hop_limit as i32)
-                    .instance_metadata_tags(InstanceMetadataTagsState::from(md.instance_metadata_tags.as_str()))
+                    .instance_metadata_tags(InstanceMetadataTagsState::from(
+                        md.instance_metadata_tags.as_str(),
+                    ))
                     .build(),
             )
             .tag_specifications(tag_spec(ResourceType::Instance, &instance_tags))
             .tag_specifications(tag_spec(ResourceType::Volume, &vol));
-        if let Some(profile) = run.iam_instance_profile.as_deref().filter(|s| !s.is_empty()) {
-            req = req.iam_instance_profile(IamInstanceProfileSpecification::builder().name(profile).build());
+        if let Some(profile) = run
+            .iam_instance_profile
+            .as_deref()
+            .filter(|s| !s.is_empty())
+        {
+            req = req.iam_instance_profile(
+                IamInstanceProfileSpecification::builder()
+                    .name(profile)
+                    .build(),
+            );
         }
         if let Some(az) = run.availability_zone.as_deref().filter(|s| !s.is_empty()) {
-            req = req.placement(aws_sdk_ec2::types::Placement::builder().availability_zone(az).build());
+            req = req.placement(
+                aws_sdk_ec2::types::Placement::builder()
+                    .availability_zone(az)
+                    .build(),
+            );
         }
         if let Some(public) = run.associate_public_ip_address {
             // A public address can only be asked for on a network-interface specification.
@@ -154,7 +208,10 @@ impl Step<Ctx, State> for RunInstance {
         cx.created(Kind::Instance, cx.region(), &id);
         self.id = Some(id.clone());
         cx.ui.message(&cx.name, &format!("Instance ID: {id}"));
-        let progress = cx.ui.progress(&cx.name, &format!("Waiting for instance ({id}) to become ready"));
+        let progress = cx.ui.progress(
+            &cx.name,
+            &format!("Waiting for instance ({id}) to become ready"),
+        );
         let ec2 = cx.clients.ec2.clone();
         let inst = cx
             .poller(Poller::instance_running())
@@ -185,7 +242,8 @@ impl Step<Ctx, State> for RunInstance {
         let Some(id) = self.id.clone() else {
             return Ok(());
         };
-        cx.ui.say(&cx.name, "Terminating the source AWS instance...");
+        cx.ui
+            .say(&cx.name, "Terminating the source AWS instance...");
         let out = cx
             .clients
             .ec2
@@ -202,7 +260,9 @@ impl Step<Ctx, State> for RunInstance {
             .cloned();
         if now != Some(InstanceStateName::Terminated) && !st.temporary_security_group {
             let ec2 = cx.clients.ec2.clone();
-            let progress = cx.ui.progress(&cx.name, &format!("Waiting for instance {id} to terminate"));
+            let progress = cx
+                .ui
+                .progress(&cx.name, &format!("Waiting for instance {id} to terminate"));
             cx.poller(Poller::instance_terminated())
                 .wait(
                     &format!("instance {id} to terminate"),
@@ -231,19 +291,34 @@ pub async fn describe_one(
         .send()
         .await
         .aws("DescribeInstances")?;
-    let Some(inst) = out.reservations().iter().flat_map(|r| r.instances()).next().cloned() else {
+    let Some(inst) = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .next()
+        .cloned()
+    else {
         return Err(PollError::NotFound);
     };
-    let state = inst.state().and_then(|s| s.name()).cloned().unwrap_or(InstanceStateName::Pending);
+    let state = inst
+        .state()
+        .and_then(|s| s.name())
+        .cloned()
+        .unwrap_or(InstanceStateName::Pending);
     if state == want {
         return Ok(Poll::Ready(inst));
     }
     let dead_end = match want {
         InstanceStateName::Running => matches!(
             state,
-            InstanceStateName::Terminated | InstanceStateName::ShuttingDown | InstanceStateName::Stopped
+            InstanceStateName::Terminated
+                | InstanceStateName::ShuttingDown
+                | InstanceStateName::Stopped
         ),
-        InstanceStateName::Stopped => matches!(state, InstanceStateName::Terminated | InstanceStateName::ShuttingDown),
+        InstanceStateName::Stopped => matches!(
+            state,
+            InstanceStateName::Terminated | InstanceStateName::ShuttingDown
+        ),
         _ => false,
     };
     if dead_end {

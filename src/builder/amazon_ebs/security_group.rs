@@ -56,7 +56,11 @@ pub fn source_rule(cfg: &bakery_template::schema::AmazonEbsConfig) -> SourceRule
         cfg.run.ssh_interface.as_deref(),
         Some("private_ip") | Some("private_dns")
     );
-    let bastion = cfg.comm.ssh_bastion_host.as_deref().is_some_and(|h| !h.is_empty());
+    let bastion = cfg
+        .comm
+        .ssh_bastion_host
+        .as_deref()
+        .is_some_and(|h| !h.is_empty());
     let private_host = cfg
         .comm
         .ssh_host
@@ -76,8 +80,12 @@ pub fn source_rule(cfg: &bakery_template::schema::AmazonEbsConfig) -> SourceRule
 async fn caller_public_ip() -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect("checkip.amazonaws.com:80").await.ok()?;
-        s.write_all(b"GET / HTTP/1.0\r\nHost: checkip.amazonaws.com\r\n\r\n").await.ok()?;
+        let mut s = tokio::net::TcpStream::connect("checkip.amazonaws.com:80")
+            .await
+            .ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\nHost: checkip.amazonaws.com\r\n\r\n")
+            .await
+            .ok()?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.ok()?;
         let text = String::from_utf8_lossy(&buf);
@@ -87,7 +95,10 @@ async fn caller_public_ip() -> Option<String> {
             IpAddr::V6(_) => format!("{ip}/128"),
         })
     };
-    tokio::time::timeout(Duration::from_secs(5), fut).await.ok().flatten()
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .ok()
+        .flatten()
 }
 
 #[async_trait]
@@ -103,7 +114,11 @@ impl Step<Ctx, State> for SecurityGroup {
             st.security_group_ids = run.security_group_ids.clone();
             return Ok(());
         }
-        if let Some(f) = run.security_group_filter.as_ref().filter(|f| !f.filters.is_empty()) {
+        if let Some(f) = run
+            .security_group_filter
+            .as_ref()
+            .filter(|f| !f.filters.is_empty())
+        {
             let mut fl = filters(&f.filters);
             if let Some(v) = &st.vpc_id {
                 fl.push(Filter::builder().name("vpc-id").values(v).build());
@@ -120,7 +135,9 @@ impl Step<Ctx, State> for SecurityGroup {
                 .filter_map(|g| g.group_id().map(str::to_string))
                 .collect();
             if st.security_group_ids.is_empty() {
-                return Err(StepError::msg("No security group matched security_group_filter"));
+                return Err(StepError::msg(
+                    "No security group matched security_group_filter",
+                ));
             }
             return Ok(());
         }
@@ -132,7 +149,9 @@ impl Step<Ctx, State> for SecurityGroup {
                     let mut req = ec2.describe_vpcs();
                     req = match &st.vpc_id {
                         Some(v) => req.vpc_ids(v),
-                        None => req.filters(Filter::builder().name("isDefault").values("true").build()),
+                        None => {
+                            req.filters(Filter::builder().name("isDefault").values("true").build())
+                        }
                     };
                     let out = req.send().await.aws("DescribeVpcs")?;
                     let vpc = out.vpcs().first();
@@ -168,7 +187,10 @@ impl Step<Ctx, State> for SecurityGroup {
             },
         };
         let name = cx.temp_name();
-        cx.ui.say(&cx.name, "Creating temporary security group for this instance...");
+        cx.ui.say(
+            &cx.name,
+            "Creating temporary security group for this instance...",
+        );
         let out = ec2
             .create_security_group()
             .group_name(&name)
@@ -191,13 +213,21 @@ impl Step<Ctx, State> for SecurityGroup {
         let port = i32::from(cx.cfg.comm.ssh_port);
         cx.ui.say(
             &cx.name,
-            &format!("Authorizing access to port {port} from {:?} in the temporary security groups...", cidrs),
+            &format!(
+                "Authorizing access to port {port} from {:?} in the temporary security groups...",
+                cidrs
+            ),
         );
         let perm = IpPermission::builder()
             .ip_protocol("tcp")
             .from_port(port)
             .to_port(port)
-            .set_ip_ranges(Some(cidrs.iter().map(|c| IpRange::builder().cidr_ip(c).build()).collect()))
+            .set_ip_ranges(Some(
+                cidrs
+                    .iter()
+                    .map(|c| IpRange::builder().cidr_ip(c).build())
+                    .collect(),
+            ))
             .build();
         ec2.authorize_security_group_ingress()
             .group_id(&id)
@@ -226,11 +256,19 @@ impl Step<Ctx, State> for SecurityGroup {
                     let ec2 = ec2.clone();
                     let id = id.clone();
                     async move {
-                        match ec2.delete_security_group().group_id(&id).send().await.aws("DeleteSecurityGroup") {
+                        match ec2
+                            .delete_security_group()
+                            .group_id(&id)
+                            .send()
+                            .await
+                            .aws("DeleteSecurityGroup")
+                        {
                             Ok(_) => Ok(Poll::Ready(())),
                             Err(e) if e.is("InvalidGroup.NotFound") => Ok(Poll::Ready(())),
                             // Still attached to the terminating instance's network interface.
-                            Err(e) if e.is("DependencyViolation") => Ok(Poll::Pending("in use".into())),
+                            Err(e) if e.is("DependencyViolation") => {
+                                Ok(Poll::Pending("in use".into()))
+                            }
                             Err(e) => Err(PollError::from(e)),
                         }
                     }
@@ -254,19 +292,40 @@ mod tests {
         let p = std::path::Path::new("/t/template.json");
         let tpl = bakery_template::template::parse_text(p, p, text).expect("parses");
         let loaded = bakery_template::load::load_template(tpl, &Default::default()).expect("valid");
-        loaded.builds[0].builder.as_amazon_ebs().expect("amazon-ebs").clone()
+        loaded.builds[0]
+            .builder
+            .as_amazon_ebs()
+            .expect("amazon-ebs")
+            .clone()
     }
 
     #[test]
     fn the_default_is_never_the_world() {
         assert_eq!(source_rule(&cfg("")), SourceRule::CallerPublicIp);
-        assert_eq!(source_rule(&cfg(r#","ssh_host":"127.0.0.1""#)), SourceRule::Vpc);
-        assert_eq!(source_rule(&cfg(r#","ssh_host":"10.1.2.3""#)), SourceRule::Vpc);
-        assert_eq!(source_rule(&cfg(r#","ssh_interface":"private_ip""#)), SourceRule::Vpc);
-        assert_eq!(source_rule(&cfg(r#","ssh_bastion_host":"bastion.example.com""#)), SourceRule::Vpc);
-        assert_eq!(source_rule(&cfg(r#","ssh_host":"203.0.113.9""#)), SourceRule::CallerPublicIp);
         assert_eq!(
-            source_rule(&cfg(r#","temporary_security_group_source_cidrs":["0.0.0.0/0"]"#)),
+            source_rule(&cfg(r#","ssh_host":"127.0.0.1""#)),
+            SourceRule::Vpc
+        );
+        assert_eq!(
+            source_rule(&cfg(r#","ssh_host":"10.1.2.3""#)),
+            SourceRule::Vpc
+        );
+        assert_eq!(
+            source_rule(&cfg(r#","ssh_interface":"private_ip""#)),
+            SourceRule::Vpc
+        );
+        assert_eq!(
+            source_rule(&cfg(r#","ssh_bastion_host":"bastion.example.com""#)),
+            SourceRule::Vpc
+        );
+        assert_eq!(
+            source_rule(&cfg(r#","ssh_host":"203.0.113.9""#)),
+            SourceRule::CallerPublicIp
+        );
+        assert_eq!(
+            source_rule(&cfg(
+                r#","temporary_security_group_source_cidrs":["0.0.0.0/0"]"#
+            )),
             SourceRule::Explicit(vec!["0.0.0.0/0".into()])
         );
     }

@@ -45,7 +45,9 @@ impl Step<Ctx, State> for SourceAmi {
             wanted = id.clone();
             req = req.image_ids(id);
         } else if let Some(f) = &run.source_ami_filter {
-            req = req.set_owners(Some(f.owners.clone())).set_filters(Some(filters(&f.filters)));
+            req = req
+                .set_owners(Some(f.owners.clone()))
+                .set_filters(Some(filters(&f.filters)));
             if f.include_deprecated {
                 req = req.include_deprecated(true);
             }
@@ -62,7 +64,10 @@ impl Step<Ctx, State> for SourceAmi {
             }));
         }
         if images.len() > 1 {
-            let most_recent = run.source_ami_filter.as_ref().is_some_and(|f| f.most_recent);
+            let most_recent = run
+                .source_ami_filter
+                .as_ref()
+                .is_some_and(|f| f.most_recent);
             if !most_recent {
                 return Err(StepError::msg(
                     "Your query returned more than one result. Please try a more specific search, or set most_recent to true.",
@@ -75,7 +80,12 @@ impl Step<Ctx, State> for SourceAmi {
         let tags: BTreeMap<String, String> = img
             .tags()
             .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
             .collect();
         let src = SourceImage {
             id: img.image_id().unwrap_or_default().to_string(),
@@ -86,7 +96,8 @@ impl Step<Ctx, State> for SourceAmi {
             tags,
             root_device_name: img.root_device_name().map(str::to_string),
         };
-        cx.ui.message(&cx.name, &format!("Found Image ID: {}", src.id));
+        cx.ui
+            .message(&cx.name, &format!("Found Image ID: {}", src.id));
         let d = &mut st.late.data;
         d.insert("BuildRegion".into(), cx.region().to_string());
         d.insert("SourceAMI".into(), src.id.clone());
@@ -94,7 +105,9 @@ impl Step<Ctx, State> for SourceAmi {
         d.insert("SourceAMIOwner".into(), src.owner.clone());
         d.insert("SourceAMIOwnerName".into(), src.owner_alias.clone());
         d.insert("SourceAMICreationDate".into(), src.creation_date.clone());
-        st.late.maps.insert("SourceAMITags".into(), src.tags.clone());
+        st.late
+            .maps
+            .insert("SourceAMITags".into(), src.tags.clone());
         let b = &mut st.late.build;
         b.insert("SourceAMI".into(), src.id.clone());
         b.insert("SourceAMIName".into(), src.name.clone());

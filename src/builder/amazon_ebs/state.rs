@@ -55,17 +55,20 @@ impl Ctx {
 
     /// Records a created resource in the journal.
     pub fn created(&self, kind: Kind, region: &str, id: &str) {
-        self.journal.record(Event::Created, kind, region, id, &self.name);
+        self.journal
+            .record(Event::Created, kind, region, id, &self.name);
     }
 
     /// Records a removed resource in the journal.
     pub fn removed(&self, kind: Kind, region: &str, id: &str) {
-        self.journal.record(Event::Removed, kind, region, id, &self.name);
+        self.journal
+            .record(Event::Removed, kind, region, id, &self.name);
     }
 
     /// Records a resource kept as the build's result.
     pub fn kept(&self, kind: Kind, region: &str, id: &str) {
-        self.journal.record(Event::Kept, kind, region, id, &self.name);
+        self.journal
+            .record(Event::Kept, kind, region, id, &self.name);
     }
 
     /// Bakery's ownership tags for a resource of this build.
@@ -75,11 +78,22 @@ impl Ctx {
 
     /// A name for temporary resources: unique per run and build, recognisably bakery's.
     pub fn temp_name(&self) -> String {
-        let short: String = self.run_id.chars().filter(|c| c.is_ascii_hexdigit()).take(12).collect();
+        let short: String = self
+            .run_id
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .take(12)
+            .collect();
         let build: String = self
             .name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect();
         format!("bakery_{short}_{build}")
     }

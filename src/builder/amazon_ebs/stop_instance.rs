@@ -19,12 +19,19 @@ impl Step<Ctx, State> for StopInstance {
     }
 
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
-        let id = st.instance.as_ref().map(|i| i.id.clone()).ok_or_else(|| StepError::msg("no instance"))?;
+        let id = st
+            .instance
+            .as_ref()
+            .map(|i| i.id.clone())
+            .ok_or_else(|| StepError::msg("no instance"))?;
         if let Some(comm) = st.comm.take() {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), comm.close()).await;
         }
         if cx.cfg.run.disable_stop_instance {
-            cx.ui.say(&cx.name, "Automatic instance stop disabled. Please stop instance manually.");
+            cx.ui.say(
+                &cx.name,
+                "Automatic instance stop disabled. Please stop instance manually.",
+            );
         } else {
             cx.ui.say(&cx.name, "Stopping the source instance...");
             let out = cx
@@ -35,7 +42,12 @@ impl Step<Ctx, State> for StopInstance {
                 .send()
                 .await
                 .aws("StopInstances")?;
-            let now = out.stopping_instances().first().and_then(|c| c.current_state()).and_then(|s| s.name()).cloned();
+            let now = out
+                .stopping_instances()
+                .first()
+                .and_then(|c| c.current_state())
+                .and_then(|s| s.name())
+                .cloned();
             if now == Some(InstanceStateName::Stopped) {
                 return Ok(());
             }

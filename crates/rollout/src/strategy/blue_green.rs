@@ -179,6 +179,7 @@ impl Strategy for BlueGreen {
                 let rb = rollback(cx, &lb, &created, &olds).await;
                 report.durations.rollback_s = rb_started.elapsed().as_secs_f64();
                 report.attention.extend(rb.failures.iter().cloned());
+                report.attention.extend(rb.warnings.iter().cloned());
                 report.rollback = Some(rb);
                 report.status = Status::RolledBack;
                 return Err(RolloutError::RolledBack(Box::new(report)));
@@ -535,6 +536,33 @@ async fn rollback(cx: &Ctx, lb: &LoadBalancer, created: &Created, olds: &[Group]
                     .count();
                 let same = now.fingerprint() == old.fingerprint();
                 rb.old_groups_unchanged &= same;
+                // Instances that served before the rollout and do not now: rollout made no call on them,
+                // but an operator must know the load balancer lost them.
+                let lost: Vec<String> = old
+                    .instances
+                    .iter()
+                    .filter(|i| i.load_balancer.as_ref().is_some_and(TargetState::in_service))
+                    .filter(|i| now.instances.iter().any(|n| n.id == i.id))
+                    .filter(|i| !health.get(&i.id).is_some_and(TargetState::in_service))
+                    .map(|i| {
+                        format!(
+                            "{} ({})",
+                            i.id,
+                            health
+                                .get(&i.id)
+                                .map(|s| s.state.as_str())
+                                .unwrap_or("not registered")
+                        )
+                    })
+                    .collect();
+                if !lost.is_empty() {
+                    rb.warnings.push(format!(
+                        "{}: instance(s) of {} that were in service before the rollout are not now: {}; rollout made no call on them: check the load balancer (re-register them if needed)",
+                        lb.label(),
+                        now.name,
+                        lost.join(", ")
+                    ));
+                }
                 rb.old_groups.push(format!(
                     "{}: {}, {serving}/{} instance(s) in service on {}",
                     now.name,
