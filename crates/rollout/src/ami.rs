@@ -117,7 +117,10 @@ pub async fn resolve(clients: &Clients, given: &str) -> Result<ResolvedAmi, Roll
         Err(e) if e.is_not_found() => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    let Some(image) = images.into_iter().find(|i| i.image_id() == Some(id.as_str())) else {
+    let Some(image) = images
+        .into_iter()
+        .find(|i| i.image_id() == Some(id.as_str()))
+    else {
         return Err(bad(format!("{id} does not exist in {}", clients.region)));
     };
     let state = image.state().map(|s| s.as_str().to_string());

@@ -325,7 +325,10 @@ pub async fn run(
         });
     }
 
-    let print = |out: &mut Box<dyn Write + Send>, ui: &Ui, doc: serde_json::Result<String>, human: String| {
+    let print = |out: &mut Box<dyn Write + Send>,
+                 ui: &Ui,
+                 doc: serde_json::Result<String>,
+                 human: String| {
         if json {
             if let Ok(doc) = doc {
                 let _ = writeln!(out, "{doc}");
@@ -337,7 +340,12 @@ pub async fn run(
     match command {
         Some("setup") => match session.setup(g.dry_run).await {
             Ok(r) => {
-                print(&mut summary_out, &ui, serde_json::to_string_pretty(&r), r.render());
+                print(
+                    &mut summary_out,
+                    &ui,
+                    serde_json::to_string_pretty(&r),
+                    r.render(),
+                );
                 0
             }
             Err(e) => {
@@ -348,7 +356,12 @@ pub async fn run(
         _ if command == Some("plan") || g.dry_run => {
             match session.plan(deploy_args.ami.as_deref()).await {
                 Ok(r) => {
-                    print(&mut summary_out, &ui, serde_json::to_string_pretty(&r), r.render());
+                    print(
+                        &mut summary_out,
+                        &ui,
+                        serde_json::to_string_pretty(&r),
+                        r.render(),
+                    );
                     u8::from(!r.problems.is_empty())
                 }
                 Err(e) => {
@@ -361,7 +374,12 @@ pub async fn run(
             let ami = deploy_args.ami.clone().unwrap_or_default();
             match session.deploy(&ami).await {
                 Ok(r) => {
-                    print(&mut summary_out, &ui, serde_json::to_string_pretty(&r), r.render());
+                    print(
+                        &mut summary_out,
+                        &ui,
+                        serde_json::to_string_pretty(&r),
+                        r.render(),
+                    );
                     0
                 }
                 Err(e) => {
@@ -402,7 +420,15 @@ mod tests {
 
     #[test]
     fn ami_alone_deploys_and_subcommands_take_global_flags() {
-        let c = parse(&["--ami", "ami-12345678", "--env", "production", "--desired", "3"]).unwrap();
+        let c = parse(&[
+            "--ami",
+            "ami-12345678",
+            "--env",
+            "production",
+            "--desired",
+            "3",
+        ])
+        .unwrap();
         assert!(c.command.is_none());
         assert_eq!(c.deploy.ami.as_deref(), Some("ami-12345678"));
         assert_eq!(c.deploy.desired, Some(3));
@@ -411,7 +437,15 @@ mod tests {
         assert!(matches!(c.command, Some(Command::Setup)));
         assert!(c.global.dry_run);
         assert_eq!(c.global.env.as_deref(), Some("dev01"));
-        let c = parse(&["--json", "deploy", "--ami", "ssm:/x", "--health-timeout", "90s"]).unwrap();
+        let c = parse(&[
+            "--json",
+            "deploy",
+            "--ami",
+            "ssm:/x",
+            "--health-timeout",
+            "90s",
+        ])
+        .unwrap();
         match c.command {
             Some(Command::Deploy(a)) => {
                 assert_eq!(a.ami.as_deref(), Some("ssm:/x"));

@@ -296,7 +296,10 @@ impl RolloutConfig {
                 None
             })?;
             let domain = d.domain.clone().or_else(|| {
-                v.problem("dns.domain", "missing: the hosted zone's domain (example.com)");
+                v.problem(
+                    "dns.domain",
+                    "missing: the hosted zone's domain (example.com)",
+                );
                 None
             })?;
             if domain.trim_end_matches('.').is_empty() || domain.contains(' ') {
@@ -556,7 +559,10 @@ impl Validator<'_> {
             healthy_threshold: hc.healthy_threshold.unwrap_or(2),
             unhealthy_threshold: hc.unhealthy_threshold.unwrap_or(2),
         };
-        let scheme = lb.scheme.clone().unwrap_or_else(|| "internet-facing".into());
+        let scheme = lb
+            .scheme
+            .clone()
+            .unwrap_or_else(|| "internet-facing".into());
         if scheme != "internet-facing" && scheme != "internal" {
             self.problem(
                 "load_balancer.scheme",
@@ -581,10 +587,7 @@ impl Validator<'_> {
                 if !matches!(p, Protocol::Http | Protocol::Https) {
                     self.problem(
                         field,
-                        &format!(
-                            "{} is not available on an ALB (HTTP or HTTPS)",
-                            p.as_str()
-                        ),
+                        &format!("{} is not available on an ALB (HTTP or HTTPS)", p.as_str()),
                     );
                 }
             }
@@ -741,7 +744,10 @@ mod tests {
             ..Default::default()
         };
         let c = RolloutConfig::resolve(&m, Some("production"), &flags).unwrap();
-        assert_eq!((c.capacity.min, c.capacity.desired, c.capacity.max), (1, 3, 6));
+        assert_eq!(
+            (c.capacity.min, c.capacity.desired, c.capacity.max),
+            (1, 3, 6)
+        );
         assert_eq!(c.instances.instance_type, "t3.small");
     }
 
@@ -763,7 +769,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("rollout.json:4:18: defaults.capacity.min: min (3) is greater than desired (2)"),
+            text.contains(
+                "rollout.json:4:18: defaults.capacity.min: min (3) is greater than desired (2)"
+            ),
             "{text}"
         );
         assert!(
@@ -771,7 +779,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("environments.staging.load_balancer.ingress_cidrs.0: `everyone` is not a CIDR block"),
+            text.contains(
+                "environments.staging.load_balancer.ingress_cidrs.0: `everyone` is not a CIDR block"
+            ),
             "{text}"
         );
         assert_eq!(lines.len(), 4, "{text}");
@@ -805,9 +815,8 @@ mod tests {
 
     #[test]
     fn long_names_are_caught_before_aws_rejects_them() {
-        let m = manifest(
-            r#"{"app": "a-very-long-application-name", "environments": {"staging": {}}}"#,
-        );
+        let m =
+            manifest(r#"{"app": "a-very-long-application-name", "environments": {"staging": {}}}"#);
         let e = RolloutConfig::resolve(&m, None, &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("at most 32"), "{e}");
     }

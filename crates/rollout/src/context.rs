@@ -24,7 +24,10 @@ pub struct RequestCounter {
 impl RequestCounter {
     /// The counts so far.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The total so far.
@@ -41,10 +44,18 @@ impl RequestCounter {
     pub fn instrument(&self, c: Clients) -> Clients {
         Clients {
             ec2: aws_sdk_ec2::Client::from_conf(
-                c.ec2.config().to_builder().interceptor(self.clone()).build(),
+                c.ec2
+                    .config()
+                    .to_builder()
+                    .interceptor(self.clone())
+                    .build(),
             ),
             ssm: aws_sdk_ssm::Client::from_conf(
-                c.ssm.config().to_builder().interceptor(self.clone()).build(),
+                c.ssm
+                    .config()
+                    .to_builder()
+                    .interceptor(self.clone())
+                    .build(),
             ),
             autoscaling: aws_sdk_autoscaling::Client::from_conf(
                 c.autoscaling
@@ -54,7 +65,11 @@ impl RequestCounter {
                     .build(),
             ),
             elb: aws_sdk_elasticloadbalancing::Client::from_conf(
-                c.elb.config().to_builder().interceptor(self.clone()).build(),
+                c.elb
+                    .config()
+                    .to_builder()
+                    .interceptor(self.clone())
+                    .build(),
             ),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
                 c.elbv2

@@ -9,7 +9,8 @@ use crate::lb::LoadBalancer;
 use crate::manifest::LbKind;
 use crate::names::{AMI_TAG, STATE_IN_PROGRESS, STATE_LIVE, STATE_TAG};
 use aws_sdk_ec2::types::{
-    Filter, InstanceType, LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
+    Filter, InstanceType, LaunchTemplateHttpTokensState,
+    LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
     LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType, Tag,
     TagSpecification,
@@ -71,11 +72,12 @@ pub async fn spec(cx: &Ctx, lb: &LoadBalancer) -> Result<LaunchSpec, Vec<String>
         }
     }
     let mut by_name = std::collections::BTreeMap::new();
-    let mut req = cx
-        .clients
-        .ec2
-        .describe_security_groups()
-        .filters(Filter::builder().name("group-name").set_values(Some(names.clone())).build());
+    let mut req = cx.clients.ec2.describe_security_groups().filters(
+        Filter::builder()
+            .name("group-name")
+            .set_values(Some(names.clone()))
+            .build(),
+    );
     if let Some(v) = &vpc {
         req = req.filters(Filter::builder().name("vpc-id").values(v).build());
     }
@@ -276,7 +278,12 @@ pub async fn create_launch_template(
     })
 }
 
-fn asg_tag(group: &str, key: &str, value: &str, propagate: bool) -> aws_sdk_autoscaling::types::Tag {
+fn asg_tag(
+    group: &str,
+    key: &str,
+    value: &str,
+    propagate: bool,
+) -> aws_sdk_autoscaling::types::Tag {
     aws_sdk_autoscaling::types::Tag::builder()
         .resource_id(group)
         .resource_type("auto-scaling-group")
@@ -299,7 +306,8 @@ pub async fn create_group(
     let cap = &cx.cfg.capacity;
     let mut tags = Vec::new();
     // Ownership tags describe the group itself; instances get theirs from the launch template.
-    for (k, v) in bakery_core::tags::ownership(&cx.run_id, crate::names::TOOL, "auto-scaling-group") {
+    for (k, v) in bakery_core::tags::ownership(&cx.run_id, crate::names::TOOL, "auto-scaling-group")
+    {
         tags.push(asg_tag(name, &k, &v, false));
     }
     for (k, v) in cx.cfg.names.tags() {

@@ -165,10 +165,7 @@ impl LoadBalancer {
                             id.to_string(),
                             TargetState {
                                 state: s.state().unwrap_or("Unknown").to_string(),
-                                reason: s
-                                    .description()
-                                    .filter(|d| *d != "N/A")
-                                    .map(str::to_string),
+                                reason: s.description().filter(|d| *d != "N/A").map(str::to_string),
                             },
                         );
                     }

@@ -128,9 +128,11 @@ impl Group {
             target_groups: g.target_group_arns().to_vec(),
             instances,
             status: g.status().map(str::to_string),
-            created: g
-                .created_time()
-                .map(|t| bakery_core::ui::rfc3339(std::time::SystemTime::try_from(*t).unwrap_or(std::time::UNIX_EPOCH))),
+            created: g.created_time().map(|t| {
+                bakery_core::ui::rfc3339(
+                    std::time::SystemTime::try_from(*t).unwrap_or(std::time::UNIX_EPOCH),
+                )
+            }),
         }
     }
 

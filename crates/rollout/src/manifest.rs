@@ -581,10 +581,7 @@ mod tests {
             Some((5, 54))
         );
         // A missing leaf points at the deepest parent found.
-        assert_eq!(
-            m.position_of("environments.staging.capacity"),
-            Some((8, 5))
-        );
+        assert_eq!(m.position_of("environments.staging.capacity"), Some((8, 5)));
     }
 
     #[test]

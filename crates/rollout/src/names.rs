@@ -126,10 +126,7 @@ mod tests {
     #[test]
     fn production_is_the_apex() {
         let n = Names::new("ponyfoo", "production");
-        assert_eq!(
-            n.record_name("ponyfoo.com", "production"),
-            "ponyfoo.com."
-        );
+        assert_eq!(n.record_name("ponyfoo.com", "production"), "ponyfoo.com.");
         let n = Names::new("ponyfoo", "staging");
         assert_eq!(
             n.record_name("ponyfoo.com.", "production"),

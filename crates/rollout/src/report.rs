@@ -277,7 +277,10 @@ impl SetupReport {
             self.aws_requests.values().sum::<u64>()
         );
         for c in &self.changes {
-            s.push_str(&format!("  {:<12} {}: {}\n", c.action, c.resource, c.detail));
+            s.push_str(&format!(
+                "  {:<12} {}: {}\n",
+                c.action, c.resource, c.detail
+            ));
         }
         for w in &self.warnings {
             s.push_str(&format!("  warning: {w}\n"));

@@ -51,8 +51,12 @@ pub async fn run(cx: &Ctx, dry_run: bool) -> Result<SetupReport, RolloutError> {
         .map(|c| Rule::Cidr(cx.cfg.lb.port, c.clone()))
         .collect();
     lb_rules.dedup();
-    s.ingress(&cx.cfg.names.lb_security_group(), lb_sg.as_deref(), &lb_rules)
-        .await?;
+    s.ingress(
+        &cx.cfg.names.lb_security_group(),
+        lb_sg.as_deref(),
+        &lb_rules,
+    )
+    .await?;
     let inst_sg = s
         .security_group(
             &cx.cfg.names.instance_security_group(),
@@ -62,7 +66,9 @@ pub async fn run(cx: &Ctx, dry_run: bool) -> Result<SetupReport, RolloutError> {
         .await?;
     let mut inst_rules = vec![Rule::Group(
         cx.cfg.lb.instance_port,
-        lb_sg.clone().unwrap_or_else(|| "(new load balancer group)".into()),
+        lb_sg
+            .clone()
+            .unwrap_or_else(|| "(new load balancer group)".into()),
     )];
     if cx.cfg.lb.health_check.port != cx.cfg.lb.instance_port {
         inst_rules.push(Rule::Group(
@@ -127,7 +133,9 @@ impl Rule {
             tcp && covers
                 && match self {
                     Rule::Cidr(_, c) => {
-                        p.ip_ranges().iter().any(|r| r.cidr_ip() == Some(c.as_str()))
+                        p.ip_ranges()
+                            .iter()
+                            .any(|r| r.cidr_ip() == Some(c.as_str()))
                             || p.ipv6_ranges()
                                 .iter()
                                 .any(|r| r.cidr_ipv6() == Some(c.as_str()))
@@ -146,8 +154,12 @@ impl Rule {
             Rule::Cidr(p, c) => {
                 let b = b.from_port(i32::from(*p)).to_port(i32::from(*p));
                 if c.contains(':') {
-                    b.ipv6_ranges(aws_sdk_ec2::types::Ipv6Range::builder().cidr_ipv6(c).build())
-                        .build()
+                    b.ipv6_ranges(
+                        aws_sdk_ec2::types::Ipv6Range::builder()
+                            .cidr_ipv6(c)
+                            .build(),
+                    )
+                    .build()
                 } else {
                     b.ip_ranges(IpRange::builder().cidr_ip(c).build()).build()
                 }
@@ -195,7 +207,9 @@ fn key_identity(line: &str) -> Option<(String, String)> {
 fn dns_eq(a: &str, b: &str) -> bool {
     let norm = |s: &str| {
         let s = s.trim_end_matches('.').to_ascii_lowercase();
-        s.strip_prefix("dualstack.").map(str::to_string).unwrap_or(s)
+        s.strip_prefix("dualstack.")
+            .map(str::to_string)
+            .unwrap_or(s)
     };
     norm(a) == norm(b)
 }
@@ -207,7 +221,14 @@ impl Setup<'_> {
             (true, "updated") => "would update",
             (_, a) => a,
         };
-        let line = format!("{resource}: {action}{}", if detail.is_empty() { String::new() } else { format!(" ({detail})") });
+        let line = format!(
+            "{resource}: {action}{}",
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            }
+        );
         if action == "unchanged" {
             self.cx.detail(&line);
         } else {
@@ -388,7 +409,11 @@ impl Setup<'_> {
                     "updated",
                     format!(
                         "{id}: tags {}",
-                        missing.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+                        missing
+                            .iter()
+                            .map(|(k, _)| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 );
             }
@@ -449,7 +474,11 @@ impl Setup<'_> {
             self.record(
                 resource,
                 "unchanged",
-                rules.iter().map(Rule::describe).collect::<Vec<_>>().join(", "),
+                rules
+                    .iter()
+                    .map(Rule::describe)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             );
             return Ok(());
         }
@@ -464,8 +493,16 @@ impl Setup<'_> {
                 .await
                 .aws("AuthorizeSecurityGroupIngress")?;
         }
-        let detail = missing.iter().map(|r| r.describe()).collect::<Vec<_>>().join(", ");
-        self.record(resource, if id.is_some() { "updated" } else { "created" }, detail);
+        let detail = missing
+            .iter()
+            .map(|r| r.describe())
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.record(
+            resource,
+            if id.is_some() { "updated" } else { "created" },
+            detail,
+        );
         Ok(())
     }
 
@@ -480,7 +517,12 @@ impl Setup<'_> {
             .describe_subnets()
             .filters(Filter::builder().name("vpc-id").values(vpc).build());
         if net.subnets.is_empty() {
-            req = req.filters(Filter::builder().name("default-for-az").values("true").build());
+            req = req.filters(
+                Filter::builder()
+                    .name("default-for-az")
+                    .values("true")
+                    .build(),
+            );
         } else {
             req = req.set_subnet_ids(Some(net.subnets.clone()));
         }
@@ -488,7 +530,12 @@ impl Setup<'_> {
         let mut subnets: Vec<(String, String)> = out
             .subnets()
             .iter()
-            .filter_map(|s| Some((s.subnet_id()?.to_string(), s.availability_zone()?.to_string())))
+            .filter_map(|s| {
+                Some((
+                    s.subnet_id()?.to_string(),
+                    s.availability_zone()?.to_string(),
+                ))
+            })
             .filter(|(_, az)| {
                 !net.subnets.is_empty()
                     || net.availability_zones.is_empty()
@@ -526,7 +573,11 @@ impl Setup<'_> {
             .await
             .aws("DescribeLoadBalancers");
         let existing = match found {
-            Ok(o) => o.load_balancer_descriptions.unwrap_or_default().into_iter().next(),
+            Ok(o) => o
+                .load_balancer_descriptions
+                .unwrap_or_default()
+                .into_iter()
+                .next(),
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e.into()),
         };
@@ -557,9 +608,27 @@ impl Setup<'_> {
                 format!("subnets {}", subnets.join(", "))
             };
             if self.dry_run {
-                self.record(resource, "created", format!("{}:{} -> {}:{}, {placement}", cfg.protocol.as_str(), cfg.port, cfg.instance_protocol.as_str(), cfg.instance_port));
-                self.record(format!("health check of {name}"), "created", cfg.health_check.classic_target());
-                self.record(format!("connection draining of {name}"), "created", format!("{} s", cfg.draining_seconds));
+                self.record(
+                    resource,
+                    "created",
+                    format!(
+                        "{}:{} -> {}:{}, {placement}",
+                        cfg.protocol.as_str(),
+                        cfg.port,
+                        cfg.instance_protocol.as_str(),
+                        cfg.instance_port
+                    ),
+                );
+                self.record(
+                    format!("health check of {name}"),
+                    "created",
+                    cfg.health_check.classic_target(),
+                );
+                self.record(
+                    format!("connection draining of {name}"),
+                    "created",
+                    format!("{} s", cfg.draining_seconds),
+                );
                 return Ok(None);
             }
             let mut req = cx
@@ -605,7 +674,15 @@ impl Setup<'_> {
                         .await
                         .aws("CreateLoadBalancerListeners")?;
                 }
-                self.record(format!("listener {} of {name}", cfg.port), "created", format!("-> {}:{}", cfg.instance_protocol.as_str(), cfg.instance_port));
+                self.record(
+                    format!("listener {} of {name}", cfg.port),
+                    "created",
+                    format!(
+                        "-> {}:{}",
+                        cfg.instance_protocol.as_str(),
+                        cfg.instance_port
+                    ),
+                );
             }
             Some(l) => {
                 let same = l.protocol().eq_ignore_ascii_case(cfg.protocol.as_str())
@@ -643,7 +720,11 @@ impl Setup<'_> {
             want.sort();
             have.sort();
             if want != have {
-                self.warn(format!("{name} is in subnets {}, the manifest says {}; not changed", have.join(", "), want.join(", ")));
+                self.warn(format!(
+                    "{name} is in subnets {}, the manifest says {}; not changed",
+                    have.join(", "),
+                    want.join(", ")
+                ));
             }
         } else if !net.availability_zones.is_empty() {
             let mut want = net.availability_zones.clone();
@@ -651,7 +732,11 @@ impl Setup<'_> {
             want.sort();
             have.sort();
             if want != have {
-                self.warn(format!("{name} is in zones {}, the manifest says {}; not changed", have.join(", "), want.join(", ")));
+                self.warn(format!(
+                    "{name} is in zones {}, the manifest says {}; not changed",
+                    have.join(", "),
+                    want.join(", ")
+                ));
             }
         }
         // Tags.
@@ -667,7 +752,12 @@ impl Setup<'_> {
             .tag_descriptions()
             .iter()
             .flat_map(|d| d.tags())
-            .map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string()))
+            .map(|t| {
+                (
+                    t.key().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
             .collect();
         let missing: Vec<(String, String)> = cx
             .steady_tags()
@@ -675,7 +765,11 @@ impl Setup<'_> {
             .filter(|(k, v)| have.get(k) != Some(v))
             .collect();
         if missing.is_empty() {
-            self.record(resource, "unchanged", desc.dns_name().unwrap_or_default().to_string());
+            self.record(
+                resource,
+                "unchanged",
+                desc.dns_name().unwrap_or_default().to_string(),
+            );
         } else {
             if !self.dry_run {
                 cx.clients
@@ -687,7 +781,18 @@ impl Setup<'_> {
                     .await
                     .aws("AddTags")?;
             }
-            self.record(resource, "updated", format!("tags {}", missing.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")));
+            self.record(
+                resource,
+                "updated",
+                format!(
+                    "tags {}",
+                    missing
+                        .iter()
+                        .map(|(k, _)| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
         }
         self.classic_settings(&name, Some(&desc)).await
     }
@@ -761,7 +866,15 @@ impl Setup<'_> {
                     .await
                     .aws("ConfigureHealthCheck")?;
             }
-            self.record(resource, if desc.health_check().is_some() { "updated" } else { "created" }, detail);
+            self.record(
+                resource,
+                if desc.health_check().is_some() {
+                    "updated"
+                } else {
+                    "created"
+                },
+                detail,
+            );
         }
 
         let attrs = cx
@@ -866,12 +979,24 @@ impl Setup<'_> {
                 if zones.len() < 2 {
                     return Err(RolloutError::Preflight(vec![format!(
                         "an ALB needs subnets in at least two availability zones; found {} (set network.subnets)",
-                        if subnets.is_empty() { "none".to_string() } else { subnets.iter().map(|(s, z)| format!("{s} in {z}")).collect::<Vec<_>>().join(", ") }
+                        if subnets.is_empty() {
+                            "none".to_string()
+                        } else {
+                            subnets
+                                .iter()
+                                .map(|(s, z)| format!("{s} in {z}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
                     )]));
                 }
                 let ids: Vec<String> = subnets.into_iter().map(|(id, _)| id).collect();
                 if self.dry_run {
-                    self.record(resource.clone(), "created", format!("subnets {}", ids.join(", ")));
+                    self.record(
+                        resource.clone(),
+                        "created",
+                        format!("subnets {}", ids.join(", ")),
+                    );
                     None
                 } else {
                     let out = v2
@@ -906,7 +1031,17 @@ impl Setup<'_> {
         let tg_arn = match tg {
             None => {
                 if self.dry_run {
-                    self.record(tg_resource.clone(), "created", format!("{}:{}, health {} {}", cfg.instance_protocol.as_str(), cfg.instance_port, hc.protocol.as_str(), hc.path));
+                    self.record(
+                        tg_resource.clone(),
+                        "created",
+                        format!(
+                            "{}:{}, health {} {}",
+                            cfg.instance_protocol.as_str(),
+                            cfg.instance_port,
+                            hc.protocol.as_str(),
+                            hc.path
+                        ),
+                    );
                     None
                 } else {
                     let out = v2
@@ -951,15 +1086,24 @@ impl Setup<'_> {
                         cfg.instance_port
                     ));
                 }
-                let same = tg.health_check_protocol().map(|p| p.as_str()) == Some(hc.protocol.as_str())
+                let same = tg.health_check_protocol().map(|p| p.as_str())
+                    == Some(hc.protocol.as_str())
                     && (tg.health_check_port() == Some(hc.port.to_string().as_str())
-                        || (tg.health_check_port() == Some("traffic-port") && hc.port == cfg.instance_port))
+                        || (tg.health_check_port() == Some("traffic-port")
+                            && hc.port == cfg.instance_port))
                     && tg.health_check_path() == Some(hc.path.as_str())
                     && tg.health_check_interval_seconds() == Some(hc.interval as i32)
                     && tg.health_check_timeout_seconds() == Some(hc.timeout as i32)
                     && tg.healthy_threshold_count() == Some(hc.healthy_threshold as i32)
                     && tg.unhealthy_threshold_count() == Some(hc.unhealthy_threshold as i32);
-                let detail = format!("health {} {}:{}{} every {} s", arn, hc.protocol.as_str(), hc.port, hc.path, hc.interval);
+                let detail = format!(
+                    "health {} {}:{}{} every {} s",
+                    arn,
+                    hc.protocol.as_str(),
+                    hc.port,
+                    hc.path,
+                    hc.interval
+                );
                 if same {
                     self.record(tg_resource.clone(), "unchanged", detail);
                 } else {
@@ -1061,7 +1205,11 @@ impl Setup<'_> {
                             }
                             req.send().await.aws("CreateListener")?;
                         }
-                        self.record(listener_resource, "created", format!("{} -> {tg_name}", cfg.protocol.as_str()));
+                        self.record(
+                            listener_resource,
+                            "created",
+                            format!("{} -> {tg_name}", cfg.protocol.as_str()),
+                        );
                     }
                     Some(l) => {
                         let forwards = l.default_actions().iter().any(|a| {
@@ -1073,7 +1221,11 @@ impl Setup<'_> {
                                 })
                         });
                         if forwards {
-                            self.record(listener_resource, "unchanged", format!("{} -> {tg_name}", cfg.protocol.as_str()));
+                            self.record(
+                                listener_resource,
+                                "unchanged",
+                                format!("{} -> {tg_name}", cfg.protocol.as_str()),
+                            );
                         } else {
                             self.warn(format!(
                                 "the listener on port {} of {name} does not forward to {tg_name}; not changed (that would move traffic)",
@@ -1116,11 +1268,19 @@ impl Setup<'_> {
                     self.record(
                         format!("tags of {arn}"),
                         "updated",
-                        missing.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
+                        missing
+                            .iter()
+                            .map(|(k, _)| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     );
                 }
                 if !self.changes.iter().any(|c| c.resource == resource) {
-                    self.record(resource, "unchanged", lb.dns_name().unwrap_or_default().to_string());
+                    self.record(
+                        resource,
+                        "unchanged",
+                        lb.dns_name().unwrap_or_default().to_string(),
+                    );
                 }
                 Ok(Some(AliasTarget {
                     dns_name: lb.dns_name().unwrap_or_default().to_string(),
@@ -1128,7 +1288,11 @@ impl Setup<'_> {
                 }))
             }
             _ => {
-                self.record(listener_resource, "created", format!("{} -> {tg_name}", cfg.protocol.as_str()));
+                self.record(
+                    listener_resource,
+                    "created",
+                    format!("{} -> {tg_name}", cfg.protocol.as_str()),
+                );
                 Ok(None)
             }
         }
@@ -1147,10 +1311,18 @@ impl Setup<'_> {
         let resource = format!("DNS {} A ALIAS", dns.record_name);
         let Some(target) = target else {
             // Dry run with a load balancer still to be created.
-            self.record(resource, "created", format!("-> {}", cx.cfg.names.load_balancer()));
+            self.record(
+                resource,
+                "created",
+                format!("-> {}", cx.cfg.names.load_balancer()),
+            );
             return Ok(Some(dns.record_name.clone()));
         };
-        let Some(zone_id) = target.zone_id.clone().or_else(|| dns.load_balancer_zone_id.clone()) else {
+        let Some(zone_id) = target
+            .zone_id
+            .clone()
+            .or_else(|| dns.load_balancer_zone_id.clone())
+        else {
             return Err(RolloutError::Preflight(vec![format!(
                 "the description of {} has no canonical hosted zone id: set dns.load_balancer_zone_id (the ELB zone of {} from AWS's Elastic Load Balancing endpoints table)",
                 cx.cfg.names.load_balancer(),
@@ -1186,11 +1358,14 @@ impl Setup<'_> {
             "-> {} (zone {zone_id}), evaluate target health {}",
             target.dns_name, dns.evaluate_target_health
         );
-        let same = existing.as_ref().and_then(|r| r.alias_target()).is_some_and(|a| {
-            dns_eq(a.dns_name(), &target.dns_name)
-                && a.hosted_zone_id() == zone_id
-                && a.evaluate_target_health() == dns.evaluate_target_health
-        });
+        let same = existing
+            .as_ref()
+            .and_then(|r| r.alias_target())
+            .is_some_and(|a| {
+                dns_eq(a.dns_name(), &target.dns_name)
+                    && a.hosted_zone_id() == zone_id
+                    && a.evaluate_target_health() == dns.evaluate_target_health
+            });
         if same {
             self.record(resource, "unchanged", detail);
             return Ok(Some(dns.record_name.clone()));
@@ -1228,7 +1403,11 @@ impl Setup<'_> {
                 .await
                 .aws("ChangeResourceRecordSets")?;
         }
-        let action = if existing.is_some() { "updated" } else { "created" };
+        let action = if existing.is_some() {
+            "updated"
+        } else {
+            "created"
+        };
         self.record(resource, action, detail);
         Ok(Some(dns.record_name.clone()))
     }

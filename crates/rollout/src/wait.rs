@@ -127,7 +127,10 @@ pub async fn group_healthy(
             h.group
                 .instances
                 .iter()
-                .filter(|i| i.load_balancer.as_ref().is_some_and(TargetState::in_service))
+                .filter(|i| i
+                    .load_balancer
+                    .as_ref()
+                    .is_some_and(TargetState::in_service))
                 .count(),
             lb.label()
         )),
@@ -167,7 +170,10 @@ pub async fn deregistered(
                 if left.is_empty() {
                     Ok(Poll::Ready(()))
                 } else {
-                    Ok(Poll::Pending(format!("still registered: {}", left.join(", "))))
+                    Ok(Poll::Pending(format!(
+                        "still registered: {}",
+                        left.join(", ")
+                    )))
                 }
             },
         )
@@ -260,17 +266,22 @@ where
 {
     let _ = cx;
     poller(Duration::from_secs(2), timeout)
-        .wait(what, cancel, |_, _| {}, || {
-            let f = call();
-            async move {
-                match f.await {
-                    Ok(()) => Ok(Poll::Ready(())),
-                    Err(e) if e.is("ScalingActivityInProgress") || e.is("ResourceInUse") => {
-                        Ok(Poll::Pending(e.code.unwrap_or_default()))
+        .wait(
+            what,
+            cancel,
+            |_, _| {},
+            || {
+                let f = call();
+                async move {
+                    match f.await {
+                        Ok(()) => Ok(Poll::Ready(())),
+                        Err(e) if e.is("ScalingActivityInProgress") || e.is("ResourceInUse") => {
+                            Ok(Poll::Pending(e.code.unwrap_or_default()))
+                        }
+                        Err(e) => Err(PollError::from(e)),
                     }
-                    Err(e) => Err(PollError::from(e)),
                 }
-            }
-        })
+            },
+        )
         .await
 }

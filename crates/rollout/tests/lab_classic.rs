@@ -20,7 +20,13 @@ const ENV: &str = "staging";
 /// A short app name (load balancer names are at most 32 characters).
 fn app_name(lab: &Lab) -> String {
     let u = lab.unique("a");
-    let tail: String = u.rsplit('-').next().unwrap_or("0").chars().take(6).collect();
+    let tail: String = u
+        .rsplit('-')
+        .next()
+        .unwrap_or("0")
+        .chars()
+        .take(6)
+        .collect();
     let n: String = u.split('-').nth(2).unwrap_or("0").to_string();
     format!("t{n}x{tail}")
 }
@@ -92,10 +98,15 @@ async fn assert_one_group_on(e: &Env, ami: &str) -> (String, String, Vec<String>
         groups.len(),
         1,
         "groups: {:?}",
-        groups.iter().map(|g| g.auto_scaling_group_name()).collect::<Vec<_>>()
+        groups
+            .iter()
+            .map(|g| g.auto_scaling_group_name())
+            .collect::<Vec<_>>()
     );
     let g = &groups[0];
-    let lt = g.launch_template().expect("a launch template, not a configuration");
+    let lt = g
+        .launch_template()
+        .expect("a launch template, not a configuration");
     assert!(g.launch_configuration_name().is_none());
     let lt_id = lt.launch_template_id().unwrap().to_string();
     assert_eq!(template_image(&e.c, &lt_id).await.as_deref(), Some(ami));
@@ -139,7 +150,11 @@ async fn assert_one_group_on(e: &Env, ami: &str) -> (String, String, Vec<String>
 }
 
 /// Samples DescribeInstanceHealth until stopped: the InService instance ids of each sample.
-fn sample_elb(c: Clients, lb: String, stop: CancellationToken) -> tokio::task::JoinHandle<Vec<BTreeSet<String>>> {
+fn sample_elb(
+    c: Clients,
+    lb: String,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<Vec<BTreeSet<String>>> {
     tokio::spawn(async move {
         let mut samples = Vec::new();
         loop {
@@ -194,7 +209,10 @@ async fn setup_creates_everything_and_a_second_run_changes_nothing() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", out.text()));
     assert!(!r.unchanged());
-    assert_eq!(r.record.as_deref(), Some(format!("staging.{app}.test.").as_str()));
+    assert_eq!(
+        r.record.as_deref(),
+        Some(format!("staging.{app}.test.").as_str())
+    );
 
     // The load balancer: listener 80 -> 80, health check and draining as the manifest says, tagged.
     let d = c
@@ -207,12 +225,23 @@ async fn setup_creates_everything_and_a_second_run_changes_nothing() {
     let d = &d.load_balancer_descriptions()[0];
     let l = d.listener_descriptions()[0].listener().unwrap();
     assert_eq!(
-        (l.protocol(), l.load_balancer_port(), l.instance_protocol(), l.instance_port()),
+        (
+            l.protocol(),
+            l.load_balancer_port(),
+            l.instance_protocol(),
+            l.instance_port()
+        ),
         ("HTTP", 80, Some("HTTP"), 80)
     );
     let hc = d.health_check().unwrap();
     assert_eq!(
-        (hc.target(), hc.interval(), hc.timeout(), hc.healthy_threshold(), hc.unhealthy_threshold()),
+        (
+            hc.target(),
+            hc.interval(),
+            hc.timeout(),
+            hc.healthy_threshold(),
+            hc.unhealthy_threshold()
+        ),
         ("HTTP:80/api/status/health", 30, 4, 2, 2)
     );
     let mut zones = d.availability_zones().to_vec();
@@ -225,17 +254,40 @@ async fn setup_creates_everything_and_a_second_run_changes_nothing() {
         .send()
         .await
         .unwrap();
-    let cd = attrs.load_balancer_attributes().unwrap().connection_draining().unwrap();
+    let cd = attrs
+        .load_balancer_attributes()
+        .unwrap()
+        .connection_draining()
+        .unwrap();
     assert!(cd.enabled());
     assert_eq!(cd.timeout(), Some(300));
-    let tags = c.elb.describe_tags().load_balancer_names(&lb).send().await.unwrap();
+    let tags = c
+        .elb
+        .describe_tags()
+        .load_balancer_names(&lb)
+        .send()
+        .await
+        .unwrap();
     let tags: Vec<(String, String)> = tags.tag_descriptions()[0]
         .tags()
         .iter()
-        .map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string()))
+        .map(|t| {
+            (
+                t.key().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
-    for want in [("bakery:managed", "true"), ("bakery:app", app.as_str()), ("bakery:env", ENV), ("bakery:role", "load-balancer")] {
-        assert!(tags.contains(&(want.0.into(), want.1.into())), "{want:?} not in {tags:?}");
+    for want in [
+        ("bakery:managed", "true"),
+        ("bakery:app", app.as_str()),
+        ("bakery:env", ENV),
+        ("bakery:role", "load-balancer"),
+    ] {
+        assert!(
+            tags.contains(&(want.0.into(), want.1.into())),
+            "{want:?} not in {tags:?}"
+        );
     }
 
     // DNS: staging.<domain> is an ALIAS to the load balancer, evaluating its health.
@@ -252,7 +304,10 @@ async fn setup_creates_everything_and_a_second_run_changes_nothing() {
         .find(|r| r.name() == format!("staging.{app}.test."))
         .expect("the ALIAS record");
     let alias = rec.alias_target().unwrap();
-    assert_eq!(alias.dns_name().trim_end_matches('.'), d.dns_name().unwrap());
+    assert_eq!(
+        alias.dns_name().trim_end_matches('.'),
+        d.dns_name().unwrap()
+    );
     assert_eq!(alias.hosted_zone_id(), "Z35SXDOTRQ7X7K");
     assert!(alias.evaluate_target_health());
 
@@ -294,13 +349,19 @@ async fn setup_creates_everything_and_a_second_run_changes_nothing() {
     };
     let lb_sg = sg(&format!("elb-{app}-{ENV}"));
     let inst_sg = sg(&format!("{app}-{ENV}"));
-    assert!(d.security_groups().contains(&lb_sg.group_id().unwrap().to_string()));
+    assert!(
+        d.security_groups()
+            .contains(&lb_sg.group_id().unwrap().to_string())
+    );
     let p = &lb_sg.ip_permissions()[0];
     assert_eq!((p.from_port(), p.to_port()), (Some(80), Some(80)));
     assert_eq!(p.ip_ranges()[0].cidr_ip(), Some("0.0.0.0/0"));
     let p = &inst_sg.ip_permissions()[0];
     assert_eq!((p.from_port(), p.to_port()), (Some(80), Some(80)));
-    assert!(p.ip_ranges().is_empty(), "instances must not be open to the world");
+    assert!(
+        p.ip_ranges().is_empty(),
+        "instances must not be open to the world"
+    );
     assert_eq!(p.user_id_group_pairs()[0].group_id(), lb_sg.group_id());
 
     // The second run changes nothing: every request it sends is a read.
@@ -391,16 +452,27 @@ async fn rollouts_replace_the_group_and_never_leave_the_load_balancer_empty() {
     let (g2, _lt2, ids2) = assert_one_group_on(&e, &ami2).await;
     assert_ne!(g1, g2);
     let empty = samples.iter().filter(|s| s.is_empty()).count();
-    assert_eq!(empty, 0, "{empty} of {} samples saw no InService instance", samples.len());
+    assert_eq!(
+        empty,
+        0,
+        "{empty} of {} samples saw no InService instance",
+        samples.len()
+    );
     let overlap = samples
         .iter()
         .any(|s| ids1.iter().any(|i| s.contains(i)) && ids2.iter().any(|i| s.contains(i)));
     if classic_elb_shared_by_groups(lab).await {
-        assert!(overlap, "the sampler never saw old and new in service together ({} samples)", samples.len());
+        assert!(
+            overlap,
+            "the sampler never saw old and new in service together ({} samples)",
+            samples.len()
+        );
     } else {
         // moto swapped the registrations when the new group was created: old, then new, never neither.
         assert!(
-            samples.iter().all(|s| s.iter().all(|i| ids1.contains(i)) || s.iter().all(|i| ids2.contains(i))),
+            samples
+                .iter()
+                .all(|s| s.iter().all(|i| ids1.contains(i)) || s.iter().all(|i| ids2.contains(i))),
             "{samples:?}"
         );
     }
@@ -423,16 +495,28 @@ async fn rollouts_replace_the_group_and_never_leave_the_load_balancer_empty() {
         assert_eq!(state, "terminated", "{id}");
     }
     assert_eq!(r2.retired, vec![g1.clone()]);
-    assert_eq!(r2.deleted_launch_templates, vec![format!("lt-{}", &g1[4..])]);
+    assert_eq!(
+        r2.deleted_launch_templates,
+        vec![format!("lt-{}", &g1[4..])]
+    );
     assert_eq!(r2.old_groups[0].ami.as_deref(), Some(ami1.as_str()));
     let text = r2.render();
-    assert!(text.contains(&format!("{g1} [{ami1}] -> {g2} [{ami2}]")), "{text}");
+    assert!(
+        text.contains(&format!("{g1} [{ami1}] -> {g2} [{ami2}]")),
+        "{text}"
+    );
 
     // AMI-3: the rollout counts its own requests; moto agrees.
     lab.reset_request_counts();
     let r3 = s.deploy(&ami3).await.unwrap();
     let moto_total: u64 = lab.request_counts().values().sum();
-    assert_eq!(r3.aws_requests_total, moto_total, "{:?} vs {:?}", r3.aws_requests, lab.request_counts());
+    assert_eq!(
+        r3.aws_requests_total,
+        moto_total,
+        "{:?} vs {:?}",
+        r3.aws_requests,
+        lab.request_counts()
+    );
     assert_one_group_on(&e, &ami3).await;
     eprintln!(
         "figures: rollout AMI-1 (first) {:.2} s / {} requests; AMI-2 (1 s stabilisation, {} samples) {:.2} s / {} requests; AMI-3 {:.2} s / {} requests: {:?}",
@@ -457,10 +541,9 @@ fn sabotage_new_group(
     tokio::spawn(async move {
         loop {
             let groups = env_groups(&c, &app, ENV).await;
-            if let Some(g) = groups
-                .iter()
-                .find(|g| g.auto_scaling_group_name() != Some(old.as_str()) && !g.instances().is_empty())
-            {
+            if let Some(g) = groups.iter().find(|g| {
+                g.auto_scaling_group_name() != Some(old.as_str()) && !g.instances().is_empty()
+            }) {
                 let ids: Vec<String> = g
                     .instances()
                     .iter()
@@ -519,21 +602,33 @@ async fn an_unhealthy_new_group_is_rolled_back_and_the_old_group_is_untouched() 
     assert!(message.contains("rolled back"), "{message}");
     assert!(message.contains("did not become healthy"), "{message}");
     assert!(message.contains("OutOfService"), "{message}");
-    assert!(message.contains(&format!("deleted group {new_group}")), "{message}");
+    assert!(
+        message.contains(&format!("deleted group {new_group}")),
+        "{message}"
+    );
     let rb = report.rollback.as_ref().unwrap();
     assert!(rb.failures.is_empty(), "{:?}", rb.failures);
     assert!(rb.old_groups_unchanged);
     let faithful = classic_elb_shared_by_groups(lab).await;
     if faithful {
-        assert!(message.contains(&format!("{old}: unchanged, 2/2 instance(s) in service")), "{message}");
+        assert!(
+            message.contains(&format!("{old}: unchanged, 2/2 instance(s) in service")),
+            "{message}"
+        );
         assert!(report.attention.is_empty(), "{:?}", report.attention);
     } else {
         // moto took the old instances off the ELB when the new group was created; rollout made no call on
         // them, and says so instead of claiming all is well.
-        assert!(message.contains(&format!("{old}: unchanged, 0/2 instance(s) in service")), "{message}");
         assert!(
-            report.attention.iter().any(|a| a.contains("were in service before the rollout")
-                && old_ids.iter().all(|i| a.contains(i))),
+            message.contains(&format!("{old}: unchanged, 0/2 instance(s) in service")),
+            "{message}"
+        );
+        assert!(
+            report
+                .attention
+                .iter()
+                .any(|a| a.contains("were in service before the rollout")
+                    && old_ids.iter().all(|i| a.contains(i))),
             "{:?}",
             report.attention
         );
@@ -547,27 +642,43 @@ async fn an_unhealthy_new_group_is_rolled_back_and_the_old_group_is_untouched() 
         assert_eq!(state, "terminated", "{id}");
     }
     let health = elb_health(&e.c, &e.lb).await;
-    assert!(health.iter().all(|(i, _)| !stopped.contains(i)), "{health:?}");
+    assert!(
+        health.iter().all(|(i, _)| !stopped.contains(i)),
+        "{health:?}"
+    );
 
     // The old group is exactly as it was: same group, sizes, instances, launch template, InService.
     let now = &after[0];
     assert_eq!(now.auto_scaling_group_name(), Some(old.as_str()));
     assert_eq!(
         (now.min_size(), now.max_size(), now.desired_capacity()),
-        (before.min_size(), before.max_size(), before.desired_capacity())
+        (
+            before.min_size(),
+            before.max_size(),
+            before.desired_capacity()
+        )
     );
     assert_eq!(now.instances(), before.instances());
     assert_eq!(now.load_balancer_names(), before.load_balancer_names());
     assert_eq!(now.tags().len(), before.tags().len());
-    assert_eq!(template_image(&e.c, &old_lt).await.as_deref(), Some(ami1.as_str()));
+    assert_eq!(
+        template_image(&e.c, &old_lt).await.as_deref(),
+        Some(ami1.as_str())
+    );
     for (id, image, state) in instance_images(&e.c, &old_ids).await {
-        assert_eq!((image.as_str(), state.as_str()), (ami1.as_str(), "running"), "{id}");
+        assert_eq!(
+            (image.as_str(), state.as_str()),
+            (ami1.as_str(), "running"),
+            "{id}"
+        );
     }
     if faithful {
         assert_one_group_on(&e, &ami1).await;
         // And the load balancer always had the old instances in service.
         assert!(
-            samples.iter().all(|s| old_ids.iter().all(|i| s.contains(i))),
+            samples
+                .iter()
+                .all(|s| old_ids.iter().all(|i| s.contains(i))),
             "an old instance left service during the failed rollout"
         );
     }
@@ -659,28 +770,59 @@ async fn plan_shows_what_is_live_using_reads_only() {
     let mut ids1 = ids1;
     ids1.sort();
     assert_eq!(
-        live.group.instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>(),
+        live.group
+            .instances
+            .iter()
+            .map(|i| i.id.clone())
+            .collect::<Vec<_>>(),
         ids1
     );
-    assert!(live.group.instances.iter().all(|i| i.lifecycle == "InService"
-        && i.health == "Healthy"
-        && i.load_balancer.as_ref().map(|l| l.state.as_str()) == Some("InService")));
+    assert!(
+        live.group
+            .instances
+            .iter()
+            .all(|i| i.lifecycle == "InService"
+                && i.health == "Healthy"
+                && i.load_balancer.as_ref().map(|l| l.state.as_str()) == Some("InService"))
+    );
     assert_eq!(plan.steps.len(), 4, "{:?}", plan.steps);
-    assert!(plan.steps[0].contains(&ami2) && plan.steps[0].contains("key "), "{}", plan.steps[0]);
-    assert!(plan.steps[3].starts_with(&format!("retire {g1}")), "{}", plan.steps[3]);
+    assert!(
+        plan.steps[0].contains(&ami2) && plan.steps[0].contains("key "),
+        "{}",
+        plan.steps[0]
+    );
+    assert!(
+        plan.steps[3].starts_with(&format!("retire {g1}")),
+        "{}",
+        plan.steps[3]
+    );
 
     let plan = s.plan(Some(bake.to_str().unwrap())).await.unwrap();
     assert_eq!(plan.ami.unwrap().id, ami2);
     let plan = s.plan(Some("ssm:/nope/ami")).await.unwrap();
-    assert!(plan.problems.iter().any(|p| p.contains("ssm:/nope/ami") && p.contains("does not exist")), "{:?}", plan.problems);
+    assert!(
+        plan.problems
+            .iter()
+            .any(|p| p.contains("ssm:/nope/ami") && p.contains("does not exist")),
+        "{:?}",
+        plan.problems
+    );
     let plan = s.plan(Some("ami-0000000000000dead")).await.unwrap();
-    assert!(plan.problems.iter().any(|p| p.contains("does not exist in us-east-1")), "{:?}", plan.problems);
+    assert!(
+        plan.problems
+            .iter()
+            .any(|p| p.contains("does not exist in us-east-1")),
+        "{:?}",
+        plan.problems
+    );
 
     // Production was never set up: plan says so.
     let (p, _) = session(lab, &e.manifest, "production", Overrides::default()).await;
     let plan = p.plan(None).await.unwrap();
     assert!(
-        plan.problems.iter().any(|m| m.contains("run `rollout setup --env production` first")),
+        plan.problems
+            .iter()
+            .any(|m| m.contains("run `rollout setup --env production` first")),
         "{:?}",
         plan.problems
     );
@@ -690,7 +832,9 @@ async fn cli(lab: &Lab, args: &[&str]) -> (u8, String, String) {
     let out = Buf::default();
     let err = Buf::default();
     let code = bakery_rollout::cli::run(
-        std::iter::once("rollout").chain(args.iter().copied()).map(Into::into),
+        std::iter::once("rollout")
+            .chain(args.iter().copied())
+            .map(Into::into),
         settings(lab),
         bakery_rollout::cli::Io {
             stdout: Box::new(out.clone()),
@@ -719,7 +863,11 @@ async fn the_command_line_reports_json_and_exit_codes() {
     assert_eq!(doc["env"], "staging");
     assert!(doc["changes"].as_array().unwrap().len() >= 8);
     // Progress went to stderr as JSON lines.
-    assert!(err.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{err}");
+    assert!(
+        err.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{err}"
+    );
 
     let (code, out, err) = cli(lab, &["--manifest", m, "--json", "--ami", &ami1]).await;
     assert_eq!(code, 0, "{out}\n{err}");
@@ -729,12 +877,25 @@ async fn the_command_line_reports_json_and_exit_codes() {
     assert_eq!(doc["new_group"]["instances"].as_array().unwrap().len(), 2);
     assert!(doc["aws_requests_total"].as_u64().unwrap() > 5);
 
-    let (code, out, _) =
-        cli(lab, &["--manifest", m, "--json", "deploy", "--ami", "ami-0000000000000dead"]).await;
+    let (code, out, _) = cli(
+        lab,
+        &[
+            "--manifest",
+            m,
+            "--json",
+            "deploy",
+            "--ami",
+            "ami-0000000000000dead",
+        ],
+    )
+    .await;
     assert_eq!(code, 1);
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["status"], "error");
-    assert!(doc["error"].as_str().unwrap().contains("does not exist"), "{doc}");
+    assert!(
+        doc["error"].as_str().unwrap().contains("does not exist"),
+        "{doc}"
+    );
 
     let (code, out, err) = cli(lab, &["--manifest", m, "--dry-run", "--ami", &ami1]).await;
     assert_eq!(code, 0, "{err}");
@@ -745,12 +906,20 @@ async fn the_command_line_reports_json_and_exit_codes() {
     assert_eq!(code, 2);
     assert!(err.contains("--ami is required"), "{err}");
 
-    let (code, _, err) = cli(lab, &["--manifest", "/nonexistent/rollout.json", "--ami", &ami1]).await;
+    let (code, _, err) = cli(
+        lab,
+        &["--manifest", "/nonexistent/rollout.json", "--ami", &ami1],
+    )
+    .await;
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/rollout.json"), "{err}");
 
     let bad = manifest.parent().unwrap().join("bad.json");
-    std::fs::write(&bad, "{\n  \"app\": \"x\",\n  \"defaults\": {\"capacity\": {\"minimum\": 1}}\n}\n").unwrap();
+    std::fs::write(
+        &bad,
+        "{\n  \"app\": \"x\",\n  \"defaults\": {\"capacity\": {\"minimum\": 1}}\n}\n",
+    )
+    .unwrap();
     let (code, _, err) = cli(lab, &["--manifest", bad.to_str().unwrap(), "plan"]).await;
     assert_eq!(code, 1);
     assert!(err.contains(&format!("{}:3:", bad.display())), "{err}");
@@ -758,6 +927,9 @@ async fn the_command_line_reports_json_and_exit_codes() {
 
     let (code, _, err) = cli(lab, &["--manifest", m, "--env", "Prod", "plan"]).await;
     assert_eq!(code, 1);
-    assert!(err.contains("environment `Prod` is not in the manifest"), "{err}");
+    assert!(
+        err.contains("environment `Prod` is not in the manifest"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }

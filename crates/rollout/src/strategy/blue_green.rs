@@ -81,7 +81,11 @@ impl Strategy for BlueGreen {
                 cfg.capacity.min.min(desired),
                 cfg.capacity.max.max(desired),
                 if desired != cfg.capacity.desired {
-                    format!(" (manifest {}, matching the live {})", cfg.capacity.desired, pf.live_desired())
+                    format!(
+                        " (manifest {}, matching the live {})",
+                        cfg.capacity.desired,
+                        pf.live_desired()
+                    )
                 } else {
                     String::new()
                 },
@@ -169,7 +173,16 @@ impl Strategy for BlueGreen {
         // Steps 1–3: anything that fails here is rolled back.
         let mut created = Created::default();
         let launched = self
-            .launch_and_wait(cx, &lb, &spec, &ami, desired, &stamp, &mut created, &mut report)
+            .launch_and_wait(
+                cx,
+                &lb,
+                &spec,
+                &ami,
+                desired,
+                &stamp,
+                &mut created,
+                &mut report,
+            )
             .await;
         let healthy = match launched {
             Ok(g) => g,
@@ -292,7 +305,10 @@ impl BlueGreen {
                         .iter()
                         .filter(|i| {
                             !i.healthy_in_group()
-                                || !i.load_balancer.as_ref().is_some_and(TargetState::in_service)
+                                || !i
+                                    .load_balancer
+                                    .as_ref()
+                                    .is_some_and(TargetState::in_service)
                         })
                         .map(|i| {
                             let lbs = i.load_balancer.as_ref();
@@ -367,7 +383,11 @@ impl BlueGreen {
         })
         .await?;
         report.retired.push(current.name.clone());
-        if let Some(id) = current.launch_template.as_ref().and_then(|l| l.id.as_deref()) {
+        if let Some(id) = current
+            .launch_template
+            .as_ref()
+            .and_then(|l| l.id.as_deref())
+        {
             match launch::delete_template_if_ours(cx, id).await? {
                 Some(n) => {
                     cx.detail(&format!("Deleted launch template {n}"));
@@ -472,7 +492,12 @@ async fn delete_group(cx: &Ctx, name: &str, force: bool) -> Result<(), crate::er
 
 /// Removes what this run created and checks the old groups are as they were. Runs under the cleanup
 /// token: a first interrupt does not stop it, a second one does.
-async fn rollback(cx: &Ctx, lb: &LoadBalancer, created: &Created, olds: &[Group]) -> RollbackReport {
+async fn rollback(
+    cx: &Ctx,
+    lb: &LoadBalancer,
+    created: &Created,
+    olds: &[Group],
+) -> RollbackReport {
     let cancel = &cx.cancel_cleanup;
     let t = &cx.cfg.timeouts;
     let mut rb = RollbackReport::default();
@@ -541,7 +566,11 @@ async fn rollback(cx: &Ctx, lb: &LoadBalancer, created: &Created, olds: &[Group]
                 let lost: Vec<String> = old
                     .instances
                     .iter()
-                    .filter(|i| i.load_balancer.as_ref().is_some_and(TargetState::in_service))
+                    .filter(|i| {
+                        i.load_balancer
+                            .as_ref()
+                            .is_some_and(TargetState::in_service)
+                    })
                     .filter(|i| now.instances.iter().any(|n| n.id == i.id))
                     .filter(|i| !health.get(&i.id).is_some_and(TargetState::in_service))
                     .map(|i| {
@@ -586,7 +615,8 @@ async fn rollback(cx: &Ctx, lb: &LoadBalancer, created: &Created, olds: &[Group]
             }
             Err(e) => {
                 rb.old_groups_unchanged = false;
-                rb.old_groups.push(format!("{}: could not be described: {e}", old.name));
+                rb.old_groups
+                    .push(format!("{}: could not be described: {e}", old.name));
             }
         }
     }

@@ -155,7 +155,11 @@ pub async fn hosted_zone(c: &Clients, domain: &str) -> String {
 }
 
 /// The environment's groups as (name, instance ids), via the tags rollout sets.
-pub async fn env_groups(c: &Clients, app: &str, env: &str) -> Vec<aws_sdk_autoscaling::types::AutoScalingGroup> {
+pub async fn env_groups(
+    c: &Clients,
+    app: &str,
+    env: &str,
+) -> Vec<aws_sdk_autoscaling::types::AutoScalingGroup> {
     use aws_sdk_autoscaling::types::Filter;
     c.autoscaling
         .describe_auto_scaling_groups()
@@ -251,7 +255,11 @@ pub async fn instance_images(c: &Clients, ids: &[String]) -> Vec<(String, String
 pub fn writes(counts: &std::collections::BTreeMap<String, u64>) -> Vec<String> {
     counts
         .keys()
-        .filter(|k| !["Describe", "Get", "List", "GET "].iter().any(|p| k.starts_with(p)))
+        .filter(|k| {
+            !["Describe", "Get", "List", "GET "]
+                .iter()
+                .any(|p| k.starts_with(p))
+        })
         .cloned()
         .collect()
 }
@@ -343,4 +351,29 @@ pub async fn classic_elb_shared_by_groups(lab: &Lab) -> bool {
             faithful
         })
         .await
+}
+
+/// Instance id → state in target group `arn`.
+pub async fn tg_health(c: &Clients, arn: &str) -> Vec<(String, String)> {
+    c.elbv2
+        .describe_target_health()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .expect("DescribeTargetHealth")
+        .target_health_descriptions()
+        .iter()
+        .map(|d| {
+            (
+                d.target()
+                    .and_then(|t| t.id())
+                    .unwrap_or_default()
+                    .to_string(),
+                d.target_health()
+                    .and_then(|h| h.state())
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
 }

@@ -1,0 +1,424 @@
+//! The same acceptance on an ALB (target group + listener): idempotent setup, rollouts with the target
+//! group sampled throughout (here moto keeps both groups registered, so the overlap is visible), and
+//! rollback of an unhealthy new group.
+
+mod common;
+
+use bakery_core::aws::Clients;
+use bakery_lab::Lab;
+use bakery_rollout::RolloutError;
+use bakery_rollout::config::Overrides;
+use common::*;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const ENV: &str = "staging";
+
+fn app_name(lab: &Lab) -> String {
+    let u = lab.unique("a");
+    let tail: String = u
+        .rsplit('-')
+        .next()
+        .unwrap_or("0")
+        .chars()
+        .take(6)
+        .collect();
+    let n: String = u.split('-').nth(2).unwrap_or("0").to_string();
+    format!("w{n}x{tail}")
+}
+
+fn alb_manifest(lab: &Lab, app: &str) -> PathBuf {
+    let dir = temp_dir(lab, app);
+    write_manifest(
+        &dir,
+        &json!({
+            "app": app,
+            "region": "us-east-1",
+            "defaults": {
+                "load_balancer": {
+                    "kind": "alb",
+                    "port": 80,
+                    "instance_port": 8080,
+                    "health_check": {"path": "/healthz", "interval_seconds": 10, "timeout_seconds": 5,
+                                     "healthy_threshold": 3, "unhealthy_threshold": 2},
+                    "draining_seconds": 120,
+                    "ingress_cidrs": ["203.0.113.0/24"]
+                },
+                "network": {"availability_zones": ["us-east-1a", "us-east-1b"]},
+                "capacity": {"min": 2, "max": 4, "desired": 2},
+                "timeouts": {"health_seconds": 60, "drain_seconds": 30, "retire_seconds": 30,
+                             "rollback_seconds": 30}
+            },
+            "environments": {"staging": {}}
+        }),
+    )
+}
+
+struct Env {
+    c: Clients,
+    app: String,
+    manifest: PathBuf,
+    tg: String,
+}
+
+async fn set_up(lab: &'static Lab) -> Env {
+    let c = clients(lab).await;
+    let app = app_name(lab);
+    let manifest = alb_manifest(lab, &app);
+    let (s, out) = session(lab, &manifest, ENV, Overrides::default()).await;
+    s.setup(false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", out.text()));
+    let tg = c
+        .elbv2
+        .describe_target_groups()
+        .names(format!("tg-{app}-{ENV}"))
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    Env {
+        c,
+        app,
+        manifest,
+        tg,
+    }
+}
+
+async fn healthy_ids(e: &Env) -> BTreeSet<String> {
+    tg_health(&e.c, &e.tg)
+        .await
+        .into_iter()
+        .filter(|(_, s)| s == "healthy")
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// One group, on `ami`, attached to the target group, every instance healthy there.
+async fn assert_one_group_on(e: &Env, ami: &str) -> (String, Vec<String>) {
+    let groups = env_groups(&e.c, &e.app, ENV).await;
+    assert_eq!(groups.len(), 1);
+    let g = &groups[0];
+    assert_eq!(g.target_group_arns(), [e.tg.clone()]);
+    assert!(g.load_balancer_names().is_empty());
+    let lt = g.launch_template().unwrap().launch_template_id().unwrap();
+    assert_eq!(template_image(&e.c, lt).await.as_deref(), Some(ami));
+    let ids: Vec<String> = g
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let healthy = healthy_ids(e).await;
+    for id in &ids {
+        assert!(
+            healthy.contains(id),
+            "{id} not healthy in the target group: {healthy:?}"
+        );
+    }
+    for (id, image, _) in instance_images(&e.c, &ids).await {
+        assert_eq!(image, ami, "{id}");
+    }
+    // Placed in the ALB's subnets.
+    assert!(
+        g.vpc_zone_identifier()
+            .is_some_and(|v| v.contains("subnet-"))
+    );
+    (g.auto_scaling_group_name().unwrap().to_string(), ids)
+}
+
+fn sample(
+    c: Clients,
+    tg: String,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<Vec<BTreeSet<String>>> {
+    tokio::spawn(async move {
+        let mut v = Vec::new();
+        loop {
+            let done = stop.is_cancelled();
+            v.push(
+                tg_health(&c, &tg)
+                    .await
+                    .into_iter()
+                    .filter(|(_, s)| s == "healthy")
+                    .map(|(i, _)| i)
+                    .collect(),
+            );
+            if done {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alb_setup_builds_the_target_group_and_listener_once() {
+    let (lab, _serial) = lab();
+    let e = set_up(lab).await;
+    let name = format!("elb-{}-{ENV}", e.app);
+    let lb =
+        e.c.elbv2
+            .describe_load_balancers()
+            .names(&name)
+            .send()
+            .await
+            .unwrap();
+    let lb = &lb.load_balancers()[0];
+    assert_eq!(lb.r#type().map(|t| t.as_str()), Some("application"));
+    let mut zones: Vec<&str> = lb
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.zone_name())
+        .collect();
+    zones.sort();
+    assert_eq!(zones, ["us-east-1a", "us-east-1b"]);
+    let tg =
+        e.c.elbv2
+            .describe_target_groups()
+            .target_group_arns(&e.tg)
+            .send()
+            .await
+            .unwrap();
+    let tg = &tg.target_groups()[0];
+    assert_eq!(
+        (tg.protocol().map(|p| p.as_str()), tg.port()),
+        (Some("HTTP"), Some(8080))
+    );
+    assert_eq!(tg.health_check_path(), Some("/healthz"));
+    assert_eq!(
+        (
+            tg.health_check_interval_seconds(),
+            tg.health_check_timeout_seconds(),
+            tg.healthy_threshold_count(),
+            tg.unhealthy_threshold_count()
+        ),
+        (Some(10), Some(5), Some(3), Some(2))
+    );
+    let attrs =
+        e.c.elbv2
+            .describe_target_group_attributes()
+            .target_group_arn(&e.tg)
+            .send()
+            .await
+            .unwrap();
+    assert!(attrs.attributes().iter().any(|a| a.key()
+        == Some("deregistration_delay.timeout_seconds")
+        && a.value() == Some("120")));
+    let listeners =
+        e.c.elbv2
+            .describe_listeners()
+            .load_balancer_arn(lb.load_balancer_arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+    let l = &listeners.listeners()[0];
+    assert_eq!(l.port(), Some(80));
+    assert_eq!(
+        l.default_actions()[0].target_group_arn(),
+        Some(e.tg.as_str())
+    );
+    // The instances' group admits 8080 from the ALB's group only; the ALB's admits 80 from the CIDR given.
+    let sgs =
+        e.c.ec2
+            .describe_security_groups()
+            .group_ids(lb.security_groups()[0].clone())
+            .send()
+            .await
+            .unwrap();
+    let p = &sgs.security_groups()[0].ip_permissions()[0];
+    assert_eq!(
+        (p.from_port(), p.ip_ranges()[0].cidr_ip()),
+        (Some(80), Some("203.0.113.0/24"))
+    );
+
+    let (s, _) = session(lab, &e.manifest, ENV, Overrides::default()).await;
+    lab.reset_request_counts();
+    let again = s.setup(false).await.unwrap();
+    assert!(again.unchanged(), "{}", again.render());
+    assert!(again.warnings.is_empty(), "{:?}", again.warnings);
+    assert_eq!(writes(&lab.request_counts()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alb_rollouts_overlap_and_never_leave_the_target_group_empty() {
+    let (lab, _serial) = lab();
+    let e = set_up(lab).await;
+    let ami1 = register_ami(lab, &e.c, "ami-1").await;
+    let ami2 = register_ami(lab, &e.c, "ami-2").await;
+    let (s, out) = session(
+        lab,
+        &e.manifest,
+        ENV,
+        Overrides {
+            min_healthy: Some(Duration::from_secs(1)),
+            ..Default::default()
+        },
+    )
+    .await;
+    s.deploy(&ami1)
+        .await
+        .unwrap_or_else(|err| panic!("{err}\n{}", out.text()));
+    let (g1, ids1) = assert_one_group_on(&e, &ami1).await;
+
+    let stop = CancellationToken::new();
+    let sampler = sample(e.c.clone(), e.tg.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = s
+        .deploy(&ami2)
+        .await
+        .unwrap_or_else(|err| panic!("{err}\n{}", out.text()));
+    stop.cancel();
+    let samples = sampler.await.unwrap();
+    let (g2, ids2) = assert_one_group_on(&e, &ami2).await;
+    assert_ne!(g1, g2);
+    assert!(samples.len() > 10, "{}", samples.len());
+    assert!(
+        samples.iter().all(|s| !s.is_empty()),
+        "a sample saw no healthy target"
+    );
+    // Old and new served together, and the old left only after the new was healthy.
+    let both = samples
+        .iter()
+        .position(|s| ids1.iter().all(|i| s.contains(i)) && ids2.iter().all(|i| s.contains(i)));
+    assert!(
+        both.is_some(),
+        "never saw old and new together ({} samples)",
+        samples.len()
+    );
+    let first_new = samples
+        .iter()
+        .position(|s| ids2.iter().any(|i| s.contains(i)))
+        .unwrap();
+    assert!(
+        samples[..first_new]
+            .iter()
+            .all(|s| ids1.iter().all(|i| s.contains(i)))
+    );
+    assert_eq!(
+        samples.last().unwrap(),
+        &ids2.iter().cloned().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(r.retired, vec![g1.clone()]);
+    assert!(!template_exists(&e.c, &format!("lt-{}", &g1[4..])).await);
+    // The old instances were deregistered (detached) before they were terminated.
+    let registered: Vec<String> = tg_health(&e.c, &e.tg)
+        .await
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        ids1.iter().all(|i| !registered.contains(i)),
+        "{registered:?}"
+    );
+    eprintln!(
+        "figures: ALB rollout (1 s stabilisation) {:.2} s / {} requests, {} samples",
+        r.durations.total_s,
+        r.aws_requests_total,
+        samples.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alb_unhealthy_new_group_is_rolled_back() {
+    let (lab, _serial) = lab();
+    let e = set_up(lab).await;
+    let ami1 = register_ami(lab, &e.c, "ami-1").await;
+    let ami2 = register_ami(lab, &e.c, "ami-2").await;
+    let (s, _) = session(lab, &e.manifest, ENV, Overrides::default()).await;
+    s.deploy(&ami1).await.unwrap();
+    let (old, old_ids) = assert_one_group_on(&e, &ami1).await;
+    let before = env_groups(&e.c, &e.app, ENV).await.remove(0);
+
+    let (s2, out) = session(
+        lab,
+        &e.manifest,
+        ENV,
+        Overrides {
+            health_timeout: Some(Duration::from_secs(5)),
+            min_healthy: Some(Duration::from_secs(2)),
+            ..Default::default()
+        },
+    )
+    .await;
+    // Stop the new group's instances as soon as they exist: moto's target group says `unused`.
+    let c2 = e.c.clone();
+    let app = e.app.clone();
+    let old2 = old.clone();
+    let sabotage = tokio::spawn(async move {
+        loop {
+            let groups = env_groups(&c2, &app, ENV).await;
+            if let Some(g) = groups.iter().find(|g| {
+                g.auto_scaling_group_name() != Some(old2.as_str()) && !g.instances().is_empty()
+            }) {
+                let ids: Vec<String> = g
+                    .instances()
+                    .iter()
+                    .map(|i| i.instance_id().unwrap().to_string())
+                    .collect();
+                c2.ec2
+                    .stop_instances()
+                    .set_instance_ids(Some(ids.clone()))
+                    .send()
+                    .await
+                    .unwrap();
+                return ids;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let stop = CancellationToken::new();
+    let sampler = sample(e.c.clone(), e.tg.clone(), stop.clone());
+    let result = s2.deploy(&ami2).await;
+    stop.cancel();
+    let samples = sampler.await.unwrap();
+    let stopped = sabotage.await.unwrap();
+    let report = match result {
+        Err(RolloutError::RolledBack(r)) => r,
+        other => panic!("expected a rollback: {other:?}\n{}", out.text()),
+    };
+    let rb = report.rollback.as_ref().unwrap();
+    assert!(rb.failures.is_empty() && rb.warnings.is_empty(), "{rb:?}");
+    assert!(rb.old_groups_unchanged);
+    assert!(
+        report.error.as_deref().unwrap().contains("unused"),
+        "{:?}",
+        report.error
+    );
+    assert!(
+        rb.old_groups[0].contains("unchanged, 2/2 instance(s) in service"),
+        "{:?}",
+        rb.old_groups
+    );
+    for (id, _, state) in instance_images(&e.c, &stopped).await {
+        assert_eq!(state, "terminated", "{id}");
+    }
+    let after = env_groups(&e.c, &e.app, ENV).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].instances(), before.instances());
+    assert_eq!(
+        (
+            after[0].min_size(),
+            after[0].max_size(),
+            after[0].desired_capacity()
+        ),
+        (
+            before.min_size(),
+            before.max_size(),
+            before.desired_capacity()
+        )
+    );
+    assert_one_group_on(&e, &ami1).await;
+    assert!(
+        samples
+            .iter()
+            .all(|s| old_ids.iter().all(|i| s.contains(i))),
+        "an old instance left service"
+    );
+}

@@ -1,0 +1,115 @@
+//! The `bake` binary's template commands and `--dry-run`, as a user runs them.
+
+mod common;
+
+use std::process::Command;
+
+fn bake(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bake"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_seed_templates_validate_and_carnivore_needs_its_source() {
+    let ok = bake(&["validate", "manifests/primal.json"]);
+    assert!(ok.status.success(), "{}", common::text(&ok));
+    let with = bake(&[
+        "validate",
+        "-var",
+        "SOURCE_ID=ami-12345678",
+        "manifests/carnivore.json",
+    ]);
+    assert!(with.status.success(), "{}", common::text(&with));
+    let without = bake(&["validate", "manifests/carnivore.json"]);
+    assert_eq!(without.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&without.stderr);
+    assert!(
+        err.contains("manifests/carnivore.json:4:5: required variable not set: SOURCE_ID"),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_errors_name_file_line_and_column_with_a_caret() {
+    let dir = std::env::temp_dir().join(format!("bakery-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("bad.json");
+    std::fs::write(
+        &p,
+        "{\n  \"builders\": [{\"type\": \"amazon-ebs\",\n  \"ami_name\": \"x\" \"y\"}]\n}\n",
+    )
+    .unwrap();
+    let out = bake(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.json:3:19: error parsing JSON"), "{err}");
+    assert!(
+        err.contains("                          ^"),
+        "caret under the column: {err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn every_error_at_once_and_a_usage_error_is_exit_1() {
+    let out = bake(&[
+        "build",
+        "manifests/carnivore.json",
+        "manifests/primal.json",
+        "-var",
+        "INSTANCE_TYPE=",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("required variable not set: SOURCE_ID"),
+        "{err}"
+    );
+    let usage = bake(&["-var", "novalue", "manifests/primal.json"]);
+    assert_eq!(usage.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("expected KEY=VALUE"));
+}
+
+#[test]
+fn dry_run_creates_nothing_and_only_reads() {
+    let lab = bakery_lab::Lab::shared();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bake"));
+    for (k, v) in lab.aws_env() {
+        c.env(k, v);
+    }
+    lab.reset_request_counts();
+    let vars = lab.var_file();
+    let source = format!("SOURCE_AMI={}", lab.source_ami());
+    let out = c
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "--dry-run",
+            "-var-file",
+            vars.to_str().unwrap(),
+            "-var",
+            &source,
+            "-pass-ami",
+            "SOURCE_ID",
+        ])
+        .args(["manifests/primal.json", "manifests/carnivore.json"])
+        .output()
+        .unwrap();
+    let t = common::text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("would create AMI"), "{t}");
+    assert!(
+        t.contains("provisioner 2: shell: provisioners/primal.sh"),
+        "{t}"
+    );
+    let counts = lab.request_counts();
+    assert!(!counts.is_empty(), "the dry run looked the source AMI up");
+    for action in counts.keys() {
+        assert!(
+            action.starts_with("Describe") || action.starts_with("Get"),
+            "dry run called {action}: {counts:?}"
+        );
+    }
+}
