@@ -136,6 +136,40 @@ def warm_up(port, region, source_ami):
         )
 
 
+def patch_moto_shared_classic_elbs():
+    """moto 5.2.5 deregisters from a classic ELB every instance that is not in the group being updated, as if
+    one ELB served one group; AWS only removes the group's own instances (and instances that no longer run).
+    A blue-green rollout needs two groups on one ELB, so the lab makes moto behave as AWS does."""
+    from moto.autoscaling.models import ASG_NAME_TAG, AutoScalingBackend
+    from moto.elb.exceptions import LoadBalancerNotFoundError
+
+    def update_attached_elbs(self, group_name):
+        group = self.autoscaling_groups[group_name]
+        active = {s.instance.id for s in group.active_instances()}
+        if not group.load_balancer_names:
+            return
+        try:
+            elbs = self.elb_backend.describe_load_balancers(names=group.load_balancer_names)
+        except LoadBalancerNotFoundError:
+            return
+
+        def stale(instance_id):
+            try:
+                inst = self.ec2_backend.get_instance(instance_id)
+            except Exception:
+                return True
+            tags = {t["key"]: t["value"] for t in inst.get_tags()}
+            return tags.get(ASG_NAME_TAG) == group_name or inst.state == "terminated"
+
+        for elb in elbs:
+            registered = set(elb.instance_ids)
+            self.elb_backend.register_instances(elb.name, active - registered, from_autoscaling=True)
+            gone = {i for i in registered - active if stale(i)}
+            self.elb_backend.deregister_instances(elb.name, gone, from_autoscaling=True)
+
+    AutoScalingBackend.update_attached_elbs = update_attached_elbs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dir", required=True, help="the lab's state dir")
@@ -163,6 +197,7 @@ def main():
 
     from moto.moto_api import recorder
 
+    patch_moto_shared_classic_elbs()
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # as moto_server does
     server = make_server(

@@ -279,9 +279,9 @@ pub async fn run(
             }
         } else {
             if let Some(r) = e.report() {
-                ui.plain(&r.render());
+                ui.plain(r.render().trim_end());
             }
-            let _ = writeln!(out, "rollout: error: {e}");
+            let _ = writeln!(out, "rollout: error: {}", e.headline());
         }
     };
 

@@ -163,6 +163,23 @@ pub enum RolloutError {
 }
 
 impl RolloutError {
+    /// One line: for errors that carry a report (printed separately), just what went wrong.
+    pub fn headline(&self) -> String {
+        match self {
+            RolloutError::RolledBack(r) => format!(
+                "rollout of {} rolled back: {}",
+                r.ami.id,
+                r.error.as_deref().unwrap_or("unknown error")
+            ),
+            RolloutError::Incomplete(r) => format!(
+                "rollout of {} did not complete: {}",
+                r.ami.id,
+                r.error.as_deref().unwrap_or("unknown error")
+            ),
+            other => other.to_string(),
+        }
+    }
+
     /// The report of a deploy that got as far as creating something, when there is one.
     pub fn report(&self) -> Option<&DeployReport> {
         match self {

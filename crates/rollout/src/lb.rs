@@ -231,7 +231,7 @@ impl LoadBalancer {
     /// True when `group` (as described) is attached here.
     pub fn attached_to(&self, load_balancers: &[String], target_groups: &[String]) -> bool {
         match self.kind {
-            LbKind::Classic => load_balancers.iter().any(|n| *n == self.name),
+            LbKind::Classic => load_balancers.contains(&self.name),
             LbKind::Alb => target_groups
                 .iter()
                 .any(|a| Some(a.as_str()) == self.target_group_arn.as_deref()),

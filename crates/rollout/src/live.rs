@@ -146,6 +146,11 @@ impl Group {
         self.state.as_deref() == Some(crate::names::STATE_IN_PROGRESS)
     }
 
+    /// True while AWS deletes the group (`Delete in progress`): it is going away and is not retired again.
+    pub fn deleting(&self) -> bool {
+        self.status.is_some()
+    }
+
     /// What an operator would check to see whether the group changed: sizes, instances, attachments.
     pub fn fingerprint(&self) -> String {
         format!(

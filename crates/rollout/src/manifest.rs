@@ -2,7 +2,7 @@
 //!
 //! Layout: `app`, optional `region`, `default_environment` and `strategy`; `defaults` (settings shared by
 //! every environment) and `environments` (one entry per environment, each overriding `defaults` field by
-//! field, as a JSON merge patch). Every settings field is optional here; [`crate::config`] fills in the
+//! field: objects merge, any other value replaces; lists replace whole). Every settings field is optional here; [`crate::config`] fills in the
 //! defaults and validates the result. Unknown fields are errors, so a typo never silently falls back to a
 //! default. Errors name the file, line and column.
 
@@ -402,7 +402,7 @@ fn serde_error_message(e: &serde_json::Error) -> String {
 }
 
 /// `base` with `over` applied as a JSON merge patch (RFC 7386): objects merge key by key, anything else
-/// replaces, `null` removes.
+/// (numbers, strings, lists) replaces.
 pub fn merge(base: &Settings, over: &Settings) -> Settings {
     let mut b = serde_json::to_value(base).unwrap_or(serde_json::Value::Null);
     let o = serde_json::to_value(over).unwrap_or(serde_json::Value::Null);

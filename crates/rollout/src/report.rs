@@ -211,7 +211,12 @@ impl DeployReport {
                 s.push_str(&format!("  old group: {g}\n"));
             }
         }
-        for a in &self.attention {
+        let shown: Vec<&String> = self
+            .rollback
+            .iter()
+            .flat_map(|rb| rb.failures.iter().chain(&rb.warnings))
+            .collect();
+        for a in self.attention.iter().filter(|a| !shown.contains(a)) {
             s.push_str(&format!("  needs attention: {a}\n"));
         }
         s
@@ -258,10 +263,16 @@ impl SetupReport {
         self.changes.iter().all(|c| c.action == "unchanged")
     }
 
-    /// The human summary.
+    /// The human summary (each resource was shown as it was handled; this counts them).
     pub fn render(&self) -> String {
+        let count = |a: &str| {
+            self.changes
+                .iter()
+                .filter(|c| c.action.ends_with(a))
+                .count()
+        };
         let mut s = format!(
-            "Setup of {}/{} in {}{}: {} ({:.1} s, {} AWS requests)\n",
+            "Setup of {}/{} in {}{}: {} ({} created, {} updated, {} unchanged; {:.1} s, {} AWS requests)\n",
             self.app,
             self.env,
             self.region,
@@ -273,14 +284,14 @@ impl SetupReport {
             } else {
                 "changed"
             },
+            count("create"),
+            count("update"),
+            count("unchanged"),
             self.duration_s,
             self.aws_requests.values().sum::<u64>()
         );
-        for c in &self.changes {
-            s.push_str(&format!(
-                "  {:<12} {}: {}\n",
-                c.action, c.resource, c.detail
-            ));
+        if let Some(r) = &self.record {
+            s.push_str(&format!("  DNS: {r}\n"));
         }
         for w in &self.warnings {
             s.push_str(&format!("  warning: {w}\n"));

@@ -24,6 +24,7 @@ pub async fn run(cx: &Ctx, dry_run: bool) -> Result<SetupReport, RolloutError> {
     let mut s = Setup {
         cx,
         dry_run,
+        created_groups: Vec::new(),
         changes: Vec::new(),
         warnings: Vec::new(),
     };
@@ -182,6 +183,8 @@ struct AliasTarget {
 struct Setup<'a> {
     cx: &'a Ctx,
     dry_run: bool,
+    /// Security groups created by this run (their rules are part of the creation).
+    created_groups: Vec<String>,
     changes: Vec<Change>,
     warnings: Vec<String>,
 }
@@ -441,6 +444,7 @@ impl Setup<'_> {
             .await
             .aws("CreateSecurityGroup")?;
         let id = created.group_id().unwrap_or_default().to_string();
+        self.created_groups.push(id.clone());
         self.record(resource, "created", format!("{id} in {vpc}"));
         Ok(Some(id))
     }
@@ -498,11 +502,8 @@ impl Setup<'_> {
             .map(|r| r.describe())
             .collect::<Vec<_>>()
             .join(", ");
-        self.record(
-            resource,
-            if id.is_some() { "updated" } else { "created" },
-            detail,
-        );
+        let fresh = id.is_none_or(|id| self.created_groups.iter().any(|g| g == id));
+        self.record(resource, if fresh { "created" } else { "updated" }, detail);
         Ok(())
     }
 
@@ -810,6 +811,8 @@ impl Setup<'_> {
         let cx = self.cx;
         let cfg = &cx.cfg.lb;
         let hc = &cfg.health_check;
+        // Settings of a load balancer this run created count as part of its creation.
+        let fresh = if desc.is_none() { "created" } else { "updated" };
         let want = HealthCheck::builder()
             .target(hc.classic_target())
             .interval(hc.interval as i32)
@@ -866,15 +869,7 @@ impl Setup<'_> {
                     .await
                     .aws("ConfigureHealthCheck")?;
             }
-            self.record(
-                resource,
-                if desc.health_check().is_some() {
-                    "updated"
-                } else {
-                    "created"
-                },
-                detail,
-            );
+            self.record(resource, fresh, detail);
         }
 
         let attrs = cx
@@ -919,7 +914,7 @@ impl Setup<'_> {
                     .await
                     .aws("ModifyLoadBalancerAttributes")?;
             }
-            self.record(resource, "updated", detail);
+            self.record(resource, fresh, detail);
         }
         Ok(Some(AliasTarget {
             dns_name: desc.dns_name().unwrap_or_default().to_string(),

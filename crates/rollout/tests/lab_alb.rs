@@ -105,7 +105,7 @@ async fn assert_one_group_on(e: &Env, ami: &str) -> (String, Vec<String>) {
     let groups = env_groups(&e.c, &e.app, ENV).await;
     assert_eq!(groups.len(), 1);
     let g = &groups[0];
-    assert_eq!(g.target_group_arns(), [e.tg.clone()]);
+    assert_eq!(g.target_group_arns(), std::slice::from_ref(&e.tg));
     assert!(g.load_balancer_names().is_empty());
     let lt = g.launch_template().unwrap().launch_template_id().unwrap();
     assert_eq!(template_image(&e.c, lt).await.as_deref(), Some(ami));
@@ -160,7 +160,7 @@ fn sample(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alb_setup_builds_the_target_group_and_listener_once() {
-    let (lab, _serial) = lab();
+    let (lab, _serial) = lab().await;
     let e = set_up(lab).await;
     let name = format!("elb-{}-{ENV}", e.app);
     let lb =
@@ -248,7 +248,7 @@ async fn alb_setup_builds_the_target_group_and_listener_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alb_rollouts_overlap_and_never_leave_the_target_group_empty() {
-    let (lab, _serial) = lab();
+    let (lab, _serial) = lab().await;
     let e = set_up(lab).await;
     let ami1 = register_ami(lab, &e.c, "ami-1").await;
     let ami2 = register_ami(lab, &e.c, "ami-2").await;
@@ -327,7 +327,7 @@ async fn alb_rollouts_overlap_and_never_leave_the_target_group_empty() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alb_unhealthy_new_group_is_rolled_back() {
-    let (lab, _serial) = lab();
+    let (lab, _serial) = lab().await;
     let e = set_up(lab).await;
     let ami1 = register_ami(lab, &e.c, "ami-1").await;
     let ami2 = register_ami(lab, &e.c, "ami-2").await;
@@ -421,4 +421,54 @@ async fn alb_unhealthy_new_group_is_rolled_back() {
             .all(|s| old_ids.iter().all(|i| s.contains(i))),
         "an old instance left service"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_during_the_health_wait_rolls_back() {
+    let (lab, _serial) = lab().await;
+    let e = set_up(lab).await;
+    let ami1 = register_ami(lab, &e.c, "ami-1").await;
+    let ami2 = register_ami(lab, &e.c, "ami-2").await;
+    let (s, _) = session(lab, &e.manifest, ENV, Overrides::default()).await;
+    s.deploy(&ami1).await.unwrap();
+    let (old, old_ids) = assert_one_group_on(&e, &ami1).await;
+
+    let (s2, out) = session(
+        lab,
+        &e.manifest,
+        ENV,
+        Overrides {
+            min_healthy: Some(Duration::from_secs(30)),
+            ..Default::default()
+        },
+    )
+    .await;
+    // What Ctrl-C does in the binary: cancel the session's token.
+    let cancel = s2.cancel_token();
+    let c2 = e.c.clone();
+    let app = e.app.clone();
+    tokio::spawn(async move {
+        while env_groups(&c2, &app, ENV).await.len() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        cancel.cancel();
+    });
+    let started = std::time::Instant::now();
+    let report = match s2.deploy(&ami2).await {
+        Err(RolloutError::RolledBack(r)) => r,
+        other => panic!("expected a rollback: {other:?}\n{}", out.text()),
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the interrupt did not end the wait"
+    );
+    assert!(
+        report.error.as_deref().unwrap().starts_with("interrupted"),
+        "{:?}",
+        report.error
+    );
+    let rb = report.rollback.unwrap();
+    assert!(rb.failures.is_empty() && rb.old_groups_unchanged, "{rb:?}");
+    let (still, ids) = assert_one_group_on(&e, &ami1).await;
+    assert_eq!((still, ids), (old, old_ids));
 }

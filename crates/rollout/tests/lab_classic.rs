@@ -129,7 +129,7 @@ async fn assert_one_group_on(e: &Env, ami: &str) -> (String, String, Vec<String>
         );
     }
     assert_eq!(g.health_check_type(), Some("ELB"));
-    assert_eq!(g.load_balancer_names(), [e.lb.clone()]);
+    assert_eq!(g.load_balancer_names(), std::slice::from_ref(&e.lb));
     let tags: Vec<(String, String)> = g
         .tags()
         .iter()
@@ -176,7 +176,7 @@ fn sample_elb(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_creates_everything_and_a_second_run_changes_nothing() {
-    let (lab, _serial) = lab();
+    let (lab, _serial) = lab().await;
     let c = clients(lab).await;
     let app = app_name(lab);
     let zone = hosted_zone(&c, &format!("{app}.test")).await;
@@ -411,7 +411,7 @@ async fn setup_creates_everything_and_a_second_run_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollouts_replace_the_group_and_never_leave_the_load_balancer_empty() {
-    let (lab, _serial) = lab();
+    let (lab, _serial) = lab().await;
     let e = set_up_env(lab).await;
     let ami1 = register_ami(lab, &e.c, "ami-1").await;
     let ami2 = register_ami(lab, &e.c, "ami-2").await;
@@ -564,7 +564,7 @@ fn sabotage_new_group(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_new_group_is_rolled_back_and_the_old_group_is_untouched() {
-    let (lab, _serial) = lab();
+    let (lab, _serial) = lab().await;
     let e = set_up_env(lab).await;
     let ami1 = register_ami(lab, &e.c, "ami-1").await;
     let ami2 = register_ami(lab, &e.c, "ami-2").await;
@@ -686,7 +686,7 @@ async fn an_unhealthy_new_group_is_rolled_back_and_the_old_group_is_untouched() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_rollout_refuses_while_one_is_in_progress() {
-    let (lab, _serial) = lab();
+    let (lab, _serial) = lab().await;
     let e = set_up_env(lab).await;
     let ami1 = register_ami(lab, &e.c, "ami-1").await;
     let ami2 = register_ami(lab, &e.c, "ami-2").await;
@@ -727,7 +727,7 @@ async fn a_second_rollout_refuses_while_one_is_in_progress() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_shows_what_is_live_using_reads_only() {
-    let (lab, _serial) = lab();
+    let (lab, _serial) = lab().await;
     let e = set_up_env(lab).await;
     let ami1 = register_ami(lab, &e.c, "ami-1").await;
     let ami2 = register_ami(lab, &e.c, "ami-2").await;
@@ -849,7 +849,7 @@ async fn cli(lab: &Lab, args: &[&str]) -> (u8, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_reports_json_and_exit_codes() {
-    let (lab, _serial) = lab();
+    let (lab, _serial) = lab().await;
     let c = clients(lab).await;
     let app = app_name(lab);
     let zone = hosted_zone(&c, &format!("{app}.test")).await;

@@ -60,6 +60,7 @@ impl Strategy for BlueGreen {
                 pf.launch
                     .as_ref()
                     .and_then(|l| l.key_name.clone())
+                    .or_else(|| cfg.public_key_file.as_ref().map(|_| names.key_pair()))
                     .unwrap_or_else(|| "none".into()),
                 pf.launch
                     .as_ref()
@@ -105,7 +106,7 @@ impl Strategy for BlueGreen {
                 }
             ),
         ];
-        for g in pf.groups.iter().filter(|g| !g.in_progress()) {
+        for g in pf.retirable().iter().filter(|g| !g.in_progress()) {
             steps.push(format!(
                 "retire {}: detach from {lb} and wait for draining (up to {} s), scale to 0, wait for its {} instance(s) to terminate, delete it{}",
                 g.name,
@@ -118,7 +119,7 @@ impl Strategy for BlueGreen {
                     .unwrap_or_default()
             ));
         }
-        if pf.groups.is_empty() {
+        if pf.retirable().is_empty() {
             steps.push("no live group to retire (first rollout)".into());
         }
         steps
@@ -129,7 +130,7 @@ impl Strategy for BlueGreen {
         else {
             return Err(RolloutError::Preflight(pf.problems));
         };
-        let olds: Vec<Group> = pf.groups.clone();
+        let olds: Vec<Group> = pf.retirable();
         let desired = cx.cfg.capacity.desired_given_live(pf.live_desired());
         let stamp = crate::names::stamp(SystemTime::now(), &cx.run_id);
         let mut report = DeployReport {

@@ -40,11 +40,20 @@ pub struct Preflight {
 }
 
 impl Preflight {
+    /// The groups a rollout replaces: not being deleted already.
+    pub fn retirable(&self) -> Vec<Group> {
+        self.groups
+            .iter()
+            .filter(|g| !g.deleting())
+            .cloned()
+            .collect()
+    }
+
     /// The live groups' total desired capacity (what the new group matches when `match_live`).
     pub fn live_desired(&self) -> u32 {
         self.groups
             .iter()
-            .filter(|g| !g.in_progress())
+            .filter(|g| !g.in_progress() && !g.deleting())
             .map(|g| g.desired.max(0) as u32)
             .sum()
     }
@@ -97,7 +106,7 @@ pub async fn preflight(cx: &Ctx, ami: Option<&str>) -> Result<Preflight, Rollout
     for g in &groups {
         group_amis.insert(g.name.clone(), crate::live::group_ami(cx, g).await?);
     }
-    for g in groups.iter().filter(|g| g.in_progress()) {
+    for g in groups.iter().filter(|g| g.in_progress() && !g.deleting()) {
         problems.push(
             RolloutError::InProgress {
                 env: cx.cfg.names.env.clone(),

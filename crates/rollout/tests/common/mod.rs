@@ -9,7 +9,7 @@ use bakery_rollout::config::Overrides;
 use bakery_rollout::{Options, Session};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// A test public key (the private half was thrown away).
 pub const PUBLIC_KEY: &str =
@@ -18,12 +18,12 @@ pub const PUBLIC_KEY: &str =
 pub const OTHER_PUBLIC_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINt5AaapLoUvphZXAUKs90temkza0uiuC+MvXky2UAWd other";
 
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The lab, and a lock held for the whole test: moto's request counts are per lab, so tests of one
-/// binary take turns (each takes about a second).
-pub fn lab() -> (&'static Lab, MutexGuard<'static, ()>) {
-    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// binary take turns (each takes a few seconds).
+pub async fn lab() -> (&'static Lab, tokio::sync::MutexGuard<'static, ()>) {
+    let guard = SERIAL.lock().await;
     (Lab::shared(), guard)
 }
 
