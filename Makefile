@@ -57,10 +57,10 @@ demo: lab
 		-pass-ami SOURCE_ID manifests/primal.json manifests/carnivore.json | tee $(DEMO_LAB)/bake.out; \
 	ami=$$(tail -1 $(DEMO_LAB)/bake.out | cut -d' ' -f2); \
 	echo "== carnivore AMI: $$ami"; \
-	if [ -x $(ROLLOUT) ] && $(ROLLOUT) --help >/dev/null 2>&1; then \
-		echo "== rollout setup"; $(ROLLOUT) setup; \
-		echo "== rollout --ami $$ami"; $(ROLLOUT) --ami $$ami; \
-	else echo "== rollout: not built"; fi
+	echo "== rollout setup (twice: the second changes nothing)"; $(ROLLOUT) setup; $(ROLLOUT) setup; \
+	echo "== rollout --ami $$ami (blue-green: the carnivore image goes live)"; $(ROLLOUT) --ami $$ami; \
+	echo "== rollout plan --ami $$src"; $(ROLLOUT) plan --ami $$src; \
+	echo "== rollout --ami $$src (blue-green again, back to the source AMI)"; $(ROLLOUT) --ami $$src
 
 bench: lab
 	@if [ -x scripts/bench ]; then scripts/bench; else echo "make bench: scripts/bench does not exist yet"; fi

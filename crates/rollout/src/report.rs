@@ -265,12 +265,7 @@ impl SetupReport {
 
     /// The human summary (each resource was shown as it was handled; this counts them).
     pub fn render(&self) -> String {
-        let count = |a: &str| {
-            self.changes
-                .iter()
-                .filter(|c| c.action.ends_with(a))
-                .count()
-        };
+        let count = |a: &str| self.changes.iter().filter(|c| c.action.contains(a)).count();
         let mut s = format!(
             "Setup of {}/{} in {}{}: {} ({} created, {} updated, {} unchanged; {:.1} s, {} AWS requests)\n",
             self.app,
@@ -284,8 +279,8 @@ impl SetupReport {
             } else {
                 "changed"
             },
-            count("create"),
-            count("update"),
+            count("creat"),
+            count("updat"),
             count("unchanged"),
             self.duration_s,
             self.aws_requests.values().sum::<u64>()
@@ -391,5 +386,52 @@ impl PlanReport {
             s.push_str(&format!("  problem: {p}\n"));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(action: &str) -> Change {
+        Change {
+            resource: "r".into(),
+            action: action.into(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn setup_summary_counts_what_changed() {
+        let mut r = SetupReport {
+            app: "shop".into(),
+            env: "staging".into(),
+            region: "us-east-1".into(),
+            dry_run: true,
+            changes: vec![
+                change("would create"),
+                change("would create"),
+                change("would update"),
+                change("unchanged"),
+            ],
+            warnings: vec!["listener differs".into()],
+            record: Some("staging.shop.test.".into()),
+            aws_requests: BTreeMap::from([("EC2.DescribeVpcs".to_string(), 3)]),
+            duration_s: 0.25,
+        };
+        let text = r.render();
+        assert!(
+            text.starts_with("Setup of shop/staging in us-east-1 (dry run): changes needed (2 created, 1 updated, 1 unchanged; 0.2 s, 3 AWS requests)"),
+            "{text}"
+        );
+        assert!(text.contains("  DNS: staging.shop.test.\n"));
+        assert!(text.contains("  warning: listener differs\n"));
+        r.changes = vec![change("unchanged")];
+        r.dry_run = false;
+        assert!(r.unchanged());
+        assert!(
+            r.render()
+                .contains(": nothing to change (0 created, 0 updated, 1 unchanged")
+        );
     }
 }

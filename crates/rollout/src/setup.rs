@@ -1023,6 +1023,7 @@ impl Setup<'_> {
         // The target group.
         let tg_resource = format!("target group {tg_name}");
         let tg = crate::lb::find_target_group(cx, &tg_name).await?;
+        let tg_fresh = tg.is_none();
         let tg_arn = match tg {
             None => {
                 if self.dry_run {
@@ -1155,7 +1156,11 @@ impl Setup<'_> {
                             .await
                             .aws("ModifyTargetGroupAttributes")?;
                     }
-                    self.record(delay_resource, "updated", format!("{want_delay} s"));
+                    self.record(
+                        delay_resource,
+                        if tg_fresh { "created" } else { "updated" },
+                        format!("{want_delay} s"),
+                    );
                 }
             }
         }

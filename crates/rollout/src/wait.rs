@@ -254,7 +254,6 @@ pub async fn group_deleted(
 /// Retries `call` while AWS says the group is busy (`ScalingActivityInProgress`, `ResourceInUse`):
 /// deleting a group right after scaling it in can meet one of these.
 pub async fn while_busy<F, Fut>(
-    cx: &Ctx,
     what: &str,
     timeout: Duration,
     cancel: &CancellationToken,
@@ -264,7 +263,6 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), crate::error::AwsError>>,
 {
-    let _ = cx;
     poller(Duration::from_secs(2), timeout)
         .wait(
             what,

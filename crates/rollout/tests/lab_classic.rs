@@ -412,6 +412,7 @@ async fn setup_creates_everything_and_a_second_run_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollouts_replace_the_group_and_never_leave_the_load_balancer_empty() {
     let (lab, _serial) = lab().await;
+    assert_lab_shares_classic_elbs(lab).await;
     let e = set_up_env(lab).await;
     let ami1 = register_ami(lab, &e.c, "ami-1").await;
     let ami2 = register_ami(lab, &e.c, "ami-2").await;
@@ -458,24 +459,23 @@ async fn rollouts_replace_the_group_and_never_leave_the_load_balancer_empty() {
         "{empty} of {} samples saw no InService instance",
         samples.len()
     );
-    let overlap = samples
+    // Old and new served together, and the old left only after the new was in service.
+    assert!(
+        samples
+            .iter()
+            .any(|s| ids1.iter().all(|i| s.contains(i)) && ids2.iter().all(|i| s.contains(i))),
+        "the sampler never saw old and new in service together ({} samples)",
+        samples.len()
+    );
+    let first_new = samples
         .iter()
-        .any(|s| ids1.iter().any(|i| s.contains(i)) && ids2.iter().any(|i| s.contains(i)));
-    if classic_elb_shared_by_groups(lab).await {
-        assert!(
-            overlap,
-            "the sampler never saw old and new in service together ({} samples)",
-            samples.len()
-        );
-    } else {
-        // moto swapped the registrations when the new group was created: old, then new, never neither.
-        assert!(
-            samples
-                .iter()
-                .all(|s| s.iter().all(|i| ids1.contains(i)) || s.iter().all(|i| ids2.contains(i))),
-            "{samples:?}"
-        );
-    }
+        .position(|s| ids2.iter().any(|i| s.contains(i)))
+        .unwrap();
+    assert!(
+        samples[..first_new]
+            .iter()
+            .all(|s| ids1.iter().all(|i| s.contains(i)))
+    );
     assert!(samples.first().unwrap().iter().all(|i| ids1.contains(i)));
     assert!(samples.last().unwrap().iter().all(|i| ids2.contains(i)));
     // The old group, its launch template and its instances are gone.
@@ -565,6 +565,7 @@ fn sabotage_new_group(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_new_group_is_rolled_back_and_the_old_group_is_untouched() {
     let (lab, _serial) = lab().await;
+    assert_lab_shares_classic_elbs(lab).await;
     let e = set_up_env(lab).await;
     let ami1 = register_ami(lab, &e.c, "ami-1").await;
     let ami2 = register_ami(lab, &e.c, "ami-2").await;
@@ -609,30 +610,11 @@ async fn an_unhealthy_new_group_is_rolled_back_and_the_old_group_is_untouched() 
     let rb = report.rollback.as_ref().unwrap();
     assert!(rb.failures.is_empty(), "{:?}", rb.failures);
     assert!(rb.old_groups_unchanged);
-    let faithful = classic_elb_shared_by_groups(lab).await;
-    if faithful {
-        assert!(
-            message.contains(&format!("{old}: unchanged, 2/2 instance(s) in service")),
-            "{message}"
-        );
-        assert!(report.attention.is_empty(), "{:?}", report.attention);
-    } else {
-        // moto took the old instances off the ELB when the new group was created; rollout made no call on
-        // them, and says so instead of claiming all is well.
-        assert!(
-            message.contains(&format!("{old}: unchanged, 0/2 instance(s) in service")),
-            "{message}"
-        );
-        assert!(
-            report
-                .attention
-                .iter()
-                .any(|a| a.contains("were in service before the rollout")
-                    && old_ids.iter().all(|i| a.contains(i))),
-            "{:?}",
-            report.attention
-        );
-    }
+    assert!(
+        message.contains(&format!("{old}: unchanged, 2/2 instance(s) in service")),
+        "{message}"
+    );
+    assert!(report.attention.is_empty(), "{:?}", report.attention);
 
     // The new group and its launch template are gone, its instances terminated and off the ELB.
     let after = env_groups(&e.c, &e.app, ENV).await;
@@ -672,16 +654,14 @@ async fn an_unhealthy_new_group_is_rolled_back_and_the_old_group_is_untouched() 
             "{id}"
         );
     }
-    if faithful {
-        assert_one_group_on(&e, &ami1).await;
-        // And the load balancer always had the old instances in service.
-        assert!(
-            samples
-                .iter()
-                .all(|s| old_ids.iter().all(|i| s.contains(i))),
-            "an old instance left service during the failed rollout"
-        );
-    }
+    assert_one_group_on(&e, &ami1).await;
+    // And the load balancer always had the old instances in service.
+    assert!(
+        samples
+            .iter()
+            .all(|s| old_ids.iter().all(|i| s.contains(i))),
+        "an old instance left service during the failed rollout"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

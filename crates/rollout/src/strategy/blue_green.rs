@@ -187,6 +187,8 @@ impl Strategy for BlueGreen {
             .await;
         let healthy = match launched {
             Ok(g) => g,
+            // Nothing was created: nothing to roll back.
+            Err(e) if created.template.is_none() && created.group.is_none() => return Err(e),
             Err(e) => {
                 report.error = Some(e.to_string());
                 let rb_started = Instant::now();
@@ -274,8 +276,10 @@ impl BlueGreen {
             "Creating group {group_name} (desired {desired}) on {}",
             lb.label()
         ));
-        launch::create_group(cx, &group_name, &template, ami, lb, spec, desired).await?;
+        // Recorded before the call: if the answer is lost after AWS created the group, rollback still finds
+        // it (and skips it if it does not exist).
         created.group = Some(group_name.clone());
+        launch::create_group(cx, &group_name, &template, ami, lb, spec, desired).await?;
         report.durations.launch_s = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
@@ -379,7 +383,7 @@ impl BlueGreen {
         wait::group_empty(cx, &current.name, t.retire, &cx.cancel).await?;
         cx.detail(&format!("Deleting {}", current.name));
         let name = current.name.clone();
-        wait::while_busy(cx, "DeleteAutoScalingGroup", t.retire, &cx.cancel, || {
+        wait::while_busy("DeleteAutoScalingGroup", t.retire, &cx.cancel, || {
             delete_group(cx, &name, false)
         })
         .await?;
@@ -504,16 +508,20 @@ async fn rollback(
     let mut rb = RollbackReport::default();
     cx.warn("Rolling back: removing the new group and launch template");
     let mut group_gone = true;
-    if let Some(name) = &created.group {
+    let group = match &created.group {
+        // The create call may have failed before AWS made the group: then there is nothing to delete.
+        Some(name) => match live::group(cx, name).await {
+            Ok(None) => None,
+            _ => Some(name),
+        },
+        None => None,
+    };
+    if let Some(name) = group {
         // ForceDelete terminates the instances with the group; the group deregisters them (with draining).
-        let deleted = match live::group(cx, name).await {
-            Ok(None) => Ok(()),
-            _ => wait::while_busy(cx, "DeleteAutoScalingGroup", t.rollback, cancel, || {
-                delete_group(cx, name, true)
-            })
-            .await
-            .map_err(RolloutError::from),
-        };
+        let deleted = wait::while_busy("DeleteAutoScalingGroup", t.rollback, cancel, || {
+            delete_group(cx, name, true)
+        })
+        .await;
         match deleted {
             Ok(()) => match wait::group_deleted(cx, name, t.rollback, cancel).await {
                 Ok(()) => rb

@@ -264,93 +264,106 @@ pub fn writes(counts: &std::collections::BTreeMap<String, u64>) -> Vec<String> {
         .collect()
 }
 
-static CLASSIC_FIDELITY: tokio::sync::OnceCell<bool> = tokio::sync::OnceCell::const_new();
-
-/// Whether the lab's moto keeps one group's instances registered on a classic ELB when another group is
-/// attached to the same ELB, as AWS does. moto 5.2.5's `update_attached_elbs` deregisters every instance
-/// that is not in the group being created/scaled/deleted, so two groups cannot share a classic ELB there
-/// (the fix for the lab is in /work/team/requests-rollout.md). Probed once per test binary.
-pub async fn classic_elb_shared_by_groups(lab: &Lab) -> bool {
-    *CLASSIC_FIDELITY
-        .get_or_init(|| async {
-            let c = clients(lab).await;
-            let name = format!("p{}", lab.unique("f").rsplit('-').next().unwrap_or("0"));
-            c.elb
-                .create_load_balancer()
-                .load_balancer_name(&name)
-                .listeners(
-                    aws_sdk_elasticloadbalancing::types::Listener::builder()
-                        .protocol("HTTP")
-                        .load_balancer_port(80)
-                        .instance_port(80)
-                        .build()
-                        .unwrap(),
-                )
-                .availability_zones("us-east-1a")
-                .send()
-                .await
-                .expect("probe: CreateLoadBalancer");
-            let lt = c
-                .ec2
-                .create_launch_template()
-                .launch_template_name(&name)
-                .launch_template_data(
-                    aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-                        .image_id(lab.source_ami())
-                        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-                        .build(),
-                )
-                .send()
-                .await
-                .expect("probe: CreateLaunchTemplate");
-            let lt_id = lt.launch_template().unwrap().launch_template_id().unwrap().to_string();
-            let mut first = Vec::new();
-            for g in ["a", "b"] {
-                c.autoscaling
-                    .create_auto_scaling_group()
-                    .auto_scaling_group_name(format!("{name}-{g}"))
-                    .launch_template(
-                        aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                            .launch_template_id(&lt_id)
-                            .version("1")
-                            .build(),
-                    )
-                    .min_size(0)
-                    .max_size(1)
-                    .desired_capacity(1)
-                    .availability_zones("us-east-1a")
-                    .load_balancer_names(&name)
-                    .send()
-                    .await
-                    .expect("probe: CreateAutoScalingGroup");
-                if first.is_empty() {
-                    first = elb_health(&c, &name).await.into_iter().map(|(i, _)| i).collect();
-                }
-            }
-            let registered: Vec<String> =
-                elb_health(&c, &name).await.into_iter().map(|(i, _)| i).collect();
-            let faithful = !first.is_empty() && first.iter().all(|i| registered.contains(i));
-            for g in ["a", "b"] {
-                let _ = c
-                    .autoscaling
-                    .delete_auto_scaling_group()
-                    .auto_scaling_group_name(format!("{name}-{g}"))
-                    .force_delete(true)
-                    .send()
-                    .await;
-            }
-            let _ = c.elb.delete_load_balancer().load_balancer_name(&name).send().await;
-            let _ = c.ec2.delete_launch_template().launch_template_id(&lt_id).send().await;
-            if !faithful {
-                eprintln!(
-                    "NOTE: this lab's moto deregisters one group's instances from a classic ELB when another group \
-                     is attached to it (moto bug, update_attached_elbs); classic-ELB tests assert what moto shows \
-                     instead of the overlap. The ALB tests cover the overlap. Fix: /work/team/requests-rollout.md"
-                );
-            }
-            faithful
-        })
+/// Fails unless the lab's moto keeps one group's instances registered on a classic ELB when another group
+/// is attached to the same ELB, as AWS does. moto 5.2.5 by itself deregisters every instance that is not in
+/// the group being created/scaled/deleted (`update_attached_elbs`); the lab patches that
+/// (`lab/py/moto_lab.py`, `patch_moto_shared_classic_elbs`). Blue-green on a classic ELB needs it.
+pub async fn assert_lab_shares_classic_elbs(lab: &Lab) {
+    let c = clients(lab).await;
+    let name = format!("p{}", lab.unique("f").rsplit('-').next().unwrap_or("0"));
+    c.elb
+        .create_load_balancer()
+        .load_balancer_name(&name)
+        .listeners(
+            aws_sdk_elasticloadbalancing::types::Listener::builder()
+                .protocol("HTTP")
+                .load_balancer_port(80)
+                .instance_port(80)
+                .build()
+                .unwrap(),
+        )
+        .availability_zones("us-east-1a")
+        .send()
         .await
+        .expect("probe: CreateLoadBalancer");
+    let lt = c
+        .ec2
+        .create_launch_template()
+        .launch_template_name(&name)
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id(lab.source_ami())
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("probe: CreateLaunchTemplate");
+    let lt_id = lt
+        .launch_template()
+        .unwrap()
+        .launch_template_id()
+        .unwrap()
+        .to_string();
+    let mut first = Vec::new();
+    for g in ["a", "b"] {
+        c.autoscaling
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(format!("{name}-{g}"))
+            .launch_template(
+                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                    .launch_template_id(&lt_id)
+                    .version("1")
+                    .build(),
+            )
+            .min_size(0)
+            .max_size(1)
+            .desired_capacity(1)
+            .availability_zones("us-east-1a")
+            .load_balancer_names(&name)
+            .send()
+            .await
+            .expect("probe: CreateAutoScalingGroup");
+        if first.is_empty() {
+            first = elb_health(&c, &name)
+                .await
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect();
+        }
+    }
+    let registered: Vec<String> = elb_health(&c, &name)
+        .await
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    for g in ["a", "b"] {
+        let _ = c
+            .autoscaling
+            .delete_auto_scaling_group()
+            .auto_scaling_group_name(format!("{name}-{g}"))
+            .force_delete(true)
+            .send()
+            .await;
+    }
+    let _ = c
+        .elb
+        .delete_load_balancer()
+        .load_balancer_name(&name)
+        .send()
+        .await;
+    let _ = c
+        .ec2
+        .delete_launch_template()
+        .launch_template_id(&lt_id)
+        .send()
+        .await;
+    assert!(
+        !first.is_empty() && first.iter().all(|i| registered.contains(i)),
+        "this lab's moto takes one group's instances off a classic ELB when another group is attached to it \
+         (moto bug in update_attached_elbs; AWS keeps both). The lab fixes it in lab/py/moto_lab.py \
+         (patch_moto_shared_classic_elbs): update the lab (lab/up uses the repo's copy)."
+    );
 }
 
 /// Instance id → state in target group `arn`.
