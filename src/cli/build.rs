@@ -217,8 +217,7 @@ pub async fn run(args: BuildArgs) -> i32 {
         cancel_cleanup: cancel_cleanup.clone(),
         on_error: on_error(args.on_error),
         cleanup_deadline: Duration::from_secs(20 * 60),
-        ask: (args.on_error == OnErrorArg::Ask)
-            .then(|| Box::new(ask) as Box<dyn Fn(&str, &str) -> AskAnswer + Send + Sync>),
+        ask: (args.on_error == OnErrorArg::Ask).then(|| Box::new(ask) as crate::pipeline::AskFn),
     };
     let mut sdk = SdkConfigs::default();
     let mut finished: Vec<Finished> = Vec::new();
@@ -373,11 +372,11 @@ async fn run_template(
                     "Cleanup was skipped; `bake cleanup` removes what this run left.",
                 );
             }
-            if error.is_none() {
-                if let Err(e) = post_process(args, cx, &res.amis, &res.late, elapsed).await {
-                    ui.error(&cx.name, &format!("Post-processor failed: {e}"));
-                    error = Some(e);
-                }
+            if error.is_none()
+                && let Err(e) = post_process(args, cx, &res.amis, &res.late, elapsed).await
+            {
+                ui.error(&cx.name, &format!("Post-processor failed: {e}"));
+                error = Some(e);
             }
             Finished {
                 name: cx.name.clone(),

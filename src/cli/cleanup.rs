@@ -87,44 +87,17 @@ async fn remove(c: &Clients, e: &Entry) -> Result<(), AwsError> {
                 })?;
             Ok(())
         }
-        Kind::SecurityGroup => {
-            let id = e.id.clone();
-            Poller::new(
-                std::time::Duration::from_secs(2),
-                std::time::Duration::from_secs(600),
-            )
-            .wait(
-                &format!("security group {id} to be deletable"),
-                &CancellationToken::new(),
-                |_, _| {},
-                || {
-                    let ec2 = ec2.clone();
-                    let id = id.clone();
-                    async move {
-                        match ec2
-                            .delete_security_group()
-                            .group_id(&id)
-                            .send()
-                            .await
-                            .aws("DeleteSecurityGroup")
-                        {
-                            Ok(_) => Ok(Poll::Ready(())),
-                            Err(e) if gone(&e) => Ok(Poll::Ready(())),
-                            Err(e) if e.is("DependencyViolation") => {
-                                Ok(Poll::Pending("in use".into()))
-                            }
-                            Err(e) => Err(PollError::from(e)),
-                        }
-                    }
-                },
-            )
-            .await
-            .map_err(|w| AwsError {
-                op: "DeleteSecurityGroup",
-                code: None,
-                detail: w.to_string(),
-            })
-        }
+        Kind::SecurityGroup => crate::builder::amazon_ebs::security_group::delete_when_free(
+            ec2,
+            &e.id,
+            &CancellationToken::new(),
+        )
+        .await
+        .map_err(|w| AwsError {
+            op: "DeleteSecurityGroup",
+            code: None,
+            detail: w.to_string(),
+        }),
         Kind::KeyPair => match ec2
             .delete_key_pair()
             .key_name(&e.id)

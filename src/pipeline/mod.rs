@@ -103,6 +103,9 @@ pub enum AskAnswer {
     Retry,
 }
 
+/// Asks what to do about a failed step (`-on-error=ask`): given the step's name and its error.
+pub type AskFn = Box<dyn Fn(&str, &str) -> AskAnswer + Send + Sync>;
+
 /// The runner's view of the run: the cancellation tokens, the error policy and the cleanup deadline.
 pub struct RunControl {
     /// Cancelled by the first interrupt: steps stop.
@@ -114,7 +117,7 @@ pub struct RunControl {
     /// The longest one step's cleanup may take.
     pub cleanup_deadline: Duration,
     /// Asked when `on_error` is `Ask`.
-    pub ask: Option<Box<dyn Fn(&str, &str) -> AskAnswer + Send + Sync>>,
+    pub ask: Option<AskFn>,
 }
 
 /// A cleanup that did not complete.

@@ -19,13 +19,12 @@ pub struct CreateAmi {
     created: Vec<(String, Vec<String>)>,
 }
 
+/// Tag pairs, in the order they are sent.
+pub type Tags = Vec<(String, String)>;
+
 /// Tags for the AMI (`tags`) and its snapshots (`tags` + `snapshot_tags`), rendered for `region`, plus
 /// bakery's ownership tags.
-pub fn image_tags(
-    cx: &Ctx,
-    st: &State,
-    region: &str,
-) -> Result<(Vec<(String, String)>, Vec<(String, String)>), StepError> {
+pub fn image_tags(cx: &Ctx, st: &State, region: &str) -> Result<(Tags, Tags), StepError> {
     let mut late = st.late.clone();
     late.data.insert("BuildRegion".into(), region.to_string());
     let tags = cx

@@ -101,6 +101,42 @@ async fn caller_public_ip() -> Option<String> {
         .flatten()
 }
 
+/// Deletes a security group, retrying while a network interface still holds it (`DependencyViolation`,
+/// while its instance shuts down), for up to 15 minutes; a group already gone counts as deleted.
+pub async fn delete_when_free(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<(), bakery_core::poll::WaitError> {
+    Poller::new(Duration::from_secs(2), Duration::from_secs(15 * 60))
+        .wait(
+            &format!("security group {id} to be deletable"),
+            cancel,
+            |_, _| {},
+            || {
+                let ec2 = ec2.clone();
+                let id = id.to_string();
+                async move {
+                    match ec2
+                        .delete_security_group()
+                        .group_id(&id)
+                        .send()
+                        .await
+                        .aws("DeleteSecurityGroup")
+                    {
+                        Ok(_) => Ok(Poll::Ready(())),
+                        Err(e) if e.class() == bakery_core::aws::ErrorClass::NotFound => {
+                            Ok(Poll::Ready(()))
+                        }
+                        Err(e) if e.is("DependencyViolation") => Ok(Poll::Pending("in use".into())),
+                        Err(e) => Err(PollError::from(e)),
+                    }
+                }
+            },
+        )
+        .await
+}
+
 #[async_trait]
 impl Step<Ctx, State> for SecurityGroup {
     fn name(&self) -> &'static str {
@@ -245,36 +281,7 @@ impl Step<Ctx, State> for SecurityGroup {
             return Ok(());
         };
         cx.ui.say(&cx.name, "Deleting temporary security group...");
-        let ec2 = cx.clients.ec2.clone();
-        let poller = Poller::new(Duration::from_secs(2), Duration::from_secs(15 * 60));
-        poller
-            .wait(
-                &format!("security group {id} to be deletable"),
-                &cx.cancel_cleanup,
-                |_, _| {},
-                || {
-                    let ec2 = ec2.clone();
-                    let id = id.clone();
-                    async move {
-                        match ec2
-                            .delete_security_group()
-                            .group_id(&id)
-                            .send()
-                            .await
-                            .aws("DeleteSecurityGroup")
-                        {
-                            Ok(_) => Ok(Poll::Ready(())),
-                            Err(e) if e.is("InvalidGroup.NotFound") => Ok(Poll::Ready(())),
-                            // Still attached to the terminating instance's network interface.
-                            Err(e) if e.is("DependencyViolation") => {
-                                Ok(Poll::Pending("in use".into()))
-                            }
-                            Err(e) => Err(PollError::from(e)),
-                        }
-                    }
-                },
-            )
-            .await?;
+        delete_when_free(&cx.clients.ec2, &id, &cx.cancel_cleanup).await?;
         cx.removed(Kind::SecurityGroup, cx.region(), &id);
         self.created = None;
         Ok(())
