@@ -322,7 +322,9 @@ mod tests {
             SourceRule::Vpc
         );
         assert_eq!(
-            source_rule(&cfg(r#","ssh_bastion_host":"bastion.example.com""#)),
+            source_rule(&cfg(
+                r#","ssh_bastion_host":"bastion.example.com","ssh_bastion_agent_auth":true"#
+            )),
             SourceRule::Vpc
         );
         assert_eq!(
