@@ -342,28 +342,25 @@ async fn throttling_and_5xx_are_retried_and_the_bake_succeeds() {
     assert_nothing_left(&c, "after throttling").await;
 }
 
+/// Starts a bake whose provisioner sleeps, and returns once it is provisioning.
+fn bake_until_provisioning(lab: &Lab, prefix: &str) -> (Scratch, String, Running) {
+    let s = Scratch::new(lab, prefix);
+    let name = lab.unique(prefix);
+    let provisioners = r#"[{"type":"shell","inline":["echo sleeping","sleep 60"]}]"#;
+    let tpl = s.write("t.json", &template(&name, "", provisioners));
+    let vars = lab.var_file();
+    let args = ["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()];
+    let mut r = Running::spawn(s.bake(lab, lab.moto_url(), &args));
+    r.wait_for("sleeping");
+    (s, name, r)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_during_provisioning_cleans_up() {
     let lab = Lab::shared();
     let _serial = SERIAL.lock().await;
     let c = clients(lab).await;
-    let s = Scratch::new(lab, "ctrlc");
-    let name = lab.unique("ctrlc");
-    let tpl = s.write(
-        "t.json",
-        &template(
-            &name,
-            "",
-            r#"[{"type":"shell","inline":["echo sleeping","sleep 60"]}]"#,
-        ),
-    );
-    let vars = lab.var_file();
-    let mut r = Running::spawn(s.bake(
-        lab,
-        lab.moto_url(),
-        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
-    ));
-    r.wait_for("sleeping");
+    let (_scratch, name, r) = bake_until_provisioning(lab, "ctrlc");
     r.signal("-INT");
     let (code, out) = tokio::task::spawn_blocking(move || r.finish())
         .await
@@ -379,23 +376,7 @@ async fn sigkill_mid_run_then_bake_cleanup_removes_everything() {
     let lab = Lab::shared();
     let _serial = SERIAL.lock().await;
     let c = clients(lab).await;
-    let s = Scratch::new(lab, "sigkill");
-    let name = lab.unique("sigkill");
-    let tpl = s.write(
-        "t.json",
-        &template(
-            &name,
-            "",
-            r#"[{"type":"shell","inline":["echo sleeping","sleep 60"]}]"#,
-        ),
-    );
-    let vars = lab.var_file();
-    let mut r = Running::spawn(s.bake(
-        lab,
-        lab.moto_url(),
-        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
-    ));
-    r.wait_for("sleeping");
+    let (s, _name, r) = bake_until_provisioning(lab, "sigkill");
     r.signal("-KILL");
     let (code, _) = tokio::task::spawn_blocking(move || r.finish())
         .await
