@@ -213,11 +213,20 @@ pub fn classify(err: &impl ProvideErrorMetadata) -> ErrorClass {
     classify_code(err.code())
 }
 
+/// Not-found codes that do not end in `NotFound`.
+const OTHER_NOT_FOUND_CODES: &[&str] = &[
+    "InvalidLaunchTemplateName.NotFoundException",
+    "InvalidLaunchTemplateId.Malformed",
+    "NoSuchHostedZone",
+];
+
 /// Classifies an AWS error code.
 pub fn classify_code(code: Option<&str>) -> ErrorClass {
     match code {
         Some(c) if THROTTLING_CODES.contains(&c) => ErrorClass::Throttled,
-        Some(c) if c.ends_with(".NotFound") || c.ends_with("NotFound") => ErrorClass::NotFound,
+        Some(c) if c.ends_with("NotFound") || OTHER_NOT_FOUND_CODES.contains(&c) => {
+            ErrorClass::NotFound
+        }
         _ => ErrorClass::Other,
     }
 }

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod aws;
+pub mod aws_err;
 pub mod poll;
 pub mod tags;
 pub mod ui;

@@ -2,90 +2,10 @@
 
 use crate::manifest::ManifestError;
 use crate::report::DeployReport;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use bakery_core::aws::{ErrorClass, classify_code};
-use bakery_core::poll::{PollError, WaitError};
+use bakery_core::poll::WaitError;
 use std::path::PathBuf;
 
-/// Not-found codes that `bakery_core::aws::classify_code` does not recognise (they do not end in `NotFound`).
-const EXTRA_NOT_FOUND: &[&str] = &[
-    "InvalidLaunchTemplateName.NotFoundException",
-    "InvalidLaunchTemplateId.NotFound",
-    "InvalidLaunchTemplateId.Malformed",
-    "NoSuchHostedZone",
-    "InvalidGroup.NotFound",
-];
-
-/// An AWS call that failed: the operation, the service's error code and its message.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{op}: {detail}")]
-pub struct AwsError {
-    /// The API operation (`CreateAutoScalingGroup`).
-    pub op: &'static str,
-    /// The service's error code, when it sent one.
-    pub code: Option<String>,
-    /// Code and message, or the transport error.
-    pub detail: String,
-}
-
-impl AwsError {
-    /// Wraps any SDK error.
-    pub fn new<E>(op: &'static str, err: E) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error,
-    {
-        let code = err.code().map(str::to_string);
-        let detail = match (err.code(), err.message()) {
-            (Some(c), Some(m)) => format!("{c}: {m}"),
-            (Some(c), None) => c.to_string(),
-            _ => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
-        };
-        AwsError { op, code, detail }
-    }
-
-    /// Throttled, not found, or other.
-    pub fn class(&self) -> ErrorClass {
-        match self.code.as_deref() {
-            Some(c) if EXTRA_NOT_FOUND.contains(&c) => ErrorClass::NotFound,
-            c => classify_code(c),
-        }
-    }
-
-    /// True when the resource asked for does not exist.
-    pub fn is_not_found(&self) -> bool {
-        self.class() == ErrorClass::NotFound
-    }
-
-    /// True when the error code is exactly `code`.
-    pub fn is(&self, code: &str) -> bool {
-        self.code.as_deref() == Some(code)
-    }
-}
-
-/// `.aws("Op")?` on SDK results.
-pub trait AwsResultExt<T> {
-    /// Maps the error into an [`AwsError`] naming the operation.
-    fn aws(self, op: &'static str) -> Result<T, AwsError>;
-}
-
-impl<T, E> AwsResultExt<T> for Result<T, E>
-where
-    E: ProvideErrorMetadata + std::error::Error,
-{
-    fn aws(self, op: &'static str) -> Result<T, AwsError> {
-        self.map_err(|e| AwsError::new(op, e))
-    }
-}
-
-impl From<AwsError> for PollError {
-    fn from(e: AwsError) -> Self {
-        match e.class() {
-            ErrorClass::Throttled => PollError::Throttled,
-            ErrorClass::NotFound => PollError::NotFound,
-            ErrorClass::Other => PollError::Fatal(Box::new(e)),
-        }
-    }
-}
+pub use bakery_core::aws_err::{AwsError, AwsResultExt};
 
 /// Why a rollout command stopped.
 #[derive(Debug, thiserror::Error)]
