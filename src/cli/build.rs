@@ -161,6 +161,8 @@ fn ask(step: &str, err: &str) -> AskAnswer {
 /// One finished build, for the summary.
 struct Finished {
     name: String,
+    /// The build region (whose AMI `-pass-ami` passes on).
+    region: String,
     amis: BTreeMap<String, String>,
     error: Option<String>,
     elapsed: Duration,
@@ -237,16 +239,11 @@ pub async fn run(args: BuildArgs) -> i32 {
             }
         };
         let results = run_template(&args, &loaded, &ui, &journal, &run_id, &ctl, &mut sdk).await;
+        // The build region's AMI of the first build that succeeded.
         passed = results
             .iter()
             .find(|f| f.error.is_none())
-            .and_then(|f| f.amis.values().next().cloned().map(|a| (f, a)))
-            .map(|(f, a)| {
-                f.amis
-                    .get(&region_of(&loaded, &f.name))
-                    .cloned()
-                    .unwrap_or(a)
-            });
+            .and_then(|f| f.amis.get(&f.region).cloned());
         let any_failed = results.iter().any(|f| f.error.is_some());
         finished.extend(results);
         if any_failed || cancel.is_cancelled() {
@@ -272,16 +269,6 @@ pub async fn run(args: BuildArgs) -> i32 {
         failed = true;
     }
     if failed { 1 } else { 0 }
-}
-
-fn region_of(loaded: &Loaded, build: &str) -> String {
-    loaded
-        .builds
-        .iter()
-        .find(|b| b.rendered_name == build)
-        .and_then(|b| b.builder.as_amazon_ebs())
-        .and_then(|c| c.access.region.clone())
-        .unwrap_or_default()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -373,13 +360,14 @@ async fn run_template(
                 );
             }
             if error.is_none()
-                && let Err(e) = post_process(args, cx, &res.amis, &res.late, elapsed).await
+                && let Err(e) = post_process(args, cx, &res.amis, &res.late).await
             {
                 ui.error(&cx.name, &format!("Post-processor failed: {e}"));
                 error = Some(e);
             }
             Finished {
                 name: cx.name.clone(),
+                region: cx.region().to_string(),
                 amis: res.amis,
                 error,
                 elapsed,
@@ -394,7 +382,6 @@ async fn post_process(
     cx: &Ctx,
     amis: &BTreeMap<String, String>,
     late: &bakery_template::LateContext,
-    elapsed: Duration,
 ) -> Result<(), String> {
     let artifact = bakery_provision::manifest::Artifact {
         build_name: cx.name.clone(),
@@ -410,7 +397,6 @@ async fn post_process(
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
-    let _ = elapsed;
     for chain in &cx.build.post_processors {
         for pp in chain {
             match pp {
