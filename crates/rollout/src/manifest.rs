@@ -40,12 +40,16 @@ pub enum StrategyKind {
     /// A new Auto Scaling group next to the old one; the old one goes once the new one is healthy.
     #[default]
     BlueGreen,
+    /// A new launch template version with the AMI, rolled into the live group by an Auto Scaling
+    /// instance refresh (seed 001).
+    InstanceRefresh,
 }
 
 impl fmt::Display for StrategyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StrategyKind::BlueGreen => f.write_str("blue-green"),
+            StrategyKind::InstanceRefresh => f.write_str("instance-refresh"),
         }
     }
 }
@@ -78,6 +82,45 @@ pub struct Settings {
     /// Extra tags on everything created.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    /// The `instance-refresh` strategy's preferences.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_refresh: Option<InstanceRefreshSettings>,
+}
+
+/// `instance_refresh` (strategy `instance-refresh`): the refresh's preferences and bounds.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceRefreshSettings {
+    /// Percentage of the group that stays in service during the refresh (90).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_healthy_percentage: Option<u32>,
+    /// Percentage the group may grow to while replacing (100-200; AWS's default: replace in place).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_healthy_percentage: Option<u32>,
+    /// Seconds a new instance warms up before it counts (the group's grace period).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_warmup_seconds: Option<u32>,
+    /// Pause points, ascending percentages ending at 100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_percentages: Option<Vec<u32>>,
+    /// Seconds to wait at each checkpoint (AWS's default: 3600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_delay_seconds: Option<u32>,
+    /// AWS rolls the group back when the refresh fails (true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_rollback: Option<bool>,
+    /// CloudWatch alarms whose ALARM state fails the refresh (and rolls it back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<Vec<String>>,
+    /// Skip instances already on the new launch template version (true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_matching: Option<bool>,
+    /// How long the refresh may take before rollout cancels it (3600, as in the seed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    /// Launch template versions kept; older ones beyond this are deleted (10, at least 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_launch_template_versions: Option<u32>,
 }
 
 /// Classic ELB or ALB.

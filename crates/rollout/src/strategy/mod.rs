@@ -6,8 +6,10 @@
 //! selected by the manifest's `strategy` ([`StrategyKind`]).
 
 mod blue_green;
+mod instance_refresh;
 
 pub use blue_green::BlueGreen;
+pub use instance_refresh::{InstanceRefresh, OnInterrupt};
 
 use crate::ami::ResolvedAmi;
 use crate::context::Ctx;
@@ -76,6 +78,7 @@ pub trait Strategy: Send + Sync {
 pub fn for_kind(kind: StrategyKind) -> Box<dyn Strategy> {
     match kind {
         StrategyKind::BlueGreen => Box::new(BlueGreen),
+        StrategyKind::InstanceRefresh => Box::new(InstanceRefresh::default()),
     }
 }
 
@@ -115,6 +118,9 @@ pub async fn preflight(cx: &Ctx, ami: Option<&str>) -> Result<Preflight, Rollout
             }
             .to_string(),
         );
+    }
+    if cx.cfg.strategy == StrategyKind::InstanceRefresh {
+        problems.extend(instance_refresh::preflight_problems(cx, &groups).await?);
     }
     let launch = match &lb {
         Some(lb) => match crate::launch::spec(cx, lb).await {
