@@ -26,6 +26,8 @@ pub enum Kind {
     Image,
     /// An EBS snapshot (delete), kept on success.
     Snapshot,
+    /// The temporary launch template of a spot builder instance (delete).
+    LaunchTemplate,
 }
 
 /// What happened to a resource.

@@ -19,26 +19,105 @@ use tokio_util::sync::CancellationToken;
 /// A placeholder for `-pass-ami` variables while validating templates before the AMI exists.
 const PLACEHOLDER_AMI: &str = "ami-00000000000000000";
 
-fn print_diagnostics(path: &Path, d: &bakery_template::Diagnostics) {
+fn print_diagnostics(what: &str, d: &bakery_template::Diagnostics) {
     for diag in &d.0 {
         eprintln!("{diag}");
     }
     let n = d.errors().count();
-    eprintln!(
-        "\n{}: {n} error{} found",
-        path.display(),
-        if n == 1 { "" } else { "s" }
-    );
+    eprintln!("\n{what}: {n} error{} found", if n == 1 { "" } else { "s" });
+}
+
+/// One bake of a template: with `--each-var-file`, one per var-file, whose stem labels its builds.
+struct Job<'a> {
+    template: &'a Path,
+    each: Option<&'a Path>,
+    label: Option<String>,
+}
+
+impl Job<'_> {
+    /// How errors name this job: the template, and the var-file that makes it one of several.
+    fn describe(&self) -> String {
+        match self.each {
+            Some(f) => format!(
+                "{} with --each-var-file {}",
+                self.template.display(),
+                f.display()
+            ),
+            None => self.template.display().to_string(),
+        }
+    }
+
+    /// The name a build of this job is shown (and recorded in manifests) under.
+    fn build_name(&self, rendered: &str) -> String {
+        match &self.label {
+            Some(l) => format!("{rendered} ({l})"),
+            None => rendered.to_string(),
+        }
+    }
+}
+
+/// The jobs of each template, in template order; a usage error for combinations that make no sense.
+fn jobs(args: &BuildArgs) -> Result<Vec<Vec<Job<'_>>>, String> {
+    if args.each_var_files.is_empty() {
+        return Ok(args
+            .templates
+            .iter()
+            .map(|t| {
+                vec![Job {
+                    template: t,
+                    each: None,
+                    label: None,
+                }]
+            })
+            .collect());
+    }
+    if args.pass_ami.is_some() {
+        return Err("--each-var-file cannot be combined with -pass-ami: each template builds one AMI per var-file, so there is no single AMI to pass to the next template (run one bake per var-file instead)".into());
+    }
+    if args.publish_ssm.is_some() {
+        return Err("--each-var-file cannot be combined with --publish-ssm: the runs would overwrite each other's parameter (publish from the manifest instead)".into());
+    }
+    let mut labels: BTreeMap<String, &Path> = BTreeMap::new();
+    for f in &args.each_var_files {
+        let stem = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("--each-var-file {}: not a file name", f.display()))?;
+        if let Some(prev) = labels.insert(stem.clone(), f) {
+            return Err(format!(
+                "--each-var-file {} and {} would both label their builds \"{stem}\"; give every var-file its own name",
+                prev.display(),
+                f.display()
+            ));
+        }
+    }
+    Ok(args
+        .templates
+        .iter()
+        .map(|t| {
+            args.each_var_files
+                .iter()
+                .map(|f| Job {
+                    template: t,
+                    each: Some(f),
+                    label: f.file_stem().map(|s| s.to_string_lossy().to_string()),
+                })
+                .collect()
+        })
+        .collect())
 }
 
 fn load(
     args: &BuildArgs,
-    path: &Path,
+    job: &Job,
     extra: &[(String, String)],
 ) -> Result<Loaded, bakery_template::Diagnostics> {
-    let mut t = template_args(&args.vars, path.to_path_buf());
+    let mut t = template_args(&args.vars, job.template.to_path_buf());
+    // Packer's precedence: later var-files win, -var wins over every file.
+    t.var_files.extend(job.each.map(Path::to_path_buf));
     t.vars.extend(extra.iter().cloned());
-    bakery_template::load(path, &t.load_options(false))
+    bakery_template::load(job.template, &t.load_options(false))
 }
 
 /// The AWS settings of an amazon-ebs build.
@@ -170,15 +249,26 @@ struct Finished {
 
 /// Runs `bake build`; returns the exit code.
 pub async fn run(args: BuildArgs) -> i32 {
-    // Every template is checked before anything is created.
+    let groups = match jobs(&args) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("bake: {e}");
+            return 1;
+        }
+    };
+    // Every template (with every var-file) is checked before anything is created.
     let mut secrets: Vec<String> = Vec::new();
     let mut invalid = false;
-    for (i, path) in args.templates.iter().enumerate() {
+    for (i, job) in groups
+        .iter()
+        .enumerate()
+        .flat_map(|(i, g)| g.iter().map(move |j| (i, j)))
+    {
         let extra: Vec<(String, String)> = match (&args.pass_ami, i) {
             (Some(var), i) if i > 0 => vec![(var.clone(), PLACEHOLDER_AMI.to_string())],
             _ => vec![],
         };
-        match load(&args, path, &extra) {
+        match load(&args, job, &extra) {
             Ok(l) => {
                 secrets.extend(l.secrets.values().iter().cloned());
                 for w in &l.warnings {
@@ -186,7 +276,7 @@ pub async fn run(args: BuildArgs) -> i32 {
                 }
             }
             Err(d) => {
-                print_diagnostics(path, &d);
+                print_diagnostics(&job.describe(), &d);
                 invalid = true;
             }
         }
@@ -196,7 +286,7 @@ pub async fn run(args: BuildArgs) -> i32 {
     }
     let ui = ui_for(&args, &secrets);
     if args.dry_run {
-        return dry_run(&args, &ui).await;
+        return dry_run(&args, &groups, &ui).await;
     }
     let run_id = uuid::Uuid::new_v4().to_string();
     let state = journal::state_dir();
@@ -225,19 +315,22 @@ pub async fn run(args: BuildArgs) -> i32 {
     let mut finished: Vec<Finished> = Vec::new();
     let mut passed: Option<String> = None;
     let mut failed = false;
-    for path in &args.templates {
+    'templates: for group in &groups {
         let extra: Vec<(String, String)> = match (&args.pass_ami, &passed) {
             (Some(var), Some(ami)) => vec![(var.clone(), ami.clone())],
             _ => vec![],
         };
-        let loaded = match load(&args, path, &extra) {
-            Ok(l) => l,
-            Err(d) => {
-                print_diagnostics(path, &d);
-                failed = true;
-                break;
+        let mut loaded = Vec::new();
+        for job in group {
+            match load(&args, job, &extra) {
+                Ok(l) => loaded.push((job, l)),
+                Err(d) => {
+                    print_diagnostics(&job.describe(), &d);
+                    failed = true;
+                    break 'templates;
+                }
             }
-        };
+        }
         let results = run_template(&args, &loaded, &ui, &journal, &run_id, &ctl, &mut sdk).await;
         // The build region's AMI of the first build that succeeded.
         passed = results
@@ -274,7 +367,7 @@ pub async fn run(args: BuildArgs) -> i32 {
 #[allow(clippy::too_many_arguments)]
 async fn run_template(
     args: &BuildArgs,
-    loaded: &Loaded,
+    loaded: &[(&Job<'_>, Loaded)],
     ui: &Ui,
     journal: &Arc<Journal>,
     run_id: &str,
@@ -290,7 +383,11 @@ async fn run_template(
     };
     let sem = tokio::sync::Semaphore::new(limit);
     let mut ctxs = Vec::new();
-    for b in &loaded.builds {
+    // Every build of every job shares the one -parallel-builds limit.
+    for (job, b) in loaded
+        .iter()
+        .flat_map(|(j, l)| l.builds.iter().map(move |b| (j, b)))
+    {
         let BuilderConfig::AmazonEbs(cfg) = &b.builder;
         let settings = aws_settings(cfg, args.endpoint_url.as_deref());
         let sdk_config = sdk.get(&settings).await;
@@ -307,7 +404,7 @@ async fn run_template(
             max_attempts: p.max_attempts.filter(|d| *d > 0).map(|d| d as u32),
         });
         ctxs.push(Ctx {
-            name: b.rendered_name.clone(),
+            name: job.build_name(&b.rendered_name),
             build: b.clone(),
             cfg: Arc::new((**cfg).clone()),
             sdk: sdk_config,
@@ -540,22 +637,26 @@ async fn publish_ssm(
 }
 
 /// `--dry-run`: resolve what can be resolved with read-only calls and print the plan.
-async fn dry_run(args: &BuildArgs, ui: &Ui) -> i32 {
+async fn dry_run(args: &BuildArgs, groups: &[Vec<Job<'_>>], ui: &Ui) -> i32 {
     let mut sdk = SdkConfigs::default();
     let mut failed = false;
-    for (i, path) in args.templates.iter().enumerate() {
+    for (i, job) in groups
+        .iter()
+        .enumerate()
+        .flat_map(|(i, g)| g.iter().map(move |j| (i, j)))
+    {
         let extra: Vec<(String, String)> = match (&args.pass_ami, i) {
             (Some(var), i) if i > 0 => {
                 vec![(var.clone(), "<AMI of the previous template>".to_string())]
             }
             _ => vec![],
         };
-        let Ok(loaded) = load(args, path, &extra) else {
+        let Ok(loaded) = load(args, job, &extra) else {
             return 1;
         };
         ui.plain(&format!(
             "Template {} (dry run: nothing is created)",
-            path.display()
+            job.describe()
         ));
         for b in &loaded.builds {
             let BuilderConfig::AmazonEbs(cfg) = &b.builder;
@@ -566,7 +667,16 @@ async fn dry_run(args: &BuildArgs, ui: &Ui) -> i32 {
                 cfg.access.region.as_deref().filter(|s| !s.is_empty()),
                 settings.ec2_endpoint.as_deref(),
             );
-            failed |= !plan_build(ui, b, cfg, &clients, i > 0 && args.pass_ami.is_some()).await;
+            let name = job.build_name(&b.rendered_name);
+            failed |= !plan_build(
+                ui,
+                &name,
+                b,
+                cfg,
+                &clients,
+                i > 0 && args.pass_ami.is_some(),
+            )
+            .await;
         }
     }
     if failed { 1 } else { 0 }
@@ -574,12 +684,12 @@ async fn dry_run(args: &BuildArgs, ui: &Ui) -> i32 {
 
 async fn plan_build(
     ui: &Ui,
+    n: &str,
     b: &Build,
     cfg: &bakery_template::AmazonEbsConfig,
     clients: &Clients,
     source_from_previous: bool,
 ) -> bool {
-    let n = &b.rendered_name;
     let mut ok = true;
     let src = cfg.run.source_ami.clone().unwrap_or_default();
     if source_from_previous {

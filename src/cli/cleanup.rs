@@ -137,6 +137,16 @@ async fn remove(c: &Clients, e: &Entry) -> Result<(), AwsError> {
             Err(err) if !gone(&err) => Err(err),
             _ => Ok(()),
         },
+        Kind::LaunchTemplate => match ec2
+            .delete_launch_template()
+            .launch_template_id(&e.id)
+            .send()
+            .await
+            .aws("DeleteLaunchTemplate")
+        {
+            Err(err) if !gone(&err) => Err(err),
+            _ => Ok(()),
+        },
     }
 }
 
@@ -195,6 +205,18 @@ async fn tagged(c: &Clients, run_id: &str) -> Result<Vec<Entry>, AwsError> {
             out.push(entry(Kind::KeyPair, n));
         }
     }
+    let lts = c
+        .ec2
+        .describe_launch_templates()
+        .filters(f())
+        .send()
+        .await
+        .aws("DescribeLaunchTemplates")?;
+    for t in lts.launch_templates() {
+        if let Some(id) = t.launch_template_id() {
+            out.push(entry(Kind::LaunchTemplate, id));
+        }
+    }
     Ok(out)
 }
 
@@ -206,6 +228,7 @@ fn order(k: Kind) -> u8 {
         Kind::Snapshot => 2,
         Kind::SecurityGroup => 3,
         Kind::KeyPair => 4,
+        Kind::LaunchTemplate => 5,
     }
 }
 
@@ -324,5 +347,6 @@ fn kind_name(k: Kind) -> &'static str {
         Kind::SecurityGroup => "security group",
         Kind::Image => "AMI",
         Kind::Snapshot => "snapshot",
+        Kind::LaunchTemplate => "launch template",
     }
 }

@@ -152,6 +152,10 @@ pub struct BuildArgs {
     /// An endpoint URL for every AWS service (like AWS_ENDPOINT_URL).
     #[arg(long = "endpoint-url", value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// Bake each template once per FILE (repeatable), in parallel: the common -var-file values, then
+    /// FILE's over them, then -var over both. Build names get the file's stem: `amazon-ebs (web)`.
+    #[arg(long = "each-var-file", value_name = "FILE")]
+    pub each_var_files: Vec<PathBuf>,
     /// The templates, run in order.
     #[arg(required = true, value_name = "TEMPLATE")]
     pub templates: Vec<PathBuf>,

@@ -20,6 +20,7 @@ pub mod provision;
 pub mod run_instance;
 pub mod security_group;
 pub mod source_ami;
+pub mod spot_instance;
 pub mod state;
 pub mod stop_instance;
 

@@ -16,10 +16,11 @@ use aws_sdk_ec2::types::{
 use bakery_core::poll::{Poll, PollError, Poller};
 use bakery_template::BlockDevice;
 
-/// Launches the instance.
+/// Launches the instance (on demand, or spot through [`super::spot_instance`]).
 #[derive(Default)]
 pub struct RunInstance {
     id: Option<String>,
+    spot: super::spot_instance::SpotLaunch,
 }
 
 /// SDK block-device mappings from the template's.
@@ -63,6 +64,15 @@ fn user_data(cx: &Ctx) -> Result<Option<String>, StepError> {
     Ok(raw.map(|b| aws_smithy_types::base64::encode(&b)))
 }
 
+/// RunInstances' idempotency token: one per run and shown build name (`--each-var-file` runs share the
+/// template's build name, so that alone would hand every run the first one's instance), ≤ 64 characters.
+pub fn client_token(cx: &Ctx) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    cx.name.hash(&mut h);
+    format!("{}-{:016x}", cx.run_id, h.finish())
+}
+
 fn info(i: &aws_sdk_ec2::types::Instance) -> InstanceInfo {
     InstanceInfo {
         id: i.instance_id().unwrap_or_default().to_string(),
@@ -91,9 +101,9 @@ impl Step<Ctx, State> for RunInstance {
 
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
         let run = &cx.cfg.run;
-        if run.is_spot_instance() || !run.spot_instance_types.is_empty() {
+        if !run.is_spot_instance() && !run.spot_instance_types.is_empty() {
             return Err(StepError::msg(
-                "spot_price/spot_instance_types: spot builder instances are not supported by bakery yet; remove them to build on demand",
+                "spot_instance_types needs spot_price (\"auto\" or a maximum price) to launch a spot instance",
             ));
         }
         let source = st
@@ -121,14 +131,54 @@ impl Step<Ctx, State> for RunInstance {
             .instance_type
             .clone()
             .unwrap_or_else(|| "t3.micro".into());
+        let id = if run.is_spot_instance() {
+            self.spot
+                .launch(
+                    cx,
+                    st,
+                    &source.id,
+                    user_data(cx)?,
+                    client_token(cx),
+                    &instance_tags,
+                    &vol,
+                )
+                .await?
+        } else {
+            self.run_on_demand(cx, st, &source.id, &instance_type, &instance_tags, &vol)
+                .await?
+        };
+        self.wait_running(cx, st, id).await
+    }
+
+    async fn cleanup(&mut self, cx: &Ctx, st: &mut State, o: Outcome) -> Result<(), StepError> {
+        // A spot instance's fleet goes first, its request and launch template after the instance (also
+        // when it never came).
+        let fleet = self.spot.delete_fleet(cx).await;
+        let terminated = self.terminate(cx, st, o).await;
+        let spot = self.spot.cleanup(cx).await;
+        fleet.and(terminated).and(spot)
+    }
+}
+
+impl RunInstance {
+    async fn run_on_demand(
+        &mut self,
+        cx: &Ctx,
+        st: &State,
+        source_id: &str,
+        instance_type: &str,
+        instance_tags: &[(String, String)],
+        vol: &[(String, String)],
+    ) -> Result<String, StepError> {
+        let run = &cx.cfg.run;
         cx.ui.say(&cx.name, "Launching a source AWS instance...");
         let md = &run.metadata_options;
         let mut req = cx
             .clients
             .ec2
             .run_instances()
-            .image_id(&source.id)
-            .instance_type(InstanceType::from(instance_type.as_str()))
+            .image_id(source_id)
+            .instance_type(InstanceType::from(instance_type))
             .min_count(1)
             .max_count(1)
             .set_key_name(
@@ -145,12 +195,7 @@ impl Step<Ctx, State> for RunInstance {
                 run.shutdown_behavior.as_str(),
             ))
             .ebs_optimized(run.ebs_optimized)
-            .client_token(
-                format!("{}-{}", cx.run_id, cx.build.name)
-                    .chars()
-                    .take(64)
-                    .collect::<String>(),
-            )
+            .client_token(client_token(cx))
             .metadata_options(
                 InstanceMetadataOptionsRequest::builder()
                     .http_endpoint(InstanceMetadataEndpointState::from(
@@ -163,8 +208,8 @@ impl Step<Ctx, State> for RunInstance {
                     ))
                     .build(),
             )
-            .tag_specifications(tag_spec(ResourceType::Instance, &instance_tags))
-            .tag_specifications(tag_spec(ResourceType::Volume, &vol));
+            .tag_specifications(tag_spec(ResourceType::Instance, instance_tags))
+            .tag_specifications(tag_spec(ResourceType::Volume, vol));
         if let Some(profile) = run
             .iam_instance_profile
             .as_deref()
@@ -204,7 +249,15 @@ impl Step<Ctx, State> for RunInstance {
             .instances()
             .first()
             .ok_or_else(|| StepError::msg("RunInstances returned no instance"))?;
-        let id = first.instance_id().unwrap_or_default().to_string();
+        Ok(first.instance_id().unwrap_or_default().to_string())
+    }
+
+    async fn wait_running(
+        &mut self,
+        cx: &Ctx,
+        st: &mut State,
+        id: String,
+    ) -> Result<(), StepError> {
         cx.created(Kind::Instance, cx.region(), &id);
         self.id = Some(id.clone());
         cx.ui.message(&cx.name, &format!("Instance ID: {id}"));
@@ -238,7 +291,7 @@ impl Step<Ctx, State> for RunInstance {
         Ok(())
     }
 
-    async fn cleanup(&mut self, cx: &Ctx, st: &mut State, _o: Outcome) -> Result<(), StepError> {
+    async fn terminate(&mut self, cx: &Ctx, st: &mut State, _o: Outcome) -> Result<(), StepError> {
         let Some(id) = self.id.clone() else {
             return Ok(());
         };

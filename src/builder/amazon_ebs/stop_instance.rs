@@ -27,6 +27,10 @@ impl Step<Ctx, State> for StopInstance {
         if let Some(comm) = st.comm.take() {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), comm.close()).await;
         }
+        if cx.cfg.run.is_spot_instance() {
+            // As Packer: a one-time spot instance cannot be stopped; CreateImage reboots it instead.
+            return Ok(());
+        }
         if cx.cfg.run.disable_stop_instance {
             cx.ui.say(
                 &cx.name,
