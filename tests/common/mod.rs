@@ -152,13 +152,28 @@ pub async fn clients(lab: &Lab) -> Clients {
     Clients::for_region(&load_sdk_config(&s).await, None, None)
 }
 
-/// What bakery-managed temporary resources exist in moto: (instances not terminated, key pairs, groups).
+/// What bakery-managed resources exist in moto: (instances not terminated, key pairs, groups).
 pub async fn leftovers(c: &Clients) -> (Vec<String>, Vec<String>, Vec<String>) {
+    leftovers_tagged(c, "tag:bakery:managed", &["true"]).await
+}
+
+/// What bake's temporary resources exist in moto (by their `bakery:role`), ignoring what `rollout`
+/// keeps on purpose (its groups' instances, the environment's key pair and security groups).
+pub async fn bake_temporaries_left(c: &Clients) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let roles = ["builder-instance", "temporary-key-pair", "temporary-security-group"];
+    leftovers_tagged(c, "tag:bakery:role", &roles).await
+}
+
+async fn leftovers_tagged(
+    c: &Clients,
+    filter: &str,
+    values: &[&str],
+) -> (Vec<String>, Vec<String>, Vec<String>) {
     use aws_sdk_ec2::types::{Filter, InstanceStateName};
     let f = || {
         Filter::builder()
-            .name("tag:bakery:managed")
-            .values("true")
+            .name(filter)
+            .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
             .build()
     };
     let inst = c

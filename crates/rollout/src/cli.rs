@@ -120,6 +120,30 @@ pub enum Command {
     Plan(DeployArgs),
     /// Roll an AMI out (the default command).
     Deploy(DeployArgs),
+    /// Remove this app's old AMIs (and old launch template versions) that nothing uses.
+    Gc(GcArgs),
+}
+
+/// `rollout gc`: what to keep and which AMIs are the app's.
+#[derive(Debug, Args, Clone, Default, PartialEq)]
+pub struct GcArgs {
+    /// Keep the newest N AMIs and launch template versions (else the manifest's gc.keep).
+    #[arg(long, value_name = "N")]
+    pub keep: Option<u32>,
+    /// Only AMIs whose name starts with this (with --tag: replaces the manifest's gc selection).
+    #[arg(long, value_name = "PREFIX")]
+    pub name_prefix: Option<String>,
+    /// Only AMIs with this tag, K=V; repeatable, all must match.
+    #[arg(long = "tag", value_name = "K=V", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+}
+
+/// `K=V` (the key must not be empty).
+pub fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not a tag (K=V)")),
+    }
 }
 
 /// `90`, `90s`, `500ms`, `15m`, `1h`.
@@ -229,6 +253,7 @@ pub async fn run(
         Some(Command::Deploy(a)) => (None, a),
         Some(Command::Plan(a)) => (Some("plan"), a),
         Some(Command::Setup) => (Some("setup"), DeployArgs::default()),
+        Some(Command::Gc(_)) => (Some("gc"), DeployArgs::default()),
     };
     if command.is_none() && deploy_args.ami.is_none() {
         let _ = writeln!(
@@ -338,6 +363,41 @@ pub async fn run(
         }
     };
     match command {
+        Some("gc") => {
+            let a = match &cli.command {
+                Some(Command::Gc(a)) => a.clone(),
+                _ => GcArgs::default(),
+            };
+            let req = crate::gc::GcRequest {
+                keep: a.keep,
+                name_prefix: a.name_prefix.clone(),
+                tags: a.tags.clone(),
+                dry_run: g.dry_run,
+            };
+            if req.keep.or(session.ctx().cfg.gc.keep).is_none() {
+                emit_error(
+                    &mut summary_out,
+                    &ui,
+                    &crate::gc::missing_keep(&session.ctx().cfg),
+                );
+                return 2;
+            }
+            match session.gc(&req).await {
+                Ok(r) => {
+                    print(
+                        &mut summary_out,
+                        &ui,
+                        serde_json::to_string_pretty(&r),
+                        r.render(),
+                    );
+                    u8::from(!r.problems.is_empty())
+                }
+                Err(e) => {
+                    emit_error(&mut summary_out, &ui, &e);
+                    1
+                }
+            }
+        }
         Some("setup") => match session.setup(g.dry_run).await {
             Ok(r) => {
                 print(

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod gc;
 pub mod launch;
 pub mod lb;
 pub mod live;

@@ -33,7 +33,7 @@ pub struct RawManifest {
     pub environments: BTreeMap<String, Settings>,
 }
 
-/// How a new AMI replaces the live one. Issue 6 adds `instance-refresh` and `spot-fleet`.
+/// How a new AMI replaces the live one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum StrategyKind {
@@ -43,6 +43,9 @@ pub enum StrategyKind {
     /// A new launch template version with the AMI, rolled into the live group by an Auto Scaling
     /// instance refresh (seed 001).
     InstanceRefresh,
+    /// A `maintain` spot fleet registering into the ALB's target group; the old fleets are cancelled
+    /// once the new one is healthy (seed 002).
+    SpotFleet,
 }
 
 impl fmt::Display for StrategyKind {
@@ -50,6 +53,7 @@ impl fmt::Display for StrategyKind {
         match self {
             StrategyKind::BlueGreen => f.write_str("blue-green"),
             StrategyKind::InstanceRefresh => f.write_str("instance-refresh"),
+            StrategyKind::SpotFleet => f.write_str("spot-fleet"),
         }
     }
 }
@@ -85,6 +89,56 @@ pub struct Settings {
     /// The `instance-refresh` strategy's preferences.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_refresh: Option<InstanceRefreshSettings>,
+    /// Which AMIs `rollout gc` manages and how many it keeps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gc: Option<GcSettings>,
+    /// The `spot-fleet` strategy's fleet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spot_fleet: Option<SpotFleetSettings>,
+}
+
+/// `spot_fleet` (strategy `spot-fleet`): the fleet each rollout requests.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpotFleetSettings {
+    /// Instances the fleet maintains (`capacity.desired`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_capacity: Option<u32>,
+    /// Instance types the fleet may launch, one override each (`[instances.instance_type]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_types: Option<Vec<String>>,
+    /// `priceCapacityOptimized` (default), `capacityOptimized`, `capacityOptimizedPrioritized`,
+    /// `diversified` or `lowestPrice` (kebab-case spellings accepted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocation_strategy: Option<String>,
+    /// Maximum price per instance-hour in USD, a number or a decimal string (none: the on-demand price).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_price: Option<serde_json::Value>,
+    /// The role Spot Fleet acts as: a name in this account or an ARN (`aws-ec2-spot-fleet-tagging-role`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iam_fleet_role: Option<String>,
+    /// How long the fleet may take to launch its target capacity (600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fulfil_timeout_seconds: Option<u64>,
+    /// How long its instances may take to be healthy in the target group (`timeouts.health_seconds`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_timeout_seconds: Option<u64>,
+}
+
+/// `gc` (`rollout gc`): this app's AMIs, by name prefix and/or tags (all must match), and how many of the
+/// newest to keep.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcSettings {
+    /// The AMI names start with this (`ponyfoo-carnivore-`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ami_name_prefix: Option<String>,
+    /// The AMIs carry all these tags (`{"app": "ponyfoo", "image": "carnivore"}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ami_tags: Option<BTreeMap<String, String>>,
+    /// Newest AMIs (and launch template versions) kept; `--keep` wins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
 }
 
 /// `instance_refresh` (strategy `instance-refresh`): the refresh's preferences and bounds.

@@ -141,6 +141,15 @@ impl Session {
             Err(e) => Err(e),
         }
     }
+
+    /// `rollout gc`: removes this app's old AMIs (and the environment's old launch template versions)
+    /// that nothing uses; `--dry-run` only reports.
+    pub async fn gc(
+        &self,
+        req: &crate::gc::GcRequest,
+    ) -> Result<crate::gc::GcReport, RolloutError> {
+        crate::gc::run(&self.cx, req).await
+    }
 }
 
 fn live_views(pf: &Preflight) -> Vec<LiveGroupView> {

@@ -538,6 +538,7 @@ async fn preflight(cx: &Ctx) -> Preflight {
             source: "ami-0new".into(),
             name: Some("shop-2".into()),
         }),
+        fleets: Vec::new(),
         problems: Vec::new(),
         took: Duration::ZERO,
     }

@@ -2,14 +2,16 @@
 //! balancer, live groups, AMI, launch spec) and answers two questions: what it would do ([`Strategy::plan`],
 //! for `rollout plan`) and doing it ([`Strategy::deploy`]).
 //!
-//! Only blue-green exists; issue 6 adds instance refresh and spot fleets as further implementations,
-//! selected by the manifest's `strategy` ([`StrategyKind`]).
+//! Three implementations, selected by the manifest's `strategy` ([`StrategyKind`]): blue-green (new Auto
+//! Scaling group), instance refresh (the live group's instances replaced), spot fleet (new spot fleet).
 
 mod blue_green;
 mod instance_refresh;
+mod spot_fleet;
 
 pub use blue_green::BlueGreen;
 pub use instance_refresh::{InstanceRefresh, OnInterrupt};
+pub use spot_fleet::{LiveFleet, SpotFleet};
 
 use crate::ami::ResolvedAmi;
 use crate::context::Ctx;
@@ -35,6 +37,8 @@ pub struct Preflight {
     pub launch: Option<LaunchSpec>,
     /// The AMI to roll out, when one was asked for and found.
     pub ami: Option<ResolvedAmi>,
+    /// The environment's open spot fleets, oldest first (strategy `spot-fleet`; empty otherwise).
+    pub fleets: Vec<LiveFleet>,
     /// Everything that stops a rollout now.
     pub problems: Vec<String>,
     /// How long preflight took.
@@ -79,6 +83,7 @@ pub fn for_kind(kind: StrategyKind) -> Box<dyn Strategy> {
     match kind {
         StrategyKind::BlueGreen => Box::new(BlueGreen),
         StrategyKind::InstanceRefresh => Box::new(InstanceRefresh::default()),
+        StrategyKind::SpotFleet => Box::new(SpotFleet),
     }
 }
 
@@ -122,6 +127,12 @@ pub async fn preflight(cx: &Ctx, ami: Option<&str>) -> Result<Preflight, Rollout
     if cx.cfg.strategy == StrategyKind::InstanceRefresh {
         problems.extend(instance_refresh::preflight_problems(cx, &groups).await?);
     }
+    let mut fleets = Vec::new();
+    if cx.cfg.strategy == StrategyKind::SpotFleet {
+        let (found, p) = spot_fleet::preflight(cx).await?;
+        fleets = found;
+        problems.extend(p);
+    }
     let launch = match &lb {
         Some(lb) => match crate::launch::spec(cx, lb).await {
             Ok(s) => Some(s),
@@ -149,6 +160,7 @@ pub async fn preflight(cx: &Ctx, ami: Option<&str>) -> Result<Preflight, Rollout
         group_amis,
         launch,
         ami,
+        fleets,
         problems,
         took: started.elapsed(),
     })
