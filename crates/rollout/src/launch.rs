@@ -410,3 +410,29 @@ pub async fn delete_template(cx: &Ctx, id: &str) -> Result<(), AwsError> {
         Err(e) => Err(e),
     }
 }
+
+/// Rollback of a launch template rollout created: deleted when what launched from it (`owner`, e.g. "its
+/// group") is gone, else kept and listed as needing attention (deleting it would orphan that owner).
+pub async fn roll_back_template(
+    cx: &Ctx,
+    lt: &CreatedTemplate,
+    owner_gone: bool,
+    owner: &str,
+    rb: &mut crate::report::RollbackReport,
+) {
+    if !owner_gone {
+        rb.failures.push(format!(
+            "launch template {} ({}) kept while {owner}",
+            lt.name, lt.id
+        ));
+        return;
+    }
+    match delete_template(cx, &lt.id).await {
+        Ok(()) => rb
+            .actions
+            .push(format!("deleted launch template {} ({})", lt.name, lt.id)),
+        Err(e) => rb
+            .failures
+            .push(format!("launch template {} ({}): {e}", lt.name, lt.id)),
+    }
+}

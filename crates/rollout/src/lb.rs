@@ -143,6 +143,37 @@ impl LoadBalancer {
             }
         }
     }
+    /// Checks, with one look, that every instance in `ids` is in service here (classic: InService; target
+    /// group: healthy). Called before new instances are declared live and before old ones are touched;
+    /// `whose` names them in the error ("the new group's", "the new fleet's").
+    pub async fn require_in_service(
+        &self,
+        cx: &Ctx,
+        ids: &[String],
+        whose: &str,
+    ) -> Result<(), RolloutError> {
+        let health = self.health(cx).await?;
+        let out: Vec<String> = ids
+            .iter()
+            .filter(|id| !health.get(*id).is_some_and(TargetState::in_service))
+            .map(|id| {
+                let state = health.get(id).map(|s| s.state.as_str());
+                format!("{id} is {}", state.unwrap_or("not registered"))
+            })
+            .collect();
+        if ids.is_empty() || !out.is_empty() {
+            let detail = if ids.is_empty() {
+                "it has none".to_string()
+            } else {
+                out.join(", ")
+            };
+            return Err(RolloutError::Unhealthy(format!(
+                "{whose} instances are not all in service on {}: {detail}",
+                self.label()
+            )));
+        }
+        Ok(())
+    }
 
     /// Every registered instance and its state (one request). Instances being deregistered (draining)
     /// are still listed: they are gone only when absent.

@@ -212,7 +212,7 @@ impl Strategy for BlueGreen {
                 break;
             }
             if n > 0
-                && let Err(e) = guard(cx, &lb, &new_ids).await
+                && let Err(e) = lb.require_in_service(cx, &new_ids, "the new group's").await
             {
                 report.error = Some(format!("stopped retiring old groups: {e}"));
                 break;
@@ -343,7 +343,8 @@ impl BlueGreen {
         };
 
         // The point of no return: one more look, then the new group is the live one.
-        guard(cx, lb, &healthy.instance_ids()).await?;
+        lb.require_in_service(cx, &healthy.instance_ids(), "the new group's")
+            .await?;
         launch::mark_live(cx, &group_name).await?;
         cx.detail(&format!("{group_name} is healthy and marked live"));
         Ok(healthy)
@@ -412,37 +413,6 @@ impl BlueGreen {
         }
         Ok(())
     }
-}
-
-/// Checks, with one look, that every instance in `ids` is in service on the load balancer. Called before
-/// the new group is declared live and before each old group is touched.
-async fn guard(cx: &Ctx, lb: &LoadBalancer, ids: &[String]) -> Result<(), RolloutError> {
-    let health = lb.health(cx).await?;
-    let out: Vec<String> = ids
-        .iter()
-        .filter(|id| !health.get(*id).is_some_and(TargetState::in_service))
-        .map(|id| {
-            format!(
-                "{id} is {}",
-                health
-                    .get(id)
-                    .map(|s| s.state.as_str())
-                    .unwrap_or("not registered")
-            )
-        })
-        .collect();
-    if ids.is_empty() || !out.is_empty() {
-        return Err(RolloutError::Unhealthy(format!(
-            "the new group's instances are not all in service on {}: {}",
-            lb.label(),
-            if ids.is_empty() {
-                "it has none".to_string()
-            } else {
-                out.join(", ")
-            }
-        )));
-    }
-    Ok(())
 }
 
 /// Recent failed scaling activities of `group` (why instances did not launch), as `; ...` text.
@@ -541,21 +511,7 @@ async fn rollback(
         }
     }
     if let Some(lt) = &created.template {
-        if group_gone {
-            match launch::delete_template(cx, &lt.id).await {
-                Ok(()) => rb
-                    .actions
-                    .push(format!("deleted launch template {} ({})", lt.name, lt.id)),
-                Err(e) => rb
-                    .failures
-                    .push(format!("launch template {} ({}): {e}", lt.name, lt.id)),
-            }
-        } else {
-            rb.failures.push(format!(
-                "launch template {} ({}) kept while its group is still being deleted",
-                lt.name, lt.id
-            ));
-        }
+        launch::roll_back_template(cx, lt, group_gone, "its group is still being deleted", &mut rb).await;
     }
     // The old groups: rollout made no call on them; show that they are as they were, and serving.
     let health = lb.health(cx).await.unwrap_or_default();

@@ -496,7 +496,7 @@ impl Strategy for SpotFleet {
                 break;
             }
             if n > 0
-                && let Err(e) = guard(cx, &lb, &new_ids).await
+                && let Err(e) = lb.require_in_service(cx, &new_ids, "the new fleet's").await
             {
                 report.error = Some(format!("stopped retiring old fleets: {e}"));
                 break;
@@ -688,7 +688,7 @@ impl SpotFleet {
         };
 
         // The point of no return: one more look, then the new fleet is the live one.
-        guard(cx, lb, &ids).await?;
+        lb.require_in_service(cx, &ids, "the new fleet's").await?;
         cx.clients
             .ec2
             .create_tags()
@@ -943,37 +943,6 @@ async fn fleet_errors(cx: &Ctx, id: &str, since: SystemTime) -> String {
     }
 }
 
-/// Checks, with one look, that every instance in `ids` is healthy in the target group. Called before the
-/// new fleet is declared live and before each old fleet is touched.
-async fn guard(cx: &Ctx, lb: &LoadBalancer, ids: &[String]) -> Result<(), RolloutError> {
-    let health = lb.health(cx).await?;
-    let out: Vec<String> = ids
-        .iter()
-        .filter(|id| !health.get(*id).is_some_and(TargetState::in_service))
-        .map(|id| {
-            format!(
-                "{id} is {}",
-                health
-                    .get(id)
-                    .map(|s| s.state.as_str())
-                    .unwrap_or("not registered")
-            )
-        })
-        .collect();
-    if ids.is_empty() || !out.is_empty() {
-        return Err(RolloutError::Unhealthy(format!(
-            "the new fleet's instances are not all healthy in {}: {}",
-            lb.label(),
-            if ids.is_empty() {
-                "it has none".to_string()
-            } else {
-                out.join(", ")
-            }
-        )));
-    }
-    Ok(())
-}
-
 /// Cancels fleet `id` and terminates its instances.
 async fn cancel_fleet(cx: &Ctx, id: &str) -> Result<(), RolloutError> {
     let out = cx
@@ -1167,21 +1136,7 @@ async fn rollback(
         }
     }
     if let Some(lt) = &created.template {
-        if fleet_gone {
-            match launch::delete_template(cx, &lt.id).await {
-                Ok(()) => rb
-                    .actions
-                    .push(format!("deleted launch template {} ({})", lt.name, lt.id)),
-                Err(e) => rb
-                    .failures
-                    .push(format!("launch template {} ({}): {e}", lt.name, lt.id)),
-            }
-        } else {
-            rb.failures.push(format!(
-                "launch template {} ({}) kept while its fleet still has instances",
-                lt.name, lt.id
-            ));
-        }
+        launch::roll_back_template(cx, lt, fleet_gone, "its fleet still has instances", &mut rb).await;
     }
     // The old fleets: rollout made no call on them; show that they are as they were, and serving.
     let now = fleets(cx).await;
