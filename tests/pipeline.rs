@@ -175,7 +175,10 @@ async fn deploy_bakes_rolls_out_and_collects_then_honours_the_seeds_skips() {
     let o = deploy(lab, &s, &["--primal", &primals[0], "--keep", "1"]);
     assert!(o.status.success(), "deploy --primal failed:\n{}", text(&o));
     assert!(
-        text(&o).contains(&format!("skipping primal image build, using {}", primals[0])),
+        text(&o).contains(&format!(
+            "skipping primal image build, using {}",
+            primals[0]
+        )),
         "{}",
         text(&o)
     );

@@ -14,7 +14,6 @@ Standard library only: this runs before the venv exists and in every test proces
 
 import argparse
 import fcntl
-import hashlib
 import json
 import os
 import pwd
@@ -33,9 +32,7 @@ STATE_ROOT = LAB / ".state"
 VENV_PYTHON = LAB / ".venv" / "bin" / "python"
 SSHD = Path("/usr/sbin/sshd")
 SSH_KEYGEN = Path("/usr/bin/ssh-keygen")
-SYSTEM_PYTHON = Path("/usr/bin/python3")  # the keys command's interpreter: readable by `nobody`
-# sshd runs the keys command only from a root-owned path without group/world-writable parts.
-KEYS_COMMAND_DIR = Path("/run/bakery-lab")
+SYSTEM_PYTHON = Path("/usr/bin/python3")  # lab/up's interpreter
 HOST_KEY_TYPES = ("ed25519", "ecdsa")
 
 REGION = "us-east-1"
@@ -273,21 +270,6 @@ def wait_for(check, what, proc, log, timeout):
         time.sleep(POLL)
 
 
-def install_keys_command():
-    """Copies the keys command to a root-owned path named by its content (labs of any checkout share it)."""
-    source = (LAB / "py" / "authorized_keys.py").read_bytes()
-    target = KEYS_COMMAND_DIR / f"authorized-keys-{hashlib.sha256(source).hexdigest()[:16]}"
-    KEYS_COMMAND_DIR.mkdir(mode=0o755, exist_ok=True)
-    os.chown(KEYS_COMMAND_DIR, 0, 0)
-    os.chmod(KEYS_COMMAND_DIR, 0o755)
-    if not target.exists() or target.read_bytes() != source:
-        tmp = target.with_name(f".{target.name}.{os.getpid()}")
-        tmp.write_bytes(source)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-    return target
-
-
 def ssh_banner(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
@@ -296,7 +278,7 @@ def ssh_banner(port):
         return False
 
 
-def start_sshd(d, user, moto_port, keys_command):
+def start_sshd(d, user):
     template = string.Template((LAB / "sshd_config.in").read_text())
     for _ in range(5):
         port = free_port()
@@ -304,9 +286,6 @@ def start_sshd(d, user, moto_port, keys_command):
             port=port,
             dir=d,
             user=user,
-            keys_command=keys_command,
-            moto_hostport=f"127.0.0.1:{moto_port}",
-            region=REGION,
         )
         write_atomic(d / "sshd_config", config)
         sshd = spawn(d, [SSHD, "-D", "-f", d / "sshd_config", "-E", d / "sshd.log"], "sshd.out")
@@ -388,7 +367,7 @@ def start(d, args):
     )
     record(d, "moto", moto.pid)
 
-    # While moto imports: host keys, the keys command, sshd's privilege-separation dir.
+    # While moto imports: host keys, sshd's privilege-separation dir, the authorized keys files.
     keygens = []
     for kind in HOST_KEY_TYPES:
         key = d / f"ssh_host_{kind}_key"
@@ -400,9 +379,9 @@ def start(d, args):
                 stdin=subprocess.DEVNULL,
             )
         )
-    keys_command = install_keys_command()
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     write_atomic(d / "authorized_keys", "")  # read by sshd as the login user: 0644
+    write_atomic(d / "ec2_keys", "")  # moto keeps it: the lab region's key pairs (moto_lab.py)
     for keygen in keygens:
         if keygen.wait() != 0:
             raise LabError(f"ssh-keygen failed with status {keygen.returncode}")
@@ -411,7 +390,7 @@ def start(d, args):
         lambda: (d / "moto.port").exists() and int((d / "moto.port").read_text()),
         "moto start", moto, d / "moto.log", 60,
     )
-    ssh_port = start_sshd(d, args.user, moto_port, keys_command)
+    ssh_port = start_sshd(d, args.user)
     wait_for(lambda: (d / "moto.ready").exists(), "moto warm-up", moto, d / "moto.log", 90)
     write_client_files(d, args.user, moto_port, ssh_port)
     return time.monotonic() - began

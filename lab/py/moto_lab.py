@@ -170,6 +170,190 @@ def patch_moto_shared_classic_elbs():
     AutoScalingBackend.update_attached_elbs = update_attached_elbs
 
 
+def patch_moto_key_pairs_file(path, region):
+    """cloud-init's job, without a process per login: `path` (`<dir>/ec2_keys`, one of sshd's
+    AuthorizedKeysFiles) holds the public key of every EC2 key pair moto holds in the lab's region, rewritten
+    whenever one is created, imported or deleted, before the call answers. An EC2 instance reads its
+    authorized_keys file at login; the AuthorizedKeysCommand the lab used instead (a Python start and a
+    DescribeKeyPairs per run, two runs per login) cost ~70 ms of every login and, in a 10-build bake,
+    ~40 % of the lab's sshd CPU."""
+    from moto.ec2.models.key_pairs import KeyPairBackend
+
+    lock = threading.Lock()
+
+    def write(backend):
+        if backend.region_name != region:
+            return
+        with lock:  # the snapshot is taken under the lock: the last writer has seen every change
+            keys = []
+            for pair in list(backend.key_pairs.values()):
+                key = pair.material_public
+                key = key.decode() if isinstance(key, bytes) else str(key or "")
+                if key.strip():
+                    keys.append(key.strip() + "\n")
+            write_atomic(path, "".join(keys))
+            os.chmod(path, 0o644)  # sshd reads it as the login user
+
+    for name in ("create_key_pair", "import_key_pair", "delete_key_pair"):
+        original = getattr(KeyPairBackend, name)
+
+        def changed(self, *args, _original=original, **kwargs):
+            result = _original(self, *args, **kwargs)
+            write(self)
+            return result
+
+        setattr(KeyPairBackend, name, changed)
+
+
+def patch_moto_tag_lookup():
+    """moto 5.2.5 finds an EC2 resource's tags by scanning every tag of every resource with a regex per tag
+    (`TagBackend.describe_tags` with a resource-id filter), once per resource in every response, so the lab
+    got slower with each bake it kept (AMIs, snapshots, terminated instances): in a 10-build bake this was
+    40 % of moto's CPU. AWS does not slow down with the account's tags; the lab reads the resource's own
+    tags directly (same result, same order)."""
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    def get_tags(self):
+        if not self.id:
+            return []
+        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(self.id), "")
+        return [
+            {"resource_id": self.id, "key": k, "value": v, "resource_type": kind}
+            for k, v in self.ec2_backend.tags.get(self.id, {}).copy().items()
+        ]
+
+    TaggedEC2Resource.get_tags = get_tags
+
+
+def patch_moto_spot_fleets():
+    """moto 5.2.5's spot fleets lack what a spot-fleet rollout relies on; the lab makes them do what AWS does:
+    * `LaunchTemplateConfigs`: every override is a launch spec (moto takes only the first), instances get
+      the template's security groups (moto launches them into the default group), and
+      `DescribeSpotFleetRequests` returns the configs (moto returns launch specs instead);
+    * `LoadBalancersConfig.TargetGroupsConfig`: the fleet registers each instance it launches with the target
+      groups (moto ignores it), and `DescribeSpotFleetRequests` returns it, with `Type`;
+    * `ActivityStatus`: `fulfilled` once the running instances cover the target capacity, else
+      `pending_fulfillment` (moto has none);
+    * `CancelSpotFleetRequests` with `TerminateInstances=true` terminates the instances, takes them out of
+      their target groups, and leaves the request described as `cancelled` (moto forgets it at once);
+    * tags added with `CreateTags` on an `sfr-` id show in `DescribeSpotFleetRequests` (moto shows only the
+      tags given at creation)."""
+    from moto.ec2.models.spot_requests import SpotFleetRequest, SpotRequestBackend
+    from moto.ec2.responses.spot_fleets import SpotFleets
+    from moto.elbv2.models import elbv2_backends
+
+    # What RequestSpotFleet's backend call has no parameter for, handed over beside it (per server thread).
+    request = threading.local()
+    original_init = SpotFleetRequest.__init__
+
+    def init(self, ec2_backend, spot_backend, spot_fleet_request_id, spot_price, target_capacity,
+             iam_fleet_role, allocation_strategy, launch_specs, launch_template_config,
+             instance_interruption_behaviour, tag_specifications):
+        self.target_group_arns = getattr(request, "target_groups", [])
+        self.fleet_type = getattr(request, "fleet_type", None) or "maintain"
+        specs = list(launch_specs or [])
+        for config in launch_template_config or []:
+            ref = config["LaunchTemplateSpecification"]
+            if "LaunchTemplateId" in ref:
+                template = ec2_backend.get_launch_template(template_id=ref["LaunchTemplateId"])
+            else:
+                template = ec2_backend.get_launch_template_by_name(name=ref["LaunchTemplateName"])
+            data = dict(template.get_version(ref.get("Version", "$Default")).data)
+            data["SecurityGroups"] = list(data.get("SecurityGroupIds", [])) + list(
+                data.get("SecurityGroups", [])
+            )
+            for override in config.get("Overrides") or [{}]:
+                spec = dict(data)
+                spec.update(override)
+                specs.append(spec)
+        self.launch_template_configs = list(launch_template_config or [])
+        original_init(self, ec2_backend, spot_backend, spot_fleet_request_id, spot_price,
+                      target_capacity, iam_fleet_role, allocation_strategy, specs, None,
+                      instance_interruption_behaviour, tag_specifications)
+
+    original_create = SpotFleetRequest.create_spot_requests
+
+    def create_spot_requests(self, weight_to_add):
+        before = {r.id for r in self.spot_requests}
+        original_create(self, weight_to_add)
+        new = [r.instance.id for r in self.spot_requests if r.id not in before]
+        elbv2 = elbv2_backends[self.ec2_backend.account_id][self.ec2_backend.region_name]
+        for arn in getattr(self, "target_group_arns", []):
+            elbv2.register_targets(arn, [{"Id": i} for i in new])
+
+    def running_capacity(self):
+        return sum(
+            (r.launch_spec.weighted_capacity if r.launch_spec else 1.0)
+            for r in self.spot_requests
+            if r.instance.state == "running"
+        )
+
+    def activity_status(self):
+        if self.state != "active":
+            return None
+        return "fulfilled" if running_capacity(self) >= self.target_capacity else "pending_fulfillment"
+
+    original_config = SpotFleetRequest.spot_fleet_request_config.fget
+
+    def spot_fleet_request_config(self):
+        config = original_config(self)
+        config["Type"] = self.fleet_type
+        if self.launch_template_configs:
+            # As AWS: a fleet requested from launch templates describes those, not launch specs.
+            config["LaunchTemplateConfigs"] = self.launch_template_configs
+            config.pop("LaunchSpecifications", None)
+        if self.target_group_arns:
+            config["LoadBalancersConfig"] = {
+                "TargetGroupsConfig": {"TargetGroups": [{"Arn": a} for a in self.target_group_arns]}
+            }
+        return config
+
+    def tag_set(self):
+        tags = dict(self.tags.get("spot-fleet-request", {}))
+        tags.update(self.ec2_backend.tags.get(self.id, {}))
+        return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+    def cancel_spot_fleet_requests(self, spot_fleet_request_ids, terminate_instances):
+        fleets = []
+        for fleet_id in spot_fleet_request_ids:
+            fleet = self.spot_fleet_requests[fleet_id]
+            if terminate_instances:
+                ids = [r.instance.id for r in fleet.spot_requests]
+                fleet.spot_requests = []
+                fleet.target_capacity = 0
+                if ids:
+                    self.terminate_instances(ids)
+                    # As AWS (and moto's TerminateInstances handler): terminated targets leave their groups.
+                    elbv2_backends[self.account_id][self.region_name].notify_terminate_instances(ids)
+                fleet.state = "cancelled"
+            else:
+                fleet.state = "cancelled_running"
+            fleets.append(fleet)
+        return fleets
+
+    original_request = SpotFleets.request_spot_fleet
+
+    def request_spot_fleet(self):
+        config = self._get_param("SpotFleetRequestConfig", {})
+        groups = (config.get("LoadBalancersConfig") or {}).get("TargetGroupsConfig") or {}
+        request.target_groups = [g["Arn"] for g in groups.get("TargetGroups", [])]
+        request.fleet_type = config.get("Type")
+        try:
+            return original_request(self)
+        finally:
+            request.target_groups = []
+            request.fleet_type = None
+
+    SpotFleetRequest.__init__ = init
+    SpotFleetRequest.create_spot_requests = create_spot_requests
+    SpotFleetRequest.activity_status = property(activity_status)
+    SpotFleetRequest.spot_fleet_request_config = property(spot_fleet_request_config)
+    SpotFleetRequest.tag_set = property(tag_set)
+    SpotRequestBackend.cancel_spot_fleet_requests = cancel_spot_fleet_requests
+    SpotFleets.request_spot_fleet = request_spot_fleet
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dir", required=True, help="the lab's state dir")
@@ -198,6 +382,9 @@ def main():
     from moto.moto_api import recorder
 
     patch_moto_shared_classic_elbs()
+    patch_moto_spot_fleets()
+    patch_moto_tag_lookup()
+    patch_moto_key_pairs_file(os.path.join(args.dir, "ec2_keys"), args.region)
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # as moto_server does
     server = make_server(

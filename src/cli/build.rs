@@ -382,6 +382,8 @@ async fn run_template(
         args.parallel_builds
     };
     let sem = tokio::sync::Semaphore::new(limit);
+    // The builds' waits share one Describe call per tick (bakery_core::poll::batch).
+    let waits = Arc::new(bakery_core::poll::ec2::WaitRegistry::new());
     let mut ctxs = Vec::new();
     // Every build of every job shares the one -parallel-builds limit.
     for (job, b) in loaded
@@ -421,6 +423,7 @@ async fn run_template(
                 ctl.on_error,
                 OnError::Cleanup | OnError::RunCleanupProvisioner | OnError::Ask
             ),
+            waits: waits.clone(),
         });
     }
     let runs = ctxs.iter().map(|cx| {

@@ -160,7 +160,11 @@ pub async fn leftovers(c: &Clients) -> (Vec<String>, Vec<String>, Vec<String>) {
 /// What bake's temporary resources exist in moto (by their `bakery:role`), ignoring what `rollout`
 /// keeps on purpose (its groups' instances, the environment's key pair and security groups).
 pub async fn bake_temporaries_left(c: &Clients) -> (Vec<String>, Vec<String>, Vec<String>) {
-    let roles = ["builder-instance", "temporary-key-pair", "temporary-security-group"];
+    let roles = [
+        "builder-instance",
+        "temporary-key-pair",
+        "temporary-security-group",
+    ];
     leftovers_tagged(c, "tag:bakery:role", &roles).await
 }
 

@@ -56,8 +56,12 @@ pub struct AwsSettings {
     pub max_retries: Option<u32>,
 }
 
-/// Resolves the settings into one `SdkConfig`. Retries are adaptive (client-side rate limiting once AWS
-/// throttles), so parallel builds back off together instead of failing with `RequestLimitExceeded`.
+/// Resolves the settings into one `SdkConfig`. Retries are the SDK's standard mode (exponential backoff
+/// with jitter, a retry quota), 8 attempts; the poller adds its own jittered backoff on throttling.
+/// Not adaptive mode by default: its client-side rate limiter, once throttled, held a lone bake on the
+/// lab for 39 s after three throttled calls and slowed every later call (the throttling test: 79 s
+/// adaptive, 8 s standard); AWS itself advises against it where latency matters.
+/// `AWS_RETRY_MODE=adaptive` opts in (e.g. many bakes sharing one account's API rate).
 pub async fn load_sdk_config(s: &AwsSettings) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &s.region {
@@ -78,7 +82,10 @@ pub async fn load_sdk_config(s: &AwsSettings) -> SdkConfig {
     if let Some(url) = &s.endpoint_url {
         loader = loader.endpoint_url(url.clone());
     }
-    let mut retry = RetryConfig::adaptive();
+    let mut retry = match std::env::var("AWS_RETRY_MODE").as_deref() {
+        Ok("adaptive") => RetryConfig::adaptive(),
+        _ => RetryConfig::standard(),
+    };
     if let Some(n) = s.max_retries {
         retry = retry.with_max_attempts(n.saturating_add(1));
     } else if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {

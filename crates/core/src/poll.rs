@@ -13,6 +13,12 @@
 //!
 //! `aws_polling` (Packer) and `AWS_POLL_DELAY_SECONDS` / `AWS_MAX_ATTEMPTS` (aws-sdk-go's variables, which
 //! Packer users set) override the interval and the number of attempts: see [`PollOverrides`].
+//!
+//! Waits that run at the same time share their Describe calls: [`Poller::wait_batched`] looks through a
+//! [`batch::Batcher`] (one call per tick for all ids; [`ec2`] has EC2's instance and AMI batchers).
+
+pub mod batch;
+pub mod ec2;
 
 use std::future::Future;
 use std::time::Duration;
@@ -273,6 +279,37 @@ impl Poller {
                 _ = tokio::time::sleep_until(wake) => {}
             }
         }
+    }
+}
+
+impl Poller {
+    /// [`wait`](Self::wait) for `id`, looking through `batcher`, so that concurrent waits of the same
+    /// kind share one Describe call per tick. `judge` turns the resource found into a [`Poll`]; an id
+    /// the call did not return is "not found" (not yet visible right after its create call).
+    pub async fn wait_batched<V, T>(
+        &self,
+        what: &str,
+        cancel: &CancellationToken,
+        observe: impl FnMut(&str, Duration),
+        batcher: &batch::Batcher<V>,
+        id: &str,
+        judge: impl Fn(V) -> Poll<T>,
+    ) -> Result<T, WaitError>
+    where
+        V: Clone + Send + Sync + 'static,
+    {
+        let judge = &judge;
+        let mut first = true;
+        self.wait(what, cancel, observe, || {
+            let urgent = std::mem::replace(&mut first, false);
+            async move {
+                match batcher.look(id, urgent).await? {
+                    Some(v) => Ok(judge(v)),
+                    None => Err(PollError::NotFound),
+                }
+            }
+        })
+        .await
     }
 }
 

@@ -67,7 +67,7 @@ impl CopyRegions {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((region.clone(), copy.clone(), vec![]));
-        let snaps = wait_available(cx, &c.ec2, &copy, &region).await?;
+        let snaps = wait_available(cx, &c, &copy).await?;
         for s in &snaps {
             cx.created(Kind::Snapshot, &region, s);
         }

@@ -11,7 +11,8 @@ use crate::journal::Kind;
 use crate::pipeline::{Outcome, Step, StepError};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ImageState, ResourceType};
-use bakery_core::poll::{Poll, PollError, Poller};
+use bakery_core::aws::Clients;
+use bakery_core::poll::{Poll, Poller};
 
 /// Creates the AMI.
 #[derive(Default)]
@@ -46,54 +47,43 @@ pub fn image_tags(cx: &Ctx, st: &State, region: &str) -> Result<(Tags, Tags), St
     Ok((image, snapshot))
 }
 
-/// Waits until an AMI is available; returns its snapshot ids.
+/// Waits until an AMI is available in `clients`' region; returns its snapshot ids. The looks are shared
+/// with the other builds' AMI waits on the same client (one DescribeImages per tick).
 pub async fn wait_available(
     cx: &Ctx,
-    ec2: &aws_sdk_ec2::Client,
+    clients: &Clients,
     ami: &str,
-    region: &str,
 ) -> Result<Vec<String>, StepError> {
+    let region = &clients.region;
     let progress = cx.ui.progress(
         &cx.name,
         &format!("Waiting for AMI {ami} in {region} to become ready"),
     );
+    let waits = cx.ec2_waits(clients);
     let snaps = cx
         .poller(Poller::image_available())
-        .wait(
+        .wait_batched(
             &format!("AMI {ami} to become available"),
             &cx.cancel,
             |s, t| progress.state(s, t),
-            || {
-                let ec2 = ec2.clone();
-                let ami = ami.to_string();
-                async move {
-                    let out = ec2
-                        .describe_images()
-                        .image_ids(&ami)
-                        .send()
-                        .await
-                        .aws("DescribeImages")?;
-                    let Some(img) = out.images().first() else {
-                        return Err(PollError::NotFound);
-                    };
-                    match img.state() {
-                        Some(ImageState::Available) => Ok(Poll::Ready(image_snapshots(img))),
-                        Some(
-                            s @ (ImageState::Failed
-                            | ImageState::Error
-                            | ImageState::Deregistered
-                            | ImageState::Invalid),
-                        ) => Ok(Poll::Failed(format!(
-                            "{} ({})",
-                            s.as_str(),
-                            img.state_reason()
-                                .and_then(|r| r.message())
-                                .unwrap_or("no reason given")
-                        ))),
-                        Some(s) => Ok(Poll::Pending(s.as_str().to_string())),
-                        None => Ok(Poll::Pending("unknown".into())),
-                    }
-                }
+            &waits.images,
+            ami,
+            |img| match img.state() {
+                Some(ImageState::Available) => Poll::Ready(image_snapshots(&img)),
+                Some(
+                    s @ (ImageState::Failed
+                    | ImageState::Error
+                    | ImageState::Deregistered
+                    | ImageState::Invalid),
+                ) => Poll::Failed(format!(
+                    "{} ({})",
+                    s.as_str(),
+                    img.state_reason()
+                        .and_then(|r| r.message())
+                        .unwrap_or("no reason given")
+                )),
+                Some(s) => Poll::Pending(s.as_str().to_string()),
+                None => Poll::Pending("unknown".into()),
             },
         )
         .await?;
@@ -187,7 +177,7 @@ impl Step<Ctx, State> for CreateAmi {
         cx.created(Kind::Image, cx.region(), &ami);
         self.created.push((ami.clone(), vec![]));
         cx.ui.message(&cx.name, &format!("AMI: {ami}"));
-        let mut snaps = wait_available(cx, ec2, &ami, cx.region()).await?;
+        let mut snaps = wait_available(cx, &cx.clients, &ami).await?;
         for s in &snaps {
             cx.created(Kind::Snapshot, cx.region(), s);
         }
@@ -215,7 +205,7 @@ impl Step<Ctx, State> for CreateAmi {
                 .to_string();
             cx.created(Kind::Image, cx.region(), &enc);
             self.created.push((enc.clone(), vec![]));
-            let enc_snaps = wait_available(cx, ec2, &enc, cx.region()).await?;
+            let enc_snaps = wait_available(cx, &cx.clients, &enc).await?;
             for s in &enc_snaps {
                 cx.created(Kind::Snapshot, cx.region(), s);
             }

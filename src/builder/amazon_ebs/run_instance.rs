@@ -265,14 +265,16 @@ impl RunInstance {
             &cx.name,
             &format!("Waiting for instance ({id}) to become ready"),
         );
-        let ec2 = cx.clients.ec2.clone();
+        let waits = cx.ec2_waits(&cx.clients);
         let inst = cx
             .poller(Poller::instance_running())
-            .wait(
+            .wait_batched(
                 &format!("instance {id} to run"),
                 &cx.cancel,
                 |s, t| progress.state(s, t),
-                || describe_one(&ec2, &id, InstanceStateName::Running),
+                &waits.instances,
+                &id,
+                |i| judge_instance(i, InstanceStateName::Running),
             )
             .await?;
         progress.finish(&format!("Instance {id} is running"));
@@ -312,16 +314,18 @@ impl RunInstance {
             .and_then(|s| s.name())
             .cloned();
         if now != Some(InstanceStateName::Terminated) && !st.temporary_security_group {
-            let ec2 = cx.clients.ec2.clone();
+            let waits = cx.ec2_waits(&cx.clients);
             let progress = cx
                 .ui
                 .progress(&cx.name, &format!("Waiting for instance {id} to terminate"));
             cx.poller(Poller::instance_terminated())
-                .wait(
+                .wait_batched(
                     &format!("instance {id} to terminate"),
                     &cx.cancel_cleanup,
                     |s, t| progress.state(s, t),
-                    || describe_one(&ec2, &id, InstanceStateName::Terminated),
+                    &waits.instances,
+                    &id,
+                    |i| judge_instance(i, InstanceStateName::Terminated),
                 )
                 .await?;
             progress.finish(&format!("Instance {id} terminated"));
@@ -353,13 +357,22 @@ pub async fn describe_one(
     else {
         return Err(PollError::NotFound);
     };
+    Ok(judge_instance(inst, want))
+}
+
+/// An instance's state against the one waited for: ready in `want`, failed in a state it cannot leave
+/// towards `want`, else pending.
+pub fn judge_instance(
+    inst: aws_sdk_ec2::types::Instance,
+    want: InstanceStateName,
+) -> Poll<aws_sdk_ec2::types::Instance> {
     let state = inst
         .state()
         .and_then(|s| s.name())
         .cloned()
         .unwrap_or(InstanceStateName::Pending);
     if state == want {
-        return Ok(Poll::Ready(inst));
+        return Poll::Ready(inst);
     }
     let dead_end = match want {
         InstanceStateName::Running => matches!(
@@ -375,8 +388,8 @@ pub async fn describe_one(
         _ => false,
     };
     if dead_end {
-        Ok(Poll::Failed(state.as_str().to_string()))
+        Poll::Failed(state.as_str().to_string())
     } else {
-        Ok(Poll::Pending(state.as_str().to_string()))
+        Poll::Pending(state.as_str().to_string())
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::journal::{Event, Journal, Kind};
 use bakery_core::aws::Clients;
+use bakery_core::poll::ec2::{Ec2Waits, WaitRegistry};
 use bakery_core::poll::{PollOverrides, Poller};
 use bakery_core::ui::Ui;
 use bakery_template::late::LateContext;
@@ -40,6 +41,8 @@ pub struct Ctx {
     pub poll: PollOverrides,
     /// Run the `error-cleanup-provisioner` when provisioning fails.
     pub error_cleanup: bool,
+    /// The run's batched EC2 looks, shared by all its builds (one Describe call per tick for all of them).
+    pub waits: Arc<WaitRegistry>,
 }
 
 impl Ctx {
@@ -51,6 +54,18 @@ impl Ctx {
     /// A poller with the overrides applied.
     pub fn poller(&self, base: Poller) -> Poller {
         base.with_overrides(self.poll)
+    }
+
+    /// The batched looks of `clients`' EC2 client (the build region's or a copy region's). Builds share
+    /// them when they reach EC2 the same way: the region, the endpoint and the whole access block.
+    pub fn ec2_waits(&self, clients: &Clients) -> Ec2Waits {
+        let key = format!(
+            "{} {:?} {:?}",
+            clients.region,
+            self.sdk.endpoint_url(),
+            self.cfg.access
+        );
+        self.waits.ec2(&key, &clients.ec2)
     }
 
     /// Records a created resource in the journal.

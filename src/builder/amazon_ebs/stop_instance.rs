@@ -1,7 +1,7 @@
 //! Step 9: stop the instance (unless `disable_stop_instance`) and wait until it is stopped, so the image is
 //! taken from quiet disks.
 
-use super::run_instance::describe_one;
+use super::run_instance::judge_instance;
 use super::state::{Ctx, State};
 use crate::aws_err::AwsResultExt;
 use crate::pipeline::{Step, StepError};
@@ -56,14 +56,16 @@ impl Step<Ctx, State> for StopInstance {
                 return Ok(());
             }
         }
-        let ec2 = cx.clients.ec2.clone();
+        let waits = cx.ec2_waits(&cx.clients);
         let progress = cx.ui.progress(&cx.name, "Waiting for the instance to stop");
         cx.poller(Poller::instance_stopped())
-            .wait(
+            .wait_batched(
                 &format!("instance {id} to stop"),
                 &cx.cancel,
                 |s, t| progress.state(s, t),
-                || describe_one(&ec2, &id, InstanceStateName::Stopped),
+                &waits.instances,
+                &id,
+                |i| judge_instance(i, InstanceStateName::Stopped),
             )
             .await?;
         progress.finish("Instance stopped");

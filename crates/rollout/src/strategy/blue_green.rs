@@ -511,7 +511,14 @@ async fn rollback(
         }
     }
     if let Some(lt) = &created.template {
-        launch::roll_back_template(cx, lt, group_gone, "its group is still being deleted", &mut rb).await;
+        launch::roll_back_template(
+            cx,
+            lt,
+            group_gone,
+            "its group is still being deleted",
+            &mut rb,
+        )
+        .await;
     }
     // The old groups: rollout made no call on them; show that they are as they were, and serving.
     let health = lb.health(cx).await.unwrap_or_default();

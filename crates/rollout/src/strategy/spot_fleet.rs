@@ -1136,7 +1136,8 @@ async fn rollback(
         }
     }
     if let Some(lt) = &created.template {
-        launch::roll_back_template(cx, lt, fleet_gone, "its fleet still has instances", &mut rb).await;
+        launch::roll_back_template(cx, lt, fleet_gone, "its fleet still has instances", &mut rb)
+            .await;
     }
     // The old fleets: rollout made no call on them; show that they are as they were, and serving.
     let now = fleets(cx).await;

@@ -299,7 +299,8 @@ pub struct CommunicatorConfig {
     pub ssh_password: Option<String>,
     pub ssh_keypair_name: Option<String>,
     pub temporary_key_pair_name: Option<String>,
-    /// "rsa" (default) or "ed25519".
+    /// "ed25519" (bakery's default: newer OpenSSH servers refuse RSA with SHA-1 signatures, and an
+    /// ed25519 key costs EC2 nothing to make) or "rsa" (Packer 1.6.6's default).
     pub temporary_key_pair_type: String,
     pub temporary_key_pair_bits: Option<i64>,
     pub ssh_ciphers: Vec<String>,
@@ -771,7 +772,7 @@ fn decode_communicator(
         temporary_key_pair_name: d.opt_string(f, "temporary_key_pair_name"),
         temporary_key_pair_type: d
             .opt_string(f, "temporary_key_pair_type")
-            .unwrap_or_else(|| "rsa".to_string()),
+            .unwrap_or_else(|| "ed25519".to_string()),
         temporary_key_pair_bits: d.int(f, "temporary_key_pair_bits").filter(|n| *n != 0),
         ssh_ciphers: d.strings(f, "ssh_ciphers"),
         ssh_clear_authorized_keys: d.bool(f, "ssh_clear_authorized_keys"),
