@@ -57,38 +57,10 @@ fn alb_manifest(lab: &Lab, app: &str) -> PathBuf {
     )
 }
 
-struct Env {
-    c: Clients,
-    app: String,
-    manifest: PathBuf,
-    tg: String,
-}
+type Env = AlbEnv;
 
 async fn set_up(lab: &'static Lab) -> Env {
-    let c = clients(lab).await;
-    let app = app_name(lab);
-    let manifest = alb_manifest(lab, &app);
-    let (s, out) = session(lab, &manifest, ENV, Overrides::default()).await;
-    s.setup(false)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", out.text()));
-    let tg = c
-        .elbv2
-        .describe_target_groups()
-        .names(format!("tg-{app}-{ENV}"))
-        .send()
-        .await
-        .unwrap()
-        .target_groups()[0]
-        .target_group_arn()
-        .unwrap()
-        .to_string();
-    Env {
-        c,
-        app,
-        manifest,
-        tg,
-    }
+    set_up_alb(lab, ENV, app_name(lab), alb_manifest).await
 }
 
 async fn healthy_ids(e: &Env) -> BTreeSet<String> {

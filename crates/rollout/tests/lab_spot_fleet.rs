@@ -65,38 +65,10 @@ fn spot_manifest(lab: &Lab, app: &str) -> PathBuf {
     )
 }
 
-struct Env {
-    c: Clients,
-    app: String,
-    manifest: PathBuf,
-    tg: String,
-}
+type Env = AlbEnv;
 
 async fn set_up(lab: &'static Lab) -> Env {
-    let c = clients(lab).await;
-    let app = app_name(lab);
-    let manifest = spot_manifest(lab, &app);
-    let (s, out) = session(lab, &manifest, ENV, Overrides::default()).await;
-    s.setup(false)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", out.text()));
-    let tg = c
-        .elbv2
-        .describe_target_groups()
-        .names(format!("tg-{app}-{ENV}"))
-        .send()
-        .await
-        .unwrap()
-        .target_groups()[0]
-        .target_group_arn()
-        .unwrap()
-        .to_string();
-    Env {
-        c,
-        app,
-        manifest,
-        tg,
-    }
+    set_up_alb(lab, ENV, app_name(lab), spot_manifest).await
 }
 
 /// Every spot fleet request tagged for this app/env, whatever its state.

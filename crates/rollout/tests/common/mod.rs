@@ -390,3 +390,45 @@ pub async fn tg_health(c: &Clients, arn: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// An environment behind an ALB, set up for real on the lab: the clients, the app's name, its manifest
+/// and the target group's ARN.
+pub struct AlbEnv {
+    pub c: Clients,
+    pub app: String,
+    pub manifest: PathBuf,
+    pub tg: String,
+}
+
+/// Writes the manifest of a fresh app with `manifest(lab, app)`, runs `rollout setup` for `env` and finds
+/// the target group it created.
+pub async fn set_up_alb(
+    lab: &'static Lab,
+    env: &str,
+    app: String,
+    manifest: impl FnOnce(&Lab, &str) -> PathBuf,
+) -> AlbEnv {
+    let c = clients(lab).await;
+    let manifest = manifest(lab, &app);
+    let (s, out) = session(lab, &manifest, env, Overrides::default()).await;
+    s.setup(false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", out.text()));
+    let tg = c
+        .elbv2
+        .describe_target_groups()
+        .names(format!("tg-{app}-{env}"))
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    AlbEnv {
+        c,
+        app,
+        manifest,
+        tg,
+    }
+}
