@@ -125,6 +125,41 @@ pub struct DeployReport {
 }
 
 impl DeployReport {
+    /// The report of a rollout that is starting: `Succeeded` until something says otherwise, with the
+    /// environment, the AMI, what is live now and how long preflight took; nothing done yet.
+    pub fn started(
+        cx: &crate::context::Ctx,
+        strategy: &str,
+        load_balancer: String,
+        ami: &ResolvedAmi,
+        old_groups: Vec<GroupSummary>,
+        preflight: std::time::Duration,
+    ) -> Self {
+        DeployReport {
+            status: Status::Succeeded,
+            app: cx.cfg.names.app.clone(),
+            env: cx.cfg.names.env.clone(),
+            region: cx.clients.region.clone(),
+            strategy: strategy.to_string(),
+            run_id: cx.run_id.clone(),
+            load_balancer,
+            ami: ami.clone(),
+            new_group: None,
+            old_groups,
+            retired: Vec::new(),
+            deleted_launch_templates: Vec::new(),
+            error: None,
+            rollback: None,
+            attention: Vec::new(),
+            durations: Durations {
+                preflight_s: preflight.as_secs_f64(),
+                ..Default::default()
+            },
+            aws_requests: Default::default(),
+            aws_requests_total: 0,
+        }
+    }
+
     /// The human summary.
     pub fn render(&self) -> String {
         let mut s = String::new();

@@ -19,7 +19,7 @@ use crate::launch::{self, CreatedTemplate, LaunchSpec};
 use crate::lb::{LoadBalancer, TargetState};
 use crate::live::{self, Group};
 use crate::manifest::StrategyKind;
-use crate::report::{DeployReport, Durations, GroupSummary, RollbackReport, Status};
+use crate::report::{DeployReport, GroupSummary, RollbackReport, Status};
 use crate::wait;
 use std::time::SystemTime;
 use tokio::time::Instant;
@@ -133,32 +133,16 @@ impl Strategy for BlueGreen {
         let olds: Vec<Group> = pf.retirable();
         let desired = cx.cfg.capacity.desired_given_live(pf.live_desired());
         let stamp = crate::names::stamp(SystemTime::now(), &cx.run_id);
-        let mut report = DeployReport {
-            status: Status::Succeeded,
-            app: cx.cfg.names.app.clone(),
-            env: cx.cfg.names.env.clone(),
-            region: cx.clients.region.clone(),
-            strategy: self.kind().to_string(),
-            run_id: cx.run_id.clone(),
-            load_balancer: lb.label(),
-            ami: ami.clone(),
-            new_group: None,
-            old_groups: olds
-                .iter()
+        let mut report = DeployReport::started(
+            cx,
+            &self.kind().to_string(),
+            lb.label(),
+            &ami,
+            olds.iter()
                 .map(|g| GroupSummary::of(g, pf.group_amis.get(&g.name).cloned().flatten()))
                 .collect(),
-            retired: Vec::new(),
-            deleted_launch_templates: Vec::new(),
-            error: None,
-            rollback: None,
-            attention: Vec::new(),
-            durations: Durations {
-                preflight_s: pf.took.as_secs_f64(),
-                ..Default::default()
-            },
-            aws_requests: Default::default(),
-            aws_requests_total: 0,
-        };
+            pf.took,
+        );
         cx.say(&format!(
             "Rolling out {}{} to {}/{} ({} live group(s), desired {desired})",
             ami.id,

@@ -23,7 +23,7 @@ use crate::error::{AwsError, AwsResultExt, RolloutError};
 use crate::live::{self, Group};
 use crate::manifest::StrategyKind;
 use crate::names::AMI_TAG;
-use crate::report::{DeployReport, Durations, GroupSummary, RollbackReport, Status};
+use crate::report::{DeployReport, GroupSummary, RollbackReport, Status};
 use aws_sdk_autoscaling::types::{
     AlarmSpecification, DesiredConfiguration, InstanceRefreshStatus, LaunchTemplateSpecification,
     RefreshPreferences, RefreshStrategy,
@@ -531,33 +531,17 @@ impl Strategy for InstanceRefresh {
             .map_err(|p| RolloutError::Preflight(vec![p]))?
             .clone();
         let old_ami = pf.group_amis.get(&group.name).cloned().flatten();
-        let mut report = DeployReport {
-            status: Status::Succeeded,
-            app: cx.cfg.names.app.clone(),
-            env: cx.cfg.names.env.clone(),
-            region: cx.clients.region.clone(),
-            strategy: self.kind().to_string(),
-            run_id: cx.run_id.clone(),
-            load_balancer: pf
-                .lb
+        let mut report = DeployReport::started(
+            cx,
+            &self.kind().to_string(),
+            pf.lb
                 .as_ref()
                 .map(|l| l.label())
                 .unwrap_or_else(|| cx.cfg.names.load_balancer()),
-            ami: ami.clone(),
-            new_group: None,
-            old_groups: vec![GroupSummary::of(&group, old_ami.clone())],
-            retired: Vec::new(),
-            deleted_launch_templates: Vec::new(),
-            error: None,
-            rollback: None,
-            attention: Vec::new(),
-            durations: Durations {
-                preflight_s: pf.took.as_secs_f64(),
-                ..Default::default()
-            },
-            aws_requests: Default::default(),
-            aws_requests_total: 0,
-        };
+            &ami,
+            vec![GroupSummary::of(&group, old_ami.clone())],
+            pf.took,
+        );
         cx.say(&format!(
             "Refreshing {} ({} instance(s)) to {}{}",
             group.name,

@@ -24,7 +24,7 @@ use crate::lb::{LoadBalancer, TargetState};
 use crate::live::GroupInstance;
 use crate::manifest::StrategyKind;
 use crate::names::{AMI_TAG, APP_TAG, ENV_TAG, STATE_IN_PROGRESS, STATE_LIVE, STATE_TAG};
-use crate::report::{DeployReport, Durations, GroupSummary, RollbackReport, Status};
+use crate::report::{DeployReport, GroupSummary, RollbackReport, Status};
 use aws_sdk_ec2::types::{
     AllocationStrategy, EventType, FleetLaunchTemplateSpecification, FleetType,
     InstanceInterruptionBehavior, InstanceType, LaunchTemplateConfig, LaunchTemplateOverrides,
@@ -423,29 +423,14 @@ impl Strategy for SpotFleet {
         }
         let olds = pf.fleets.clone();
         let stamp = crate::names::stamp(SystemTime::now(), &cx.run_id);
-        let mut report = DeployReport {
-            status: Status::Succeeded,
-            app: cx.cfg.names.app.clone(),
-            env: cx.cfg.names.env.clone(),
-            region: cx.clients.region.clone(),
-            strategy: self.kind().to_string(),
-            run_id: cx.run_id.clone(),
-            load_balancer: lb.label(),
-            ami: ami.clone(),
-            new_group: None,
-            old_groups: olds.iter().map(|f| f.summary(None, Vec::new())).collect(),
-            retired: Vec::new(),
-            deleted_launch_templates: Vec::new(),
-            error: None,
-            rollback: None,
-            attention: Vec::new(),
-            durations: Durations {
-                preflight_s: pf.took.as_secs_f64(),
-                ..Default::default()
-            },
-            aws_requests: Default::default(),
-            aws_requests_total: 0,
-        };
+        let mut report = DeployReport::started(
+            cx,
+            &self.kind().to_string(),
+            lb.label(),
+            &ami,
+            olds.iter().map(|f| f.summary(None, Vec::new())).collect(),
+            pf.took,
+        );
         cx.say(&format!(
             "Rolling out {}{} to {}/{} as a spot fleet ({} live fleet(s), target capacity {})",
             ami.id,
