@@ -1,9 +1,4 @@
-//! bakery: a native replacement for Packer's `amazon-ebs` builder and the blue-green Auto Scaling rollout
-//! that follows it. The `bake` binary is a thin front-end over [`cli`].
+//! bakery's two binaries, `bake` and `rollout`, are thin front-ends over [`cli`]; the work is in the
+//! workspace's crates (see docs/architecture.md).
 
-pub mod aws_err;
-pub mod builder;
 pub mod cli;
-pub mod journal;
-pub mod pipeline;
-pub mod util;

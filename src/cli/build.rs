@@ -2,10 +2,10 @@
 //! clean up whatever happens, run post-processors, print the artifacts as Packer does.
 
 use super::{BuildArgs, OnErrorArg, template_args};
-use crate::builder::amazon_ebs::{self, state::Ctx};
-use crate::journal::{self, Journal};
-use crate::pipeline::{AskAnswer, OnError, RunControl};
+use bakery_builder::amazon_ebs::{self, state::Ctx};
+use bakery_builder::journal::{self, Journal};
 use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
+use bakery_core::pipeline::{AskAnswer, OnError, RunControl};
 use bakery_core::poll::PollOverrides;
 use bakery_core::ui::{Mode, Ui, UiOptions};
 use bakery_template::{Build, BuilderConfig, Loaded, PostProcessorConfig};
@@ -309,7 +309,8 @@ pub async fn run(args: BuildArgs) -> i32 {
         cancel_cleanup: cancel_cleanup.clone(),
         on_error: on_error(args.on_error),
         cleanup_deadline: Duration::from_secs(20 * 60),
-        ask: (args.on_error == OnErrorArg::Ask).then(|| Box::new(ask) as crate::pipeline::AskFn),
+        ask: (args.on_error == OnErrorArg::Ask)
+            .then(|| Box::new(ask) as bakery_core::pipeline::AskFn),
     };
     let mut sdk = SdkConfigs::default();
     let mut finished: Vec<Finished> = Vec::new();
@@ -441,7 +442,7 @@ async fn run_template(
                     &format!(
                         "Build '{}' errored after {}: {msg}",
                         cx.name,
-                        crate::util::human_duration(elapsed)
+                        bakery_builder::util::human_duration(elapsed)
                     ),
                 );
                 tracing::debug!(step, "build failed");
@@ -474,7 +475,7 @@ async fn run_template(
             }
         }
     });
-    crate::util::join_all(runs).await
+    bakery_builder::util::join_all(runs).await
 }
 
 async fn post_process(
@@ -629,7 +630,7 @@ async fn publish_ssm(
                     &last.name,
                     &format!(
                         "-publish-ssm {param} in {region}: {}",
-                        crate::aws_err::AwsError::new("PutParameter", e)
+                        bakery_core::aws_err::AwsError::new("PutParameter", e)
                     ),
                 );
                 all = false;
@@ -710,7 +711,10 @@ async fn plan_build(
             Err(e) => {
                 ui.error(
                     n,
-                    &format!("{}", crate::aws_err::AwsError::new("DescribeImages", e)),
+                    &format!(
+                        "{}",
+                        bakery_core::aws_err::AwsError::new("DescribeImages", e)
+                    ),
                 );
                 ok = false;
             }

@@ -5,10 +5,10 @@
 //! security groups and key pairs deleted, unfinished AMIs deregistered with exactly the snapshots of their
 //! block-device mappings. AMIs of successful builds are never touched. Running it twice is harmless.
 
-use crate::aws_err::{AwsError, AwsResultExt};
-use crate::journal::{self, Entry, Kind};
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
+use bakery_builder::journal::{self, Entry, Kind};
 use bakery_core::aws::{AwsSettings, Clients, ErrorClass, load_sdk_config};
+use bakery_core::aws_err::{AwsError, AwsResultExt};
 use bakery_core::poll::{Poll, PollError, Poller};
 use clap::Args;
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,7 +63,7 @@ async fn remove(c: &Clients, e: &Entry) -> Result<(), AwsError> {
                         let ec2 = ec2.clone();
                         let id = id.clone();
                         async move {
-                            super::super::builder::amazon_ebs::run_instance::describe_one(
+                            bakery_builder::amazon_ebs::run_instance::describe_one(
                                 &ec2,
                                 &id,
                                 InstanceStateName::Terminated,
@@ -87,7 +87,7 @@ async fn remove(c: &Clients, e: &Entry) -> Result<(), AwsError> {
                 })?;
             Ok(())
         }
-        Kind::SecurityGroup => crate::builder::amazon_ebs::security_group::delete_when_free(
+        Kind::SecurityGroup => bakery_builder::amazon_ebs::security_group::delete_when_free(
             ec2,
             &e.id,
             &CancellationToken::new(),
@@ -120,12 +120,12 @@ async fn remove(c: &Clients, e: &Entry) -> Result<(), AwsError> {
                 Ok(o) => o
                     .images()
                     .first()
-                    .map(crate::builder::amazon_ebs::ec2::image_snapshots)
+                    .map(bakery_builder::amazon_ebs::ec2::image_snapshots)
                     .unwrap_or_default(),
                 Err(err) if gone(&err) => vec![],
                 Err(err) => return Err(err),
             };
-            crate::builder::amazon_ebs::ec2::deregister_with_snapshots(ec2, &e.id, &snaps).await
+            bakery_builder::amazon_ebs::ec2::deregister_with_snapshots(ec2, &e.id, &snaps).await
         }
         Kind::Snapshot => match ec2
             .delete_snapshot()

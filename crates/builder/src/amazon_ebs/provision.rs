@@ -2,8 +2,8 @@
 //! template has an `error-cleanup-provisioner`, that runs next (before the instance is stopped), as in Packer.
 
 use super::state::{Ctx, State};
-use crate::pipeline::{Step, StepError};
 use async_trait::async_trait;
+use bakery_core::pipeline::{Step, StepError};
 use bakery_provision::{ProvisionContext, run_provisioner};
 
 /// Runs the provisioners.

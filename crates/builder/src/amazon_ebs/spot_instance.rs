@@ -6,9 +6,7 @@
 
 use super::ec2::{tag_spec, to_tags};
 use super::state::{Ctx, State};
-use crate::aws_err::AwsResultExt;
 use crate::journal::Kind;
-use crate::pipeline::StepError;
 use aws_sdk_ec2::types::{
     DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest,
     FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest, FleetType,
@@ -22,6 +20,8 @@ use aws_sdk_ec2::types::{
     RequestLaunchTemplateData, ResourceType, ShutdownBehavior, SpotAllocationStrategy,
     SpotOptionsRequest, TargetCapacitySpecificationRequest, VolumeType,
 };
+use bakery_core::aws_err::AwsResultExt;
+use bakery_core::pipeline::StepError;
 use bakery_template::BlockDevice;
 
 /// What the spot path created, for cleanup.

@@ -290,20 +290,16 @@ pub fn left_runs(state: &Path) -> std::io::Result<Vec<LeftRun>> {
 mod tests {
     use super::*;
 
-    fn tmp() -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "bakery-journal-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A state directory removed when the test ends.
+    fn tmp() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
     }
 
     #[test]
     fn outstanding_is_created_minus_removed_and_kept() {
-        let d = tmp();
-        let j = Journal::create(&d, "r1", "bake t.json").unwrap();
+        let t = tmp();
+        let d = t.path();
+        let j = Journal::create(d, "r1", "bake t.json").unwrap();
         j.record(Event::Created, Kind::KeyPair, "us-east-1", "bakery_r1", "b");
         j.record(Event::Created, Kind::Instance, "us-east-1", "i-1", "b");
         j.record(Event::Created, Kind::Image, "us-east-1", "ami-1", "b");
@@ -317,13 +313,14 @@ mod tests {
 
     #[test]
     fn a_live_run_is_invisible_to_cleanup_and_a_dead_one_is_found() {
-        let d = tmp();
-        let j = Journal::create(&d, "live", "bake").unwrap();
+        let t = tmp();
+        let d = t.path();
+        let j = Journal::create(d, "live", "bake").unwrap();
         j.record(Event::Created, Kind::Instance, "us-east-1", "i-live", "b");
-        assert!(left_runs(&d).unwrap().is_empty());
+        assert!(left_runs(d).unwrap().is_empty());
         let path = j.close().unwrap();
         assert!(path.exists());
-        let mut runs = left_runs(&d).unwrap();
+        let mut runs = left_runs(d).unwrap();
         assert_eq!(runs.len(), 1);
         let e = runs[0].outstanding[0].clone();
         assert_eq!(e.id, "i-live");
@@ -335,8 +332,9 @@ mod tests {
 
     #[test]
     fn a_torn_last_line_is_ignored() {
-        let d = tmp();
-        let j = Journal::create(&d, "torn", "bake").unwrap();
+        let t = tmp();
+        let d = t.path();
+        let j = Journal::create(d, "torn", "bake").unwrap();
         j.record(
             Event::Created,
             Kind::SecurityGroup,
@@ -348,14 +346,15 @@ mod tests {
         drop(j);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         write!(f, "{{\"event\":\"crea").unwrap();
-        let runs = left_runs(&d).unwrap();
+        let runs = left_runs(d).unwrap();
         assert_eq!(runs[0].outstanding.len(), 1);
     }
 
     #[test]
     fn a_clean_run_leaves_no_journal() {
-        let d = tmp();
-        let j = Journal::create(&d, "clean", "bake").unwrap();
+        let t = tmp();
+        let d = t.path();
+        let j = Journal::create(d, "clean", "bake").unwrap();
         j.record(Event::Created, Kind::KeyPair, "us-east-1", "k", "b");
         j.record(Event::Removed, Kind::KeyPair, "us-east-1", "k", "b");
         assert!(j.close().is_none());

@@ -3,9 +3,7 @@
 
 use super::ec2::{merge, tag_spec};
 use super::state::{Ctx, InstanceInfo, State};
-use crate::aws_err::AwsResultExt;
 use crate::journal::Kind;
-use crate::pipeline::{Outcome, Step, StepError};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
@@ -13,6 +11,8 @@ use aws_sdk_ec2::types::{
     InstanceNetworkInterfaceSpecification, InstanceStateName, InstanceType, ResourceType,
     ShutdownBehavior, VolumeType,
 };
+use bakery_core::aws_err::AwsResultExt;
+use bakery_core::pipeline::{Outcome, Step, StepError};
 use bakery_core::poll::{Poll, PollError, Poller};
 use bakery_template::BlockDevice;
 

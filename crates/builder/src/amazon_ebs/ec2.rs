@@ -1,7 +1,7 @@
 //! Small EC2 helpers the steps share: tag specifications, filters, image descriptions, snapshot deletion.
 
-use crate::aws_err::{AwsError, AwsResultExt};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use bakery_core::aws_err::{AwsError, AwsResultExt};
 use std::collections::BTreeMap;
 
 /// `TagSpecification` for `rt` with the given tags.

@@ -6,12 +6,12 @@
 use super::ec2::{deregister_with_snapshots, image_snapshots, merge, tag_spec};
 use super::run_instance::block_devices;
 use super::state::{Ctx, State};
-use crate::aws_err::AwsResultExt;
 use crate::journal::Kind;
-use crate::pipeline::{Outcome, Step, StepError};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ImageState, ResourceType};
 use bakery_core::aws::Clients;
+use bakery_core::aws_err::AwsResultExt;
+use bakery_core::pipeline::{Outcome, Step, StepError};
 use bakery_core::poll::{Poll, Poller};
 
 /// Creates the AMI.

@@ -6,11 +6,11 @@
 
 use super::ec2::tag_spec;
 use super::state::{Ctx, SshKey, State};
-use crate::aws_err::AwsResultExt;
 use crate::journal::Kind;
-use crate::pipeline::{Outcome, Step, StepError};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{KeyType, ResourceType};
+use bakery_core::aws_err::AwsResultExt;
+use bakery_core::pipeline::{Outcome, Step, StepError};
 
 /// Sets up SSH credentials.
 #[derive(Default)]

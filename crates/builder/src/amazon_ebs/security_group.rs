@@ -14,11 +14,11 @@
 
 use super::ec2::{filters, tag_spec};
 use super::state::{Ctx, State};
-use crate::aws_err::AwsResultExt;
 use crate::journal::Kind;
-use crate::pipeline::{Outcome, Step, StepError};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType};
+use bakery_core::aws_err::AwsResultExt;
+use bakery_core::pipeline::{Outcome, Step, StepError};
 use bakery_core::poll::{Poll, PollError, Poller};
 use std::net::IpAddr;
 use std::time::Duration;

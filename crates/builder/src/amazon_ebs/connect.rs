@@ -5,8 +5,8 @@
 //! connection, and any change afterwards (a reconnect after a reboot) is refused.
 
 use super::state::{Ctx, SshKey, State};
-use crate::pipeline::{Outcome, Step, StepError};
 use async_trait::async_trait;
+use bakery_core::pipeline::{Outcome, Step, StepError};
 use bakery_ssh::{Auth, Communicator, SshConfig};
 use std::time::Duration;
 

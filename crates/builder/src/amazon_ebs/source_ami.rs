@@ -3,9 +3,9 @@
 
 use super::ec2::filters;
 use super::state::{Ctx, SourceImage, State};
-use crate::aws_err::AwsResultExt;
-use crate::pipeline::{Step, StepError};
 use async_trait::async_trait;
+use bakery_core::aws_err::AwsResultExt;
+use bakery_core::pipeline::{Step, StepError};
 use std::collections::BTreeMap;
 
 /// Resolves the source AMI.

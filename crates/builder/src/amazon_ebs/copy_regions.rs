@@ -4,11 +4,11 @@
 use super::create_ami::{image_tags, wait_available};
 use super::ec2::{deregister_with_snapshots, to_tags};
 use super::state::{Ctx, State};
-use crate::aws_err::AwsResultExt;
 use crate::journal::Kind;
-use crate::pipeline::{Outcome, Step, StepError};
 use async_trait::async_trait;
 use bakery_core::aws::Clients;
+use bakery_core::aws_err::AwsResultExt;
+use bakery_core::pipeline::{Outcome, Step, StepError};
 use std::sync::Mutex;
 
 /// Copies the AMI to other regions.

@@ -55,10 +55,10 @@ impl From<crate::aws_err::AwsError> for StepError {
     }
 }
 
-impl From<bakery_core::poll::WaitError> for StepError {
-    fn from(e: bakery_core::poll::WaitError) -> Self {
+impl From<crate::poll::WaitError> for StepError {
+    fn from(e: crate::poll::WaitError) -> Self {
         match e {
-            bakery_core::poll::WaitError::Cancelled(_) => StepError::Cancelled,
+            crate::poll::WaitError::Cancelled(_) => StepError::Cancelled,
             other => StepError::Failed(other.to_string()),
         }
     }

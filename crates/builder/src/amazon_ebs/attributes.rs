@@ -2,14 +2,14 @@
 //! in every region they exist in.
 
 use super::state::{Ctx, State};
-use crate::aws_err::AwsResultExt;
-use crate::pipeline::{Step, StepError};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     CreateVolumePermission, CreateVolumePermissionModifications, LaunchPermission,
     LaunchPermissionModifications, PermissionGroup,
 };
 use bakery_core::aws::Clients;
+use bakery_core::aws_err::AwsResultExt;
+use bakery_core::pipeline::{Step, StepError};
 
 /// Sets launch and create-volume permissions.
 pub struct Attributes;

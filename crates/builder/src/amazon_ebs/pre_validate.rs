@@ -3,10 +3,10 @@
 
 use super::ec2::{deregister_with_snapshots, image_snapshots};
 use super::state::{Ctx, State};
-use crate::aws_err::AwsResultExt;
-use crate::pipeline::{Step, StepError};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Filter;
+use bakery_core::aws_err::AwsResultExt;
+use bakery_core::pipeline::{Step, StepError};
 
 /// Checks the AMI name.
 pub struct PreValidate;

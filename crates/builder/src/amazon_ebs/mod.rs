@@ -24,7 +24,7 @@ pub mod spot_instance;
 pub mod state;
 pub mod stop_instance;
 
-use crate::pipeline::{self, RunControl, RunReport, Step};
+use bakery_core::pipeline::{self, RunControl, RunReport, Step};
 use state::{Ctx, State};
 use std::collections::BTreeMap;
 

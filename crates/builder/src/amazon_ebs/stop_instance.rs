@@ -3,10 +3,10 @@
 
 use super::run_instance::judge_instance;
 use super::state::{Ctx, State};
-use crate::aws_err::AwsResultExt;
-use crate::pipeline::{Step, StepError};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::InstanceStateName;
+use bakery_core::aws_err::AwsResultExt;
+use bakery_core::pipeline::{Step, StepError};
 use bakery_core::poll::Poller;
 
 /// Stops the instance.

@@ -1,2 +1,0 @@
-//! Builders. bakery has one: [`amazon_ebs`], Packer's EBS-backed AMI builder.
-pub mod amazon_ebs;
