@@ -7,9 +7,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::SshConfig;
 use crate::connect::{self, Credentials, Hop, Session};
 use crate::error::SshError;
-use crate::exec::{self, ExitStatus};
+use crate::exec;
 use crate::host_keys::HostKeyVerifier;
 use crate::output::OutputSink;
+use crate::status::ExitStatus;
 use crate::transfer::{self, Link, UploadStats};
 
 /// An SSH connection to the build instance.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::exec::ExitStatus;
+use crate::status::ExitStatus;
 
 /// Everything that can go wrong in the communicator.
 #[derive(Debug, thiserror::Error)]

@@ -53,14 +53,15 @@ mod exec;
 mod host_keys;
 mod output;
 pub mod quote;
+mod status;
 pub mod transfer;
 
 pub use communicator::Communicator;
 pub use config::{Auth, Bastion, SshConfig};
 pub use error::SshError;
-pub use exec::ExitStatus;
 pub use host_keys::HostKeyPolicy;
 pub use output::{OutputSink, PackerStyleSink, clean_output_line};
+pub use status::ExitStatus;
 pub use transfer::UploadStats;
 
 /// Public key type accepted by [`HostKeyPolicy::Known`] (re-exported from russh).

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use tar::{Builder, EntryType, Header};
 
+use super::stats::UploadStats;
 use crate::error::SshError;
-use crate::transfer::UploadStats;
 
 /// Writes the contents of directory `root` (not `root` itself) as a tar archive.
 pub(crate) fn write_tree<W: Write>(root: &Path, out: W) -> Result<UploadStats, SshError> {

@@ -10,8 +10,9 @@ use std::path::{Component, Path, PathBuf};
 
 use tar::{Archive, EntryType};
 
+use super::paths::download_target;
+use super::stats::UploadStats;
 use crate::error::SshError;
-use crate::transfer::{UploadStats, download_target};
 
 fn local(op: &'static str, path: &Path, source: io::Error) -> SshError {
     SshError::Local {

@@ -45,7 +45,11 @@ Modes and modification times are kept.
 
 mod archive;
 mod extract;
+mod paths;
 mod pipe;
+mod stats;
+
+pub use stats::UploadStats;
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -58,17 +62,7 @@ use tokio_util::sync::CancellationToken;
 use crate::connect::ClientHandler;
 use crate::error::SshError;
 use crate::quote::{remote_path_word, shell_quote};
-
-/// What a transfer moved.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UploadStats {
-    /// Regular files transferred.
-    pub files: u64,
-    /// Directories created below the destination.
-    pub dirs: u64,
-    /// Bytes of file content transferred.
-    pub bytes: u64,
-}
+use paths::means_contents;
 
 /// Remote helper for a directory upload. Arguments: destination, source
 /// directory name, source mode (octal), `contents` or `dir`.
@@ -162,61 +156,6 @@ pub(crate) fn upload_file_command(remote: &str, name: Option<&str>, mode: u32) -
 
 pub(crate) fn download_command(remote: &str) -> String {
     helper_command("bakery-download", DOWNLOAD, &[remote_path_word(remote)])
-}
-
-/// `dir/`, `dir/.` and `.` mean "the contents of dir", as with scp/rsync.
-pub(crate) fn means_contents(path: &[u8]) -> bool {
-    path.ends_with(b"/") || path.ends_with(b"/.") || path == b"."
-}
-
-/// The last component of a remote path (`/a/b/` → `b`).
-fn remote_basename(remote: &str) -> &str {
-    let trimmed = remote.trim_end_matches('/');
-    trimmed.rsplit('/').next().unwrap_or(trimmed)
-}
-
-/// Where a download lands locally.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct DownloadTarget {
-    pub path: PathBuf,
-    /// Only the remote directory's contents are copied into `path`.
-    pub contents_only: bool,
-}
-
-pub(crate) fn download_target(
-    remote: &str,
-    local: &Path,
-    remote_is_dir: bool,
-    local_is_dir: bool,
-) -> DownloadTarget {
-    let local_slash = local.as_os_str().as_bytes().ends_with(b"/");
-    let name = remote_basename(remote);
-    if !remote_is_dir {
-        let path = if local_slash || local_is_dir {
-            local.join(name)
-        } else {
-            local.to_path_buf()
-        };
-        return DownloadTarget {
-            path,
-            contents_only: false,
-        };
-    }
-    if means_contents(remote.as_bytes()) {
-        return DownloadTarget {
-            path: local.to_path_buf(),
-            contents_only: true,
-        };
-    }
-    let path = if local_is_dir {
-        local.join(name)
-    } else {
-        local.to_path_buf()
-    };
-    DownloadTarget {
-        path,
-        contents_only: false,
-    }
 }
 
 fn check_remote(remote: &str) -> Result<(), SshError> {

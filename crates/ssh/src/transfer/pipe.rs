@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connect::ClientHandler;
 use crate::error::SshError;
-use crate::exec::{ExitStatus, signal_name};
+use crate::status::{ExitStatus, signal_name};
 
 /// Size of the chunks handed from the tar thread to the channel.
 pub(crate) const CHUNK: usize = 256 * 1024;

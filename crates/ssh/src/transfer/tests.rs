@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use super::paths::{DownloadTarget, download_target, means_contents, remote_basename};
 use super::*;
 
 /// Runs a helper command line as sshd would (through a shell), in `home`.
