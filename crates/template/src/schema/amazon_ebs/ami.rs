@@ -39,8 +39,8 @@ pub struct AmiConfig {
     /// Tags of the AMI (and of its copies); `tag` blocks (`key`, `value`) are merged in. Rendered late,
     /// like `ami_description`.
     pub tags: LateMap,
-    /// Turn on ENA on the instance before the image is made (unset: leave it; `enhanced_networking`
-    /// is the old name). Not allowed with a spot instance.
+    /// `true`: turn on ENA on the instance before the image is made (unset or false: as the source;
+    /// `enhanced_networking` is the old name). Not allowed with a spot instance.
     pub ena_support: Option<bool>,
     /// Turn on SR-IOV networking on the instance before the image is made. Not allowed with a spot
     /// instance.
@@ -62,8 +62,8 @@ pub struct AmiConfig {
     pub imds_support: Option<String>,
     /// RFC 3339 time at which the AMI is deprecated. Accepted and checked; bakery does not set it.
     pub deprecate_at: Option<String>,
-    /// Tags of the AMI's snapshots; `snapshot_tag` blocks (`key`, `value`) are merged in. Rendered late,
-    /// like `ami_description`.
+    /// Tags of the AMI's snapshots, on top of `tags` (which they get too); `snapshot_tag` blocks (`key`,
+    /// `value`) are merged in. Rendered late, like `ami_description`.
     pub snapshot_tags: LateMap,
     /// Account ids the AMI's snapshots are shared with (create-volume permission).
     pub snapshot_users: Vec<String>,

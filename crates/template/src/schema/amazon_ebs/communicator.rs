@@ -119,7 +119,7 @@ pub struct CommunicatorConfig {
 }
 
 /// Decodes the communicator's options; `renamed.ssh_timeout` is `ssh_wait_timeout`.
-pub fn decode(d: &mut Decoder, f: &mut Fields, renamed: &mut Renamed) -> CommunicatorConfig {
+pub(super) fn decode(d: &mut Decoder, f: &mut Fields, renamed: &mut Renamed) -> CommunicatorConfig {
     let communicator = d
         .opt_string(f, "communicator")
         .unwrap_or_else(|| "ssh".to_string());

@@ -63,17 +63,19 @@ pub const LATE_FIELDS: &[&str] = &[
 /// Every amazon-ebs option, grouped by concern; the groups' options all sit at the builder's top level.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AmazonEbsConfig {
-    /// Credentials, region, endpoint, retries and polling (see `access.rs`).
+    /// Top-level options: credentials, region, endpoint, retries and polling (see `access.rs`).
     pub access: AccessConfig,
-    /// The AMI made (see `ami.rs`).
+    /// Top-level options: the AMI made (see `ami.rs`).
     pub ami: AmiConfig,
-    /// The builder instance (see `run.rs`).
+    /// Top-level options: the builder instance (see `run.rs`).
     pub run: RunConfig,
-    /// The connection to the instance (see `communicator.rs`).
+    /// Top-level options: the connection to the instance (see `communicator.rs`).
     pub comm: CommunicatorConfig,
-    /// Do not create the AMI: the build runs its provisioners and stops (test runs).
+    /// Do not create the AMI: the build provisions the instance, then cleans up without an image
+    /// (test runs).
     pub skip_create_ami: bool,
-    /// Do not copy `run_tags` onto the AMI and its snapshots.
+    /// Do not copy `run_tags` onto the AMI and its snapshots. Accepted and changes nothing: bakery never
+    /// copies them (the AMI gets `tags`).
     pub skip_ami_run_tags: bool,
     /// Block devices of the AMI (volumes added to, or changed in, the image's mapping).
     pub ami_block_device_mappings: Vec<BlockDevice>,

@@ -18,7 +18,7 @@ pub const RENAMED: &[(&str, &str)] = &[
 
 /// The values given under old keys; each is taken by the decoder of the option it stands for.
 #[derive(Debug, Default)]
-pub struct Renamed {
+pub(super) struct Renamed {
     /// `ssh_wait_timeout`, for `ssh_timeout`.
     pub ssh_timeout: Option<Duration>,
     /// `ssh_private_ip: true`, for `ssh_interface: private_ip`.
@@ -32,7 +32,7 @@ pub struct Renamed {
 }
 
 /// Takes the old keys, warning about each one given.
-pub fn decode(d: &mut Decoder, f: &mut Fields) -> Renamed {
+pub(super) fn decode(d: &mut Decoder, f: &mut Fields) -> Renamed {
     let mut out = Renamed::default();
     for (old, new) in RENAMED {
         if let Some(v) = f.take(old) {

@@ -60,8 +60,8 @@ pub struct RunConfig {
     pub instance_type: Option<String>,
     /// Finds existing security groups when `security_group_ids` is unset.
     pub security_group_filter: Option<NameValueFilter>,
-    /// Tags of the instance (and, unless `skip_ami_run_tags`, of the AMI); `run_tag` blocks (`key`,
-    /// `value`) are merged in. Rendered late, at the launch step.
+    /// Tags of the builder instance; `run_tag` blocks (`key`, `value`) are merged in. Rendered late, at
+    /// the launch step. bakery does not copy them onto the AMI (Packer does, unless `skip_ami_run_tags`).
     pub run_tags: LateMap,
     /// Existing security groups for the instance, instead of a temporary one. `security_group_id`
     /// (a single id) is folded in here, as Packer does; giving both is an error.
@@ -134,7 +134,7 @@ impl RunConfig {
 
 /// Decodes the builder instance's options; `renamed` gives the values of old keys, which the new
 /// keys override.
-pub fn decode(
+pub(super) fn decode(
     d: &mut Decoder,
     f: &mut Fields,
     cx: &Arc<FuncContext>,
