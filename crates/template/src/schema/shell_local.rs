@@ -1,5 +1,5 @@
-//! shell-local, as a provisioner or a post-processor (SDK `shell-local`):
-//! commands run on the machine running bakery.
+//! shell-local, as a provisioner or a post-processor (one set of options for
+//! both, as in Packer): commands run on the machine running bakery.
 
 use super::common::{late_strings, make_late, stat};
 use super::shell::{check_env_vars, decode_env};
