@@ -230,8 +230,9 @@ fn option_names(m: &Member) -> String {
     format!("`{}`", m.name)
 }
 
-/// A Rust field type as a template author sees it; `known` are the documented types (linked).
-fn type_name(ty: &str, known: &[String]) -> String {
+/// A Rust field type as a template author sees it; `known` are the documented types (linked), with
+/// whether each is an enum (a string out of a fixed set).
+fn type_name(ty: &str, known: &[(String, bool)]) -> String {
     let ty = ty.trim();
     if let Some(inner) = ty.strip_prefix("Option<").and_then(|r| r.strip_suffix('>')) {
         return type_name(inner, known);
@@ -250,10 +251,11 @@ fn type_name(ty: &str, known: &[String]) -> String {
         "LateTemplate" => "string, rendered late".into(),
         "LateMap" | "BTreeMap<String, LateTemplate>" => "map of strings, rendered late".into(),
         "BTreeMap<String, String>" => "map of strings".into(),
-        other if known.iter().any(|k| k == other) => {
-            format!("[{other}](#{})", other.to_ascii_lowercase())
-        }
-        other => format!("`{other}`"),
+        other => match known.iter().find(|(k, _)| k == other) {
+            Some((_, true)) => format!("string: [{other}](#{})", other.to_ascii_lowercase()),
+            Some((_, false)) => format!("[{other}](#{})", other.to_ascii_lowercase()),
+            None => format!("`{other}`"),
+        },
     }
 }
 
@@ -269,9 +271,9 @@ fn plural(t: &str) -> String {
 /// Renders one reference file.
 fn render(r: &Reference, missing: &mut Vec<String>) -> String {
     let sources: Vec<Source> = r.sources.iter().map(|s| read_source(s, missing)).collect();
-    let known: Vec<String> = sources
+    let known: Vec<(String, bool)> = sources
         .iter()
-        .flat_map(|s| s.items.iter().map(|i| i.name.clone()))
+        .flat_map(|s| s.items.iter().map(|i| (i.name.clone(), i.is_enum)))
         .collect();
     let mut out = String::new();
     let _ = writeln!(out, "# {} {} options\n", r.plugin, r.kind);
@@ -312,7 +314,7 @@ fn render(r: &Reference, missing: &mut Vec<String>) -> String {
                 let _ = writeln!(out, "{p}\n");
             }
             if item.is_enum {
-                let _ = writeln!(out, "| Variant | Meaning |\n|---|---|");
+                let _ = writeln!(out, "| Variant | Value and meaning |\n|---|---|");
                 for m in &item.members {
                     let _ = writeln!(out, "| `{}` | {} |", m.name, cell(&m.doc));
                 }

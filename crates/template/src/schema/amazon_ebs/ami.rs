@@ -1,5 +1,6 @@
 //! The image bakery creates: its name, description, tags, encryption, sharing, copies and attributes.
 
+use super::super::choice::{self, Choice, spelled};
 use super::super::common::{late_map, late_string, merge_key_values};
 use crate::decode::{Decoder, Fields};
 use crate::funcs::{FuncContext, clean_resource_name};
@@ -59,7 +60,7 @@ pub struct AmiConfig {
     /// Do not keep the AMI in the build region (only its copies). Accepted; bakery keeps it.
     pub skip_save_build_region: bool,
     /// `v2.0` makes instances of the AMI require IMDSv2. Accepted and checked; bakery does not set it.
-    pub imds_support: Option<String>,
+    pub imds_support: Option<ImdsSupport>,
     /// RFC 3339 time at which the AMI is deprecated. Accepted and checked; bakery does not set it.
     pub deprecate_at: Option<String>,
     /// Tags of the AMI's snapshots, on top of `tags` (which they get too); `snapshot_tag` blocks (`key`,
@@ -72,6 +73,23 @@ pub struct AmiConfig {
     /// Deregistration protection of the AMI. Accepted; bakery does not set it.
     pub deregistration_protection: DeregistrationProtection,
 }
+
+/// The `imds_support` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImdsSupport {
+    /// `v2.0`: instances launched from the AMI require IMDSv2.
+    V2,
+}
+
+impl Choice for ImdsSupport {
+    const VALUES: &'static [(&'static str, Self)] = &[("v2.0", ImdsSupport::V2)];
+
+    fn invalid(_key: &str, _value: &str) -> String {
+        "The only valid imds_support values are \"v2.0\" or the empty string".into()
+    }
+}
+
+spelled!(ImdsSupport);
 
 /// The `deregistration_protection` block.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -120,7 +138,7 @@ pub fn decode(
         kms_key_id: d.opt_string(f, "kms_key_id"),
         region_kms_key_ids: d.string_map(f, "region_kms_key_ids"),
         skip_save_build_region: d.bool(f, "skip_save_build_region"),
-        imds_support: d.opt_string(f, "imds_support"),
+        imds_support: choice::decode(d, f, "imds_support", ImdsSupport::V2),
         deprecate_at: d.opt_string(f, "deprecate_at"),
         snapshot_tags,
         snapshot_users: d.strings(f, "snapshot_users"),
@@ -205,11 +223,6 @@ pub fn validate(ami: &AmiConfig, region: Option<&str>, errs: &mut Vec<String>) {
             "AMIName should only contain alphanumeric characters, parentheses (()), square brackets ([]), spaces ( ), periods (.), slashes (/), dashes (-), single quotes ('), at-signs (@), or underscores(_). You can use the `clean_resource_name` template filter to automatically clean your ami name. (ami_name is \"{}\")",
             ami.ami_name
         ));
-    }
-    if let Some(v) = &ami.imds_support
-        && v != "v2.0"
-    {
-        errs.push("The only valid imds_support values are \"v2.0\" or the empty string".into());
     }
     if let Some(t) = &ami.deprecate_at
         && chrono::DateTime::parse_from_rfc3339(t).is_err()

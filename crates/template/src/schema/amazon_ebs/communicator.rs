@@ -1,6 +1,7 @@
 //! The communicator: how bakery connects to the builder instance (SSH, with its bastion, proxy and
 //! tunnels; WinRM options are decoded and checked only).
 
+use super::super::choice::{self, Choice, spelled};
 use super::super::common::{expand_user, stat};
 use super::renamed::Renamed;
 use crate::decode::{Decoder, Fields};
@@ -9,9 +10,9 @@ use std::time::Duration;
 /// The communicator's options. They sit at the top level of the builder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommunicatorConfig {
-    /// `ssh` (default), `winrm` or `none` (no connection, no provisioners); `docker` and
-    /// `dockerWindowsContainer` are accepted too. bakery connects over SSH only.
-    pub communicator: String,
+    /// How bakery connects: `ssh` (default), `winrm` or `none` (no connection, no provisioners);
+    /// `docker` and `dockerWindowsContainer` are accepted too. bakery connects over SSH only.
+    pub communicator: Communicator,
     /// Wait this long after the instance is up before the first connection attempt.
     pub pause_before_connecting: Option<Duration>,
     /// Address to connect to, instead of the one `ssh_interface` picks.
@@ -30,7 +31,7 @@ pub struct CommunicatorConfig {
     /// Type of the temporary key pair: `ed25519` (bakery's default: newer OpenSSH servers refuse RSA
     /// with SHA-1 signatures, and an ed25519 key costs EC2 nothing to make) or `rsa` (Packer 1.6.6's
     /// default).
-    pub temporary_key_pair_type: String,
+    pub temporary_key_pair_type: KeyPairType,
     /// Size of a temporary RSA key. Accepted; bakery lets EC2 make the key.
     pub temporary_key_pair_bits: Option<i64>,
     /// SSH ciphers to offer. Accepted; bakery uses its SSH library's defaults.
@@ -118,11 +119,63 @@ pub struct CommunicatorConfig {
     pub winrm_use_ntlm: bool,
 }
 
+/// The `communicator` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Communicator {
+    /// `ssh`: connect over SSH (the default).
+    Ssh,
+    /// `winrm`: Windows Remote Management; decoded and checked, bakery cannot connect with it.
+    Winrm,
+    /// `none`: no connection; provisioners cannot run.
+    None,
+    /// `docker`: accepted, as Packer does for every builder.
+    Docker,
+    /// `dockerWindowsContainer`: accepted, as Packer does for every builder.
+    DockerWindowsContainer,
+}
+
+impl Choice for Communicator {
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("ssh", Communicator::Ssh),
+        ("winrm", Communicator::Winrm),
+        ("none", Communicator::None),
+        ("docker", Communicator::Docker),
+        (
+            "dockerWindowsContainer",
+            Communicator::DockerWindowsContainer,
+        ),
+    ];
+
+    fn invalid(_key: &str, value: &str) -> String {
+        format!("Communicator type {value} is invalid")
+    }
+}
+
+/// The `temporary_key_pair_type` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPairType {
+    /// `ed25519` (bakery's default).
+    Ed25519,
+    /// `rsa` (Packer 1.6.6's default).
+    Rsa,
+}
+
+impl Choice for KeyPairType {
+    const VALUES: &'static [(&'static str, Self)] =
+        &[("rsa", KeyPairType::Rsa), ("ed25519", KeyPairType::Ed25519)];
+
+    fn invalid(_key: &str, _value: &str) -> String {
+        "temporary_key_pair_type requires either rsa or ed25519 as its value".into()
+    }
+}
+
+spelled!(Communicator, KeyPairType);
+
 /// Decodes the communicator's options; `renamed.ssh_timeout` is `ssh_wait_timeout`.
 pub(super) fn decode(d: &mut Decoder, f: &mut Fields, renamed: &mut Renamed) -> CommunicatorConfig {
-    let communicator = d
-        .opt_string(f, "communicator")
-        .unwrap_or_else(|| "ssh".to_string());
+    // An unknown communicator is reported once; decoded as `none`, it triggers no SSH or WinRM check.
+    let communicator =
+        choice::decode(d, f, "communicator", Communicator::None).unwrap_or(Communicator::Ssh);
     let ssh_timeout = d.duration(f, "ssh_timeout").filter(|t| !t.is_zero());
     let ssh_handshake_attempts = d.int(f, "ssh_handshake_attempts").filter(|n| *n != 0);
     let (ssh_timeout, ssh_handshake_attempts) = match (ssh_timeout, ssh_handshake_attempts) {
@@ -163,9 +216,13 @@ pub(super) fn decode(d: &mut Decoder, f: &mut Fields, renamed: &mut Renamed) -> 
         ssh_password: d.opt_string(f, "ssh_password"),
         ssh_keypair_name: d.opt_string(f, "ssh_keypair_name"),
         temporary_key_pair_name: d.opt_string(f, "temporary_key_pair_name"),
-        temporary_key_pair_type: d
-            .opt_string(f, "temporary_key_pair_type")
-            .unwrap_or_else(|| "ed25519".to_string()),
+        temporary_key_pair_type: choice::decode(
+            d,
+            f,
+            "temporary_key_pair_type",
+            KeyPairType::Ed25519,
+        )
+        .unwrap_or(KeyPairType::Ed25519),
         temporary_key_pair_bits: d.int(f, "temporary_key_pair_bits").filter(|n| *n != 0),
         ssh_ciphers: d.strings(f, "ssh_ciphers"),
         ssh_clear_authorized_keys: d.bool(f, "ssh_clear_authorized_keys"),
@@ -228,17 +285,10 @@ fn port(d: &mut Decoder, f: &mut Fields, key: &'static str, default: u16) -> u16
     }
 }
 
-/// The check of `temporary_key_pair_type` (Packer makes it with the instance's options).
-pub fn validate_key_pair_type(c: &CommunicatorConfig, errs: &mut Vec<String>) {
-    if c.temporary_key_pair_type != "rsa" && c.temporary_key_pair_type != "ed25519" {
-        errs.push("temporary_key_pair_type requires either rsa or ed25519 as its value".into());
-    }
-}
-
 /// What `ssh_keypair_name` needs (Packer checks it with the instance's options).
 pub fn validate_keypair_name(c: &CommunicatorConfig, errs: &mut Vec<String>) {
     if c.ssh_keypair_name.is_some() {
-        if c.communicator == "winrm"
+        if c.communicator == Communicator::Winrm
             && c.winrm_password.is_none()
             && c.ssh_private_key_file.is_none()
         {
@@ -249,17 +299,16 @@ pub fn validate_keypair_name(c: &CommunicatorConfig, errs: &mut Vec<String>) {
     }
 }
 
-/// Packer's communicator checks: the type, then SSH's or WinRM's own.
+/// Packer's communicator checks: SSH's or WinRM's own (the type was checked when decoded).
 pub fn validate(c: &CommunicatorConfig, errs: &mut Vec<String>) {
-    match c.communicator.as_str() {
-        "ssh" => validate_ssh(c, errs),
-        "winrm" => {
+    match c.communicator {
+        Communicator::Ssh => validate_ssh(c, errs),
+        Communicator::Winrm => {
             if c.winrm_username.is_none() {
                 errs.push("winrm_username must be specified.".into());
             }
         }
-        "none" | "docker" | "dockerWindowsContainer" => {}
-        other => errs.push(format!("Communicator type {other} is invalid")),
+        Communicator::None | Communicator::Docker | Communicator::DockerWindowsContainer => {}
     }
 }
 

@@ -25,16 +25,19 @@ pub mod renamed;
 pub mod run;
 
 pub use access::{AccessConfig, AssumeRoleConfig, AwsPolling, VaultAwsEngine};
-pub use ami::{AmiConfig, DeregistrationProtection};
+pub use ami::{AmiConfig, DeregistrationProtection, ImdsSupport};
 pub use block_devices::BlockDevice;
-pub use communicator::CommunicatorConfig;
+pub use communicator::{Communicator, CommunicatorConfig, KeyPairType};
 pub use fast_launch::{FastLaunchConfig, FastLaunchTemplate};
 pub use filters::{AmiFilter, NameValueFilter, SubnetFilter};
 pub use iam::{PolicyDocument, PolicyStatement};
-pub use metadata::MetadataOptions;
+pub use metadata::{HttpTokens, MetadataOptions, Toggle};
 pub use placement::{LicenseSpecification, Placement};
 pub use renamed::RENAMED;
-pub use run::RunConfig;
+pub use run::{
+    CapacityReservationPreference, RunConfig, ShutdownBehavior, SpotAllocationStrategy,
+    SshInterface,
+};
 
 use super::common::{late_map, merge_key_values};
 use crate::decode::{Decoder, Fields};

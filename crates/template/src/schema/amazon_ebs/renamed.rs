@@ -2,6 +2,7 @@
 //! key, and the new key wins when both are given.
 
 use crate::decode::{Decoder, Fields};
+use crate::json::Pos;
 use std::time::Duration;
 
 /// Old key, and what it is accepted as.
@@ -22,9 +23,9 @@ pub(super) struct Renamed {
     /// `ssh_wait_timeout`, for `ssh_timeout`.
     pub ssh_timeout: Option<Duration>,
     /// `ssh_private_ip: true`, for `ssh_interface: private_ip`.
-    pub ssh_interface: Option<String>,
-    /// `shutdown_behaviour`, for `shutdown_behavior`.
-    pub shutdown_behavior: Option<String>,
+    pub ssh_private_ip: bool,
+    /// `shutdown_behaviour`, for `shutdown_behavior`, with where it is written.
+    pub shutdown_behavior: Option<(String, Pos)>,
     /// `enhanced_networking`, for `ena_support`.
     pub ena_support: Option<bool>,
     /// `temporary_security_group_source_cidr`, for `temporary_security_group_source_cidrs`.
@@ -45,12 +46,10 @@ pub(super) fn decode(d: &mut Decoder, f: &mut Fields) -> Renamed {
             );
             match *old {
                 "ssh_wait_timeout" => out.ssh_timeout = d.to_duration(v, &name),
-                "ssh_private_ip" => {
-                    if d.to_bool(v, &name) == Some(true) {
-                        out.ssh_interface = Some("private_ip".to_string());
-                    }
+                "ssh_private_ip" => out.ssh_private_ip = d.to_bool(v, &name) == Some(true),
+                "shutdown_behaviour" => {
+                    out.shutdown_behavior = d.to_string(v, &name).map(|s| (s, v.pos))
                 }
-                "shutdown_behaviour" => out.shutdown_behavior = d.to_string(v, &name),
                 "enhanced_networking" => out.ena_support = d.to_bool(v, &name),
                 _ => out.source_cidrs = d.to_strings(v, &name),
             }

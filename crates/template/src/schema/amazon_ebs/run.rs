@@ -1,9 +1,10 @@
 //! The builder instance: source AMI, instance type, network, security group, IAM, spot, user data,
 //! how bakery reaches it. Sub-blocks live in `filters`, `iam`, `metadata` and `placement`.
 
+use super::super::choice::{self, Choice, spelled};
 use super::super::common::{late_map, merge_key_values, stat};
 use super::ami::AmiConfig;
-use super::communicator::{self, CommunicatorConfig};
+use super::communicator::{self, Communicator, CommunicatorConfig};
 use super::filters::{self, AmiFilter, NameValueFilter, SubnetFilter};
 use super::iam::{self, PolicyDocument};
 use super::metadata::{self, MetadataOptions};
@@ -26,7 +27,7 @@ pub struct RunConfig {
     pub block_duration_minutes: i64,
     /// `none` (the default when no reservation is named) or `open`. Accepted and checked; bakery does
     /// not use it.
-    pub capacity_reservation_preference: Option<String>,
+    pub capacity_reservation_preference: Option<CapacityReservationPreference>,
     /// Capacity reservation to launch into. Accepted and checked; bakery does not use it.
     pub capacity_reservation_id: Option<String>,
     /// Capacity reservation group to launch into. Accepted and checked; bakery does not use it.
@@ -55,7 +56,7 @@ pub struct RunConfig {
     pub temporary_iam_instance_profile_policy_document: Option<PolicyDocument>,
     /// What an OS shutdown does to the instance: `stop` (default) or `terminate`
     /// (`shutdown_behaviour` is the old spelling).
-    pub shutdown_behavior: String,
+    pub shutdown_behavior: ShutdownBehavior,
     /// Instance type of the builder instance; this or `spot_instance_types` is required.
     pub instance_type: Option<String>,
     /// Finds existing security groups when `security_group_ids` is unset.
@@ -72,7 +73,7 @@ pub struct RunConfig {
     pub source_ami_filter: Option<AmiFilter>,
     /// Spot allocation strategy of the fleet: `price-capacity-optimized`, `capacity-optimized`,
     /// `diversified` or `lowest-price` (unset: AWS's default).
-    pub spot_allocation_strategy: Option<String>,
+    pub spot_allocation_strategy: Option<SpotAllocationStrategy>,
     /// Instance types for a spot instance, instead of `instance_type` (one fleet override each).
     pub spot_instance_types: Vec<String>,
     /// Maximum spot price, or `auto` (capped at the on-demand price). Unset, empty or `0`: on demand.
@@ -116,7 +117,7 @@ pub struct RunConfig {
     /// Which address bakery connects to: `public_ip`, `private_ip`, `public_dns`, `private_dns` or
     /// `session_manager` (unset: public address when there is one, else private). `ssh_private_ip: true`
     /// is the old spelling of `private_ip`. bakery does not support `session_manager` at run time.
-    pub ssh_interface: Option<String>,
+    pub ssh_interface: Option<SshInterface>,
     /// With `session_manager`: wait this long before starting the session; 10s by default (also when 0).
     pub pause_before_ssm: Duration,
     /// With `session_manager`: local port of the tunnel (unset or 0: any free port).
@@ -131,6 +132,118 @@ impl RunConfig {
             .is_some_and(|p| !p.is_empty() && p != "0")
     }
 }
+
+/// The `shutdown_behavior` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownBehavior {
+    /// `stop` (the default): an OS shutdown stops the instance.
+    Stop,
+    /// `terminate`: an OS shutdown terminates the instance.
+    Terminate,
+}
+
+impl Choice for ShutdownBehavior {
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("stop", ShutdownBehavior::Stop),
+        ("terminate", ShutdownBehavior::Terminate),
+    ];
+
+    fn invalid(_key: &str, _value: &str) -> String {
+        "shutdown_behavior only accepts 'stop' or 'terminate' values.".into()
+    }
+}
+
+/// The `ssh_interface` option: which address of the instance bakery connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SshInterface {
+    /// `public_ip`: the public IPv4 address.
+    PublicIp,
+    /// `private_ip`: the private IPv4 address.
+    PrivateIp,
+    /// `public_dns`: the public DNS name.
+    PublicDns,
+    /// `private_dns`: the private DNS name.
+    PrivateDns,
+    /// `session_manager`: an SSM session tunnel (checked; not supported by bakery at run time).
+    SessionManager,
+}
+
+impl Choice for SshInterface {
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("public_ip", SshInterface::PublicIp),
+        ("private_ip", SshInterface::PrivateIp),
+        ("public_dns", SshInterface::PublicDns),
+        ("private_dns", SshInterface::PrivateDns),
+        ("session_manager", SshInterface::SessionManager),
+    ];
+
+    fn invalid(_key: &str, value: &str) -> String {
+        format!("Unknown interface type: {value}")
+    }
+}
+
+/// The `spot_allocation_strategy` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpotAllocationStrategy {
+    /// `price-capacity-optimized`: the pools with the most capacity, then the lowest price.
+    PriceCapacityOptimized,
+    /// `capacity-optimized`: the pools with the most capacity.
+    CapacityOptimized,
+    /// `diversified`: spread over the pools.
+    Diversified,
+    /// `lowest-price`: the cheapest pool.
+    LowestPrice,
+}
+
+impl Choice for SpotAllocationStrategy {
+    const VALUES: &'static [(&'static str, Self)] = &[
+        (
+            "price-capacity-optimized",
+            SpotAllocationStrategy::PriceCapacityOptimized,
+        ),
+        (
+            "capacity-optimized",
+            SpotAllocationStrategy::CapacityOptimized,
+        ),
+        ("diversified", SpotAllocationStrategy::Diversified),
+        ("lowest-price", SpotAllocationStrategy::LowestPrice),
+    ];
+
+    fn invalid(_key: &str, value: &str) -> String {
+        let valid: Vec<&str> = Self::VALUES.iter().map(|(s, _)| *s).collect();
+        format!(
+            "spot_allocation_strategy must be one of: {}; got \"{value}\"",
+            valid.join(", ")
+        )
+    }
+}
+
+/// The `capacity_reservation_preference` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapacityReservationPreference {
+    /// `none`: never launch into a capacity reservation.
+    None,
+    /// `open`: launch into any open capacity reservation that matches.
+    Open,
+}
+
+impl Choice for CapacityReservationPreference {
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("none", CapacityReservationPreference::None),
+        ("open", CapacityReservationPreference::Open),
+    ];
+
+    fn invalid(_key: &str, _value: &str) -> String {
+        "capacity_reservation_preference only accepts 'none' or 'open' values".into()
+    }
+}
+
+spelled!(
+    ShutdownBehavior,
+    SshInterface,
+    SpotAllocationStrategy,
+    CapacityReservationPreference
+);
 
 /// Decodes the builder instance's options; `renamed` gives the values of old keys, which the new
 /// keys override.
@@ -158,7 +271,14 @@ pub(super) fn decode(
         associate_public_ip_address: d.trilean(f, "associate_public_ip_address"),
         availability_zone: d.opt_string(f, "availability_zone"),
         block_duration_minutes: d.int(f, "block_duration_minutes").unwrap_or(0),
-        capacity_reservation_preference: d.opt_string(f, "capacity_reservation_preference"),
+        // An unknown value is reported once; decoded as `none` it still counts as set, for the check
+        // that a reservation id or group is not given too.
+        capacity_reservation_preference: choice::decode(
+            d,
+            f,
+            "capacity_reservation_preference",
+            CapacityReservationPreference::None,
+        ),
         capacity_reservation_id: d.opt_string(f, "capacity_reservation_id"),
         capacity_reservation_group_arn: d.opt_string(f, "capacity_reservation_group_arn"),
         disable_stop_instance: d.bool(f, "disable_stop_instance"),
@@ -174,11 +294,17 @@ pub(super) fn decode(
             "temporary_iam_instance_profile_policy_document",
             iam::policy_document,
         ),
-        shutdown_behavior: d
-            .opt_string(f, "shutdown_behavior")
-            .or(renamed.shutdown_behavior.take())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "stop".to_string()),
+        shutdown_behavior: {
+            let name = f.name("shutdown_behavior");
+            f.take("shutdown_behavior")
+                .and_then(|v| d.to_string(v, &name).map(|s| (s, v.pos)))
+                .or(renamed.shutdown_behavior.take())
+                .filter(|(s, _)| !s.is_empty())
+                .map(|(s, pos)| {
+                    choice::parse(d, pos, "shutdown_behavior", &s, ShutdownBehavior::Stop)
+                })
+                .unwrap_or(ShutdownBehavior::Stop)
+        },
         instance_type: d.opt_string(f, "instance_type"),
         security_group_filter: d.object(f, "security_group_filter", filters::name_value_filter),
         run_tags,
@@ -198,7 +324,12 @@ pub(super) fn decode(
         },
         source_ami: d.opt_string(f, "source_ami"),
         source_ami_filter: d.object(f, "source_ami_filter", filters::ami_filter),
-        spot_allocation_strategy: d.opt_string(f, "spot_allocation_strategy"),
+        spot_allocation_strategy: choice::decode(
+            d,
+            f,
+            "spot_allocation_strategy",
+            SpotAllocationStrategy::PriceCapacityOptimized,
+        ),
         spot_instance_types: d.strings(f, "spot_instance_types"),
         spot_price: d.opt_string(f, "spot_price"),
         spot_price_auto_product: d.opt_string(f, "spot_price_auto_product"),
@@ -228,9 +359,10 @@ pub(super) fn decode(
         metadata_options: d
             .object(f, "metadata_options", metadata::decode)
             .unwrap_or_default(),
-        ssh_interface: d
-            .opt_string(f, "ssh_interface")
-            .or(renamed.ssh_interface.take()),
+        // An unknown interface is reported once; decoded as `public_ip` it triggers no
+        // session_manager check.
+        ssh_interface: choice::decode(d, f, "ssh_interface", SshInterface::PublicIp)
+            .or(renamed.ssh_private_ip.then_some(SshInterface::PrivateIp)),
         pause_before_ssm: d
             .duration(f, "pause_before_ssm")
             .filter(|t| !t.is_zero())
@@ -241,7 +373,7 @@ pub(super) fn decode(
         && run.capacity_reservation_id.is_none()
         && run.capacity_reservation_group_arn.is_none()
     {
-        run.capacity_reservation_preference = Some("none".to_string());
+        run.capacity_reservation_preference = Some(CapacityReservationPreference::None);
     }
     run
 }
@@ -255,8 +387,8 @@ pub fn validate(
     errs: &mut Vec<String>,
     warns: &mut Vec<String>,
 ) {
-    if run.ssh_interface.as_deref() == Some("session_manager") {
-        if c.communicator == "winrm" {
+    if run.ssh_interface == Some(SshInterface::SessionManager) {
+        if c.communicator == Communicator::Winrm {
             errs.push("session_manager connectivity is not supported with the \"winrm\" communicator; please use \"ssh\"".into());
         }
         if run.iam_instance_profile.is_none()
@@ -265,20 +397,7 @@ pub fn validate(
             errs.push("no iam_instance_profile defined; session_manager connectivity requires a valid instance profile with AmazonSSMManagedInstanceCore permissions. Alternatively a temporary_iam_instance_profile_policy_document can be used.".into());
         }
     }
-    communicator::validate_key_pair_type(c, errs);
     metadata::validate(&run.metadata_options, errs);
-    if let Some(i) = &run.ssh_interface
-        && ![
-            "public_ip",
-            "private_ip",
-            "public_dns",
-            "private_dns",
-            "session_manager",
-        ]
-        .contains(&i.as_str())
-    {
-        errs.push(format!("Unknown interface type: {i}"));
-    }
     communicator::validate_keypair_name(c, errs);
     let filter_empty = run
         .source_ami_filter
@@ -309,20 +428,6 @@ pub fn validate(
     if !run.spot_tags.is_empty() && !run.is_spot_instance() {
         errs.push("spot_tags should not be set when not requesting a spot instance".into());
     }
-    if let Some(s) = &run.spot_allocation_strategy {
-        let valid = [
-            "price-capacity-optimized",
-            "capacity-optimized",
-            "diversified",
-            "lowest-price",
-        ];
-        if !valid.contains(&s.as_str()) {
-            errs.push(format!(
-                "spot_allocation_strategy must be one of: {}; got \"{s}\"",
-                valid.join(", ")
-            ));
-        }
-    }
     if run.user_data.is_some() && run.user_data_file.is_some() {
         errs.push("Only one of user_data or user_data_file can be specified.".into());
     } else if let Some(f) = &run.user_data_file
@@ -336,9 +441,6 @@ pub fn validate(
                 "Error parsing CIDR in temporary_security_group_source_cidrs: invalid CIDR address: {cidr}"
             ));
         }
-    }
-    if run.shutdown_behavior != "stop" && run.shutdown_behavior != "terminate" {
-        errs.push("shutdown_behavior only accepts 'stop' or 'terminate' values.".into());
     }
     let unlimited = run.enable_unlimited_credits || run.enable_t2_unlimited;
     let it = run.instance_type.as_deref().unwrap_or("");
@@ -367,12 +469,6 @@ pub fn validate(
         && run.capacity_reservation_preference.is_some()
     {
         errs.push("capacity_reservation_id, capacity_reservation_group_arn and capacity_reservation_preference are mutually exclusive, only one should be set".into());
-    }
-    if let Some(p) = &run.capacity_reservation_preference
-        && p != "none"
-        && p != "open"
-    {
-        errs.push("capacity_reservation_preference only accepts 'none' or 'open' values".into());
     }
     placement::validate(run.placement.as_ref(), run.tenancy.as_ref(), errs);
     if run.enable_nitro_enclave {
