@@ -70,3 +70,52 @@ pub fn decode<T: Choice>(
     let s = d.to_string(v, &f.name(key))?;
     Some(parse(d, v.pos, key, &s, invalid))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::Source;
+    use crate::json::parse as parse_json;
+    use crate::schema::amazon_ebs::{KeyPairType, ShutdownBehavior};
+
+    #[test]
+    fn values_decode_and_others_are_reported_at_the_value() {
+        let text = "{\"a\": \"rsa\",\n \"b\": \"dsa\"}";
+        let src = Source::new("t.json", text.to_string());
+        let parsed = parse_json(text).unwrap();
+        let members = parsed.value.as_object().unwrap().to_vec();
+        let mut d = Decoder::new(&src, "");
+        let mut f = Fields::new(&members, parsed.value.pos, "");
+        assert_eq!(
+            decode(&mut d, &mut f, "a", KeyPairType::Ed25519),
+            Some(KeyPairType::Rsa)
+        );
+        assert_eq!(
+            decode(&mut d, &mut f, "b", KeyPairType::Ed25519),
+            Some(KeyPairType::Ed25519)
+        );
+        assert_eq!(decode(&mut d, &mut f, "c", KeyPairType::Rsa), None);
+        let diags: Vec<_> = d
+            .diags
+            .iter()
+            .map(|x| (x.line, x.col, x.message.as_str()))
+            .collect();
+        assert_eq!(
+            diags,
+            [(
+                Some(2),
+                Some(7),
+                "temporary_key_pair_type requires either rsa or ed25519 as its value"
+            )]
+        );
+    }
+
+    #[test]
+    fn spelling_round_trips() {
+        for (s, v) in ShutdownBehavior::VALUES {
+            assert_eq!(v.as_str(), *s);
+            assert_eq!(v.to_string(), *s);
+            assert!(*v == *s);
+        }
+    }
+}
