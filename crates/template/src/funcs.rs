@@ -1,6 +1,6 @@
-//! Packer's template functions (packer-plugin-sdk `interpolate/funcs.go`,
-//! amazon `template_funcs.go`), with the context that decides where each
-//! is allowed: `env` and the secret stores only in variable defaults, `user`
+//! Packer's template functions (the core ones every template has, and the
+//! amazon builder's `clean_resource_name`), with the context that decides
+//! where each is allowed: `env` and the secret stores only in variable defaults, `user`
 //! erroring on undefined variables only there, `build` returning
 //! placeholders while a provisioner is prepared, and so on.
 

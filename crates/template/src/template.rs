@@ -1,6 +1,7 @@
 //! The raw template: Packer's legacy JSON format parsed into builders,
 //! provisioners, post-processor chains, variables and the other root keys,
-//! with every structural error collected (SDK `template/parse.go`).
+//! with every structural error collected rather than stopping at the first,
+//! in Packer's wording.
 
 use crate::decode::{Decoder, Fields, suggest};
 use crate::diagnostics::{Diagnostic, Diagnostics, Source};

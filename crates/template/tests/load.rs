@@ -363,7 +363,7 @@ fn renamed_keys_are_accepted_with_a_warning_naming_the_replacement() {
     .unwrap_or_else(|d| panic!("{d}"));
     let c = only_build(&l);
     assert_eq!(c.comm.ssh_timeout, Some(Duration::from_secs(420)));
-    assert_eq!(c.run.ssh_interface.as_deref(), Some("private_ip"));
+    assert_eq!(c.run.ssh_interface.map(|i| i.as_str()), Some("private_ip"));
     assert_eq!(c.run.shutdown_behavior, "terminate");
     assert_eq!(c.ami.ena_support, Some(true));
     assert_eq!(c.run.temporary_security_group_source_cidrs, ["10.0.0.0/8"]);

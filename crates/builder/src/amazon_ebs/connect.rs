@@ -22,7 +22,7 @@ pub fn ssh_address(cx: &Ctx, st: &State) -> Result<String, StepError> {
         .instance
         .as_ref()
         .ok_or_else(|| StepError::msg("no instance"))?;
-    let pick = match cx.cfg.run.ssh_interface.as_deref().unwrap_or("") {
+    let pick = match cx.cfg.run.ssh_interface.map(|i| i.as_str()).unwrap_or("") {
         "private_ip" => i.private_ip.clone(),
         "public_dns" => i.public_dns.clone(),
         "private_dns" => i.private_dns.clone(),

@@ -53,7 +53,7 @@ pub fn source_rule(cfg: &bakery_template::schema::AmazonEbsConfig) -> SourceRule
         return SourceRule::Explicit(cidrs);
     }
     let private_iface = matches!(
-        cfg.run.ssh_interface.as_deref(),
+        cfg.run.ssh_interface.map(|i| i.as_str()),
         Some("private_ip") | Some("private_dns")
     );
     let bastion = cfg

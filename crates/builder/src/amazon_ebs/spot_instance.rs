@@ -224,7 +224,7 @@ impl SpotLaunch {
         let mut spot_options = SpotOptionsRequest::builder();
         if let Some(s) = run
             .spot_allocation_strategy
-            .as_deref()
+            .map(|s| s.as_str())
             .filter(|s| !s.is_empty())
         {
             spot_options = spot_options.allocation_strategy(SpotAllocationStrategy::from(s));

@@ -43,15 +43,6 @@ pub trait FuncHost {
     fn call(&self, name: &str, args: Vec<Value>) -> Result<Value, String>;
 }
 
-const BUILTINS: &[&str] = &[
-    "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
-    "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
-];
-
-pub fn is_builtin(name: &str) -> bool {
-    BUILTINS.contains(&name)
-}
-
 fn builtin_sig(name: &str) -> Option<Sig> {
     use Ty::*;
     Some(match name {

@@ -6,6 +6,17 @@ use super::lex::{Item, ItemType, go_quote, lex};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// Go's builtin template functions: always defined, whatever functions the host adds.
+const BUILTINS: &[&str] = &[
+    "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
+    "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
+];
+
+/// Whether `name` is one of Go's builtin functions (the parser accepts it without asking the host).
+fn is_builtin(name: &str) -> bool {
+    BUILTINS.contains(&name)
+}
+
 /// A parsed number constant, as Go's parse.NumberNode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NumberNode {
@@ -683,7 +694,7 @@ impl Parser<'_> {
         let pos = token.pos;
         Ok(Some(match token.typ {
             ItemType::Identifier => {
-                if !(self.has_function)(&token.val) && !super::exec::is_builtin(&token.val) {
+                if !(self.has_function)(&token.val) && !is_builtin(&token.val) {
                     return Err(
                         self.errorf(format!("function {} not defined", go_quote(&token.val)))
                     );

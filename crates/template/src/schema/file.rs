@@ -6,20 +6,27 @@ use super::common::{ProvisionerMeta, stat};
 use crate::decode::{Decoder, Fields};
 use crate::json::Pos;
 
+/// The file provisioner's options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileConfig {
+    /// Top-level options: `pause_before`, `max_retries` and `timeout`, which every provisioner takes.
     pub meta: ProvisionerMeta,
-    /// `source` and `sources` together, in order.
+    /// JSON keys `sources` (a list) and `source` (one path, appended): files or directories to copy.
+    /// Relative local paths are relative to the current directory; a directory without a trailing
+    /// slash is copied itself, with one its contents. Each must exist when uploading, unless `generated`.
     pub sources: Vec<String>,
-    /// Written to `destination` instead of a local file.
+    /// Text written to `destination` (a 0644 file) instead of copying local files.
     pub content: Option<String>,
+    /// Where the files go; required. With several sources, a directory ending in `/`. Missing parent
+    /// directories are created.
     pub destination: String,
-    /// "upload" (default) or "download".
+    /// `upload` (default) or `download`.
     pub direction: String,
-    /// Skip the up-front check that sources exist.
+    /// The sources are made by earlier provisioners: skip the check that they exist.
     pub generated: bool,
 }
 
+/// Decodes a file provisioner, with its `meta` already decoded.
 pub fn decode(d: &mut Decoder, f: &mut Fields, meta: ProvisionerMeta) -> FileConfig {
     let source = d.opt_string(f, "source");
     let mut sources = d.strings(f, "sources");

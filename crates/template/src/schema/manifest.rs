@@ -8,20 +8,24 @@ use crate::late::LateTemplate;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The manifest post-processor's options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManifestConfig {
-    /// "packer-manifest.json" by default.
+    /// File the build is appended to; `packer-manifest.json` by default. With `-force`, a manifest
+    /// left by an earlier run starts afresh.
     pub output: String,
     /// Write only file names, without their path.
     pub strip_path: bool,
-    /// Write 0 as build_time.
+    /// Leave out `build_time`.
     pub strip_time: bool,
-    /// Rendered with the build's data when the manifest is written
-    /// (`{{ build `SourceAMIName` }}`).
+    /// Map written as the build's `custom_data`, each value rendered with the build's data when the
+    /// manifest is written (``{{ build `SourceAMIName` }}``).
     pub custom_data: BTreeMap<String, LateTemplate>,
+    /// Keep the build's artifact after this post-processor (unset: Packer's rule).
     pub keep_input_artifact: Option<bool>,
 }
 
+/// Decodes a rendered manifest post-processor (`custom_data` still raw).
 pub fn decode(d: &mut Decoder, f: &mut Fields, cx: &Arc<FuncContext>) -> ManifestConfig {
     let mut custom_data = BTreeMap::new();
     if let Some(v) = f.take("custom_data") {

@@ -3,6 +3,7 @@
 //! shell-local (provisioner and post-processor) and manifest.
 
 pub mod amazon_ebs;
+pub mod choice;
 pub mod common;
 pub mod file;
 pub mod manifest;

@@ -13,41 +13,59 @@ use std::time::Duration;
 /// Fields rendered when the script runs, with `.Path`, `.Vars`, `.EnvVarFile`.
 pub const LATE_FIELDS: &[&str] = &["execute_command"];
 
+/// `execute_command` when unset.
 pub const DEFAULT_EXECUTE_COMMAND: &str = "chmod +x {{.Path}}; {{.Vars}} {{.Path}}";
+/// `execute_command` when unset, with `use_env_var_file`.
 pub const DEFAULT_EXECUTE_COMMAND_ENV_VAR_FILE: &str =
     "chmod +x {{.Path}}; . {{.EnvVarFile}} && {{.Path}}";
 
+/// The shell provisioner's options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShellConfig {
+    /// Top-level options: `pause_before`, `max_retries` and `timeout`, which every provisioner takes.
     pub meta: ProvisionerMeta,
-    /// Inline commands, one script; each line is rendered again when the
-    /// provisioner runs (`{{ build `ID` }}` etc.).
+    /// Inline commands, uploaded as one script starting with `inline_shebang` (unless the first line is
+    /// already a `#!` line); each line is rendered again when the provisioner runs
+    /// (``{{ build `ID` }}`` etc.).
     pub inline: Option<Vec<LateTemplate>>,
-    /// `script` and `scripts` together, in order.
+    /// JSON keys `script` (one path) and `scripts` (a list), only one of them: local scripts uploaded
+    /// and run in order. Each must exist. Exactly one of `inline` and these is required.
     pub scripts: Vec<String>,
+    /// Exit codes that count as success; `[0]` by default.
     pub valid_exit_codes: Vec<i64>,
-    /// "K=V" entries, rendered when the provisioner runs.
+    /// `K=V` entries exported to the scripts (in `{{.Vars}}`), rendered when the provisioner runs.
     pub environment_vars: Vec<LateTemplate>,
-    /// Overrides `environment_vars`.
+    /// Map of variables exported to the scripts; overrides `environment_vars`.
     pub env: BTreeMap<String, LateTemplate>,
-    /// `%s='%s' ` by default (`export %s='%s'\n` with `use_env_var_file`).
+    /// `printf` format of one variable in `{{.Vars}}`: `%s='%s' ` by default (`export %s='%s'\n` with
+    /// `use_env_var_file`). A `'` in a value is escaped so that it arrives byte for byte.
     pub env_var_format: String,
+    /// Upload scripts as they are (no conversion to Unix line endings).
     pub binary: bool,
-    /// Defaults to `remote_folder/remote_file`.
+    /// Remote path of the uploaded script; `remote_folder/remote_file` by default.
     pub remote_path: String,
-    /// Rendered per script with `.Path`, `.Vars` and `.EnvVarFile`.
+    /// Command that runs each script, rendered per script with `.Path`, `.Vars` and `.EnvVarFile`;
+    /// `chmod +x {{.Path}}; {{.Vars}} {{.Path}}` by default (with `use_env_var_file`:
+    /// `chmod +x {{.Path}}; . {{.EnvVarFile}} && {{.Path}}`).
     pub execute_command: LateTemplate,
-    /// "/bin/sh -e" by default.
+    /// First line of the script made from `inline`; `/bin/sh -e` by default.
     pub inline_shebang: String,
+    /// Wait this long after the provisioner has run.
     pub pause_after: Option<Duration>,
+    /// Write the variables to a file (`remote_folder/varfile_NNNN.sh`, named by `{{.EnvVarFile}}`)
+    /// instead of putting them on the command line.
     pub use_env_var_file: bool,
-    /// "/tmp" by default.
+    /// Remote directory of the uploaded scripts; `/tmp` by default.
     pub remote_folder: String,
-    /// `script_NNNN.sh` by default.
+    /// Remote file name of the uploaded script; `script_NNNN.sh` (a random number) by default.
     pub remote_file: String,
-    /// 5m by default.
+    /// How long to retry starting a script (and reconnecting after an expected disconnect); 5m by
+    /// default (also when 0).
     pub start_retry_timeout: Duration,
+    /// Leave the uploaded scripts on the instance.
     pub skip_clean: bool,
+    /// A connection that drops while a script runs (a reboot) is success; bakery reconnects before
+    /// the next command.
     pub expect_disconnect: bool,
 }
 
@@ -74,6 +92,7 @@ pub fn decode_env(
     out
 }
 
+/// Decodes a rendered shell provisioner (late fields still raw), with its `meta` already decoded.
 pub fn decode(
     d: &mut Decoder,
     f: &mut Fields,

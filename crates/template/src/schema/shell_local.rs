@@ -1,5 +1,5 @@
-//! shell-local, as a provisioner or a post-processor (SDK `shell-local`):
-//! commands run on the machine running bakery.
+//! shell-local, as a provisioner or a post-processor (one set of options for
+//! both, as in Packer): commands run on the machine running bakery.
 
 use super::common::{late_strings, make_late, stat};
 use super::shell::{check_env_vars, decode_env};
@@ -13,32 +13,49 @@ use std::sync::Arc;
 /// Rendered when the command runs, with `.Vars` and `.Script`.
 pub const LATE_FIELDS: &[&str] = &["execute_command"];
 
+/// The operating systems `only_on` may name.
 const SUPPORTED_OS: &[&str] = &[
     "darwin", "freebsd", "linux", "openbsd", "solaris", "windows",
 ];
 
+/// The shell-local provisioner's or post-processor's options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShellLocalConfig {
-    /// Provisioner meta (empty for the post-processor).
+    /// Top-level options: `pause_before`, `max_retries` and `timeout` (provisioner only; empty for the
+    /// post-processor).
     pub meta: super::common::ProvisionerMeta,
-    /// Inline commands (`command` is folded in here, as Packer does).
+    /// JSON keys `inline` (a list) and `command` (one command, folded in here as Packer does): commands
+    /// written to a 0700 temporary file and run. Only one of `command`, `inline`, `script` and
+    /// `scripts`; one of them is required.
     pub inline: Option<Vec<LateTemplate>>,
-    /// `script` and `scripts` together.
+    /// JSON keys `script` (one path) and `scripts` (a list): local scripts run in order. Each must exist.
     pub scripts: Vec<String>,
+    /// Exit codes that count as success; `[0]` by default.
     pub valid_exit_codes: Vec<i64>,
+    /// `K=V` entries exported to the commands (in `{{.Vars}}`), rendered when they run.
     pub environment_vars: Vec<LateTemplate>,
+    /// Map of variables exported to the commands; overrides `environment_vars`.
     pub env: BTreeMap<String, LateTemplate>,
+    /// `printf` format of one variable in `{{.Vars}}`; `%s='%s' ` by default.
     pub env_var_format: String,
+    /// The command line that runs each script, rendered with `.Vars` and `.Script`;
     /// `["/bin/sh", "-c", "{{.Vars}} {{.Script}}"]` by default.
     pub execute_command: Vec<LateTemplate>,
+    /// First line of the script made from `inline`; `/bin/sh -e` by default.
     pub inline_shebang: String,
+    /// Run only on these operating systems (`darwin`, `freebsd`, `linux`, `openbsd`, `solaris`,
+    /// `windows`); skipped elsewhere. Empty (default): everywhere.
     pub only_on: Vec<String>,
+    /// Extension of the temporary script file (a leading `.` is dropped).
     pub tempfile_extension: String,
+    /// Windows Subsystem for Linux paths (scripts only, not `command`/`inline`). Accepted and checked;
+    /// bakery does not act on it.
     pub use_linux_pathing: bool,
-    /// Post-processor only.
+    /// Post-processor only: keep the build's artifact after this post-processor (unset: Packer's rule).
     pub keep_input_artifact: Option<bool>,
 }
 
+/// Decodes a rendered shell-local (late fields still raw), with its `meta` already decoded.
 pub fn decode(
     d: &mut Decoder,
     f: &mut Fields,
