@@ -180,7 +180,7 @@ fn read_existing(path: &Path) -> Result<ManifestFile, ProvisionError> {
     })
 }
 
-/// Written in place with mode 0664 for a new file, as Packer's `ioutil.WriteFile`.
+/// Written in place (truncated, not replaced), with mode 0664 for a new file, as Packer writes it.
 fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

@@ -64,7 +64,7 @@ pub struct GcConfig {
 
 impl GcConfig {
     /// From the merged `gc` settings. Without `ami_name_prefix` and `ami_tags` the selection is the tag
-    /// `app=APP` (the seeds tag their images with the app). Returns the problems as (field, message).
+    /// `app=APP` (the tag the shipped templates give their images). Returns the problems as (field, message).
     pub fn resolve(s: Option<&GcSettings>, app: &str) -> (GcConfig, Vec<(String, String)>) {
         let s = s.cloned().unwrap_or_default();
         let mut problems = Vec::new();

@@ -67,7 +67,7 @@ impl Setup<'_> {
     }
 
     /// Where a new classic load balancer goes, as (subnets, zones), one of them empty: the manifest's
-    /// subnets, else its zones (as the seed's script does), else the VPC's default subnets.
+    /// subnets, else its zones (placement by zone, in the default subnets), else the VPC's default subnets.
     async fn classic_placement(
         &mut self,
         vpc: &str,

@@ -1,4 +1,4 @@
-//! `rollout setup`: the seed's setup script, idempotent. Each resource is looked up first and created or
+//! `rollout setup`: the environment's load balancer, DNS record, key pair and security groups, idempotent. Each resource is looked up first and created or
 //! changed only when it differs from the manifest, so a second run sends no write request at all.
 //!
 //! Order: key pair (the one resource that can conflict: checked before anything is created), VPC, the
