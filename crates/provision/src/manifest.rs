@@ -1,9 +1,7 @@
 //! The `manifest` post-processor: appends the build's artifact to a JSON
-//! file (`packer-manifest.json` by default) in Packer's exact shape —
-//! `{"builds": [...], "last_run_uuid": ...}`, each build
-//! `{name, builder_type, build_time, files, artifact_id, packer_run_uuid, custom_data}`,
-//! pretty-printed like Go's `json.MarshalIndent(v, "", "  ")`, including
-//! Go's escaping of `<`, `>` and `&`.
+//! file (`packer-manifest.json` by default) in Packer's exact shape and
+//! printing, both defined once in `bakery_core::packer_manifest` (rollout
+//! reads the same file).
 //!
 //! Like Packer: an existing file is read and appended to; with `-force` a
 //! file written by a *different* run (other `last_run_uuid`) starts afresh,
@@ -17,11 +15,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+pub use bakery_core::packer_manifest::{
+    ManifestArtifactFile, ManifestBuild, ManifestFile, amazon_artifact_id, to_go_json,
+};
 use bakery_core::ui::Ui;
 use bakery_template::Secrets;
 use bakery_template::late::LateContext;
 use bakery_template::schema::ManifestConfig;
-use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::ProvisionError;
 
@@ -40,67 +40,6 @@ pub struct Artifact {
     pub build_time: u64,
 }
 
-/// One entry of `builds` (also what [`ManifestFile`] reads back).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestBuild {
-    /// The build name.
-    #[serde(default)]
-    pub name: String,
-    /// The builder type.
-    #[serde(default)]
-    pub builder_type: String,
-    /// Unix seconds; omitted when 0 (Go's `omitempty`).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub build_time: i64,
-    /// `null` when the artifact has no files.
-    #[serde(default)]
-    pub files: Option<Vec<ManifestArtifactFile>>,
-    /// The artifact id.
-    #[serde(default)]
-    pub artifact_id: String,
-    /// The run that wrote this entry.
-    #[serde(default)]
-    pub packer_run_uuid: String,
-    /// Rendered `custom_data`; `null` when none is configured.
-    #[serde(default)]
-    pub custom_data: Option<BTreeMap<String, String>>,
-}
-
-/// One file of an artifact.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestArtifactFile {
-    /// Path (or base name with `strip_path`).
-    #[serde(default)]
-    pub name: String,
-    /// Size in bytes (0 when the file cannot be read).
-    #[serde(default)]
-    pub size: i64,
-}
-
-/// The whole manifest file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestFile {
-    /// Every build recorded, oldest first.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub builds: Vec<ManifestBuild>,
-    /// The run that wrote the file last.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub last_run_uuid: String,
-}
-
-fn is_zero(n: &i64) -> bool {
-    *n == 0
-}
-
-/// Go's decoder leaves a field at its zero value for `null`.
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
 /// Replaces sensitive values with `<sensitive>` before anything is written.
 pub trait Masker {
     /// `s` with every sensitive value masked.
@@ -117,16 +56,6 @@ impl Masker for Ui {
     fn mask(&self, s: &str) -> String {
         Ui::mask(self, s)
     }
-}
-
-/// Packer's Amazon artifact id: `region:ami` pairs, sorted, comma-joined.
-pub fn amazon_artifact_id<'a>(amis: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut parts: Vec<String> = amis
-        .into_iter()
-        .map(|(region, ami)| format!("{region}:{ami}"))
-        .collect();
-    parts.sort();
-    parts.join(",")
 }
 
 /// Serialises in-process writers (parallel builds); the lock file covers other processes.
@@ -251,7 +180,7 @@ fn read_existing(path: &Path) -> Result<ManifestFile, ProvisionError> {
     })
 }
 
-/// Written in place with mode 0664 for a new file, as Packer's `ioutil.WriteFile`.
+/// Written in place (truncated, not replaced), with mode 0664 for a new file, as Packer writes it.
 fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -297,96 +226,6 @@ impl Drop for LockFile {
         if let Some(p) = &self.0 {
             let _ = std::fs::remove_file(p);
         }
-    }
-}
-
-/// `json.MarshalIndent(v, "", "  ")`.
-pub fn to_go_json<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
-    let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, GoFormatter::default());
-    value.serialize(&mut ser)?;
-    // The formatter only ever writes UTF-8.
-    Ok(String::from_utf8(out).unwrap_or_default())
-}
-
-/// Two-space indentation plus Go's string escaping: `<`, `>`, `&`, U+2028
-/// and U+2029 as `\u003c`…, and `\b`/`\f` as `\u0008`/`\u000c` (Go before 1.22,
-/// which Packer 1.6.6 was built with).
-struct GoFormatter {
-    pretty: serde_json::ser::PrettyFormatter<'static>,
-}
-
-impl Default for GoFormatter {
-    fn default() -> Self {
-        GoFormatter {
-            pretty: serde_json::ser::PrettyFormatter::with_indent(b"  "),
-        }
-    }
-}
-
-macro_rules! delegate {
-    ($($name:ident($($arg:ident: $ty:ty),*);)*) => {
-        $(fn $name<W: ?Sized + io::Write>(&mut self, w: &mut W $(, $arg: $ty)*) -> io::Result<()> {
-            self.pretty.$name(w $(, $arg)*)
-        })*
-    };
-}
-
-impl serde_json::ser::Formatter for GoFormatter {
-    delegate! {
-        begin_array();
-        end_array();
-        begin_array_value(first: bool);
-        end_array_value();
-        begin_object();
-        end_object();
-        begin_object_key(first: bool);
-        begin_object_value();
-        end_object_value();
-    }
-
-    fn write_string_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            let esc = match c {
-                '<' => "\\u003c",
-                '>' => "\\u003e",
-                '&' => "\\u0026",
-                '\u{2028}' => "\\u2028",
-                '\u{2029}' => "\\u2029",
-                _ => continue,
-            };
-            w.write_all(&fragment.as_bytes()[start..i])?;
-            w.write_all(esc.as_bytes())?;
-            start = i + c.len_utf8();
-        }
-        w.write_all(&fragment.as_bytes()[start..])
-    }
-
-    fn write_char_escape<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        escape: serde_json::ser::CharEscape,
-    ) -> io::Result<()> {
-        use serde_json::ser::CharEscape;
-        let s: &[u8] = match escape {
-            CharEscape::Quote => b"\\\"",
-            CharEscape::ReverseSolidus => b"\\\\",
-            CharEscape::Solidus => b"/",
-            CharEscape::Backspace => b"\\u0008",
-            CharEscape::FormFeed => b"\\u000c",
-            CharEscape::LineFeed => b"\\n",
-            CharEscape::CarriageReturn => b"\\r",
-            CharEscape::Tab => b"\\t",
-            CharEscape::AsciiControl(b) => {
-                return write!(w, "\\u{b:04x}");
-            }
-        };
-        w.write_all(s)
     }
 }
 

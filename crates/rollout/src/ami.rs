@@ -3,7 +3,8 @@
 
 use crate::error::{AwsResultExt, RolloutError};
 use bakery_core::aws::Clients;
-use serde::{Deserialize, Serialize};
+use bakery_core::packer_manifest::ManifestFile;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Where the AMI comes from.
@@ -138,51 +139,27 @@ pub async fn resolve(clients: &Clients, given: &str) -> Result<ResolvedAmi, Roll
     })
 }
 
-#[derive(Deserialize)]
-struct BakeManifest {
-    #[serde(default)]
-    builds: Vec<BakeBuild>,
-    last_run_uuid: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct BakeBuild {
-    name: Option<String>,
-    artifact_id: Option<String>,
-    packer_run_uuid: Option<String>,
-}
-
 /// The AMI for `region` from the last build of the last run in a Packer/bake manifest
 /// (`artifact_id` is `us-east-1:ami-123,us-west-2:ami-456`).
 pub fn ami_from_bake_manifest(text: &str, region: &str) -> Result<String, String> {
-    let m: BakeManifest = serde_json::from_str(text)
+    let m: ManifestFile = serde_json::from_str(text)
         .map_err(|e| format!("not a bake manifest (builds, last_run_uuid): {e}"))?;
-    let build = match &m.last_run_uuid {
-        Some(run) => m
-            .builds
-            .iter()
-            .rev()
-            .find(|b| b.packer_run_uuid.as_deref() == Some(run.as_str()))
-            .ok_or_else(|| format!("no build of the last run ({run})"))?,
-        None => m.builds.last().ok_or("the manifest has no builds")?,
-    };
-    let artifacts = build.artifact_id.as_deref().unwrap_or_default();
-    artifacts
-        .split(',')
-        .filter_map(|a| a.trim().split_once(':'))
-        .find(|(r, _)| *r == region)
-        .map(|(_, ami)| ami.to_string())
-        .ok_or_else(|| {
-            format!(
-                "build {} of the last run has no AMI for {region} (artifacts: {})",
-                build.name.as_deref().unwrap_or("?"),
-                if artifacts.is_empty() {
-                    "none"
-                } else {
-                    artifacts
-                }
-            )
-        })
+    let build = m.last_run_build()?;
+    build.ami_in(region).map(str::to_string).ok_or_else(|| {
+        format!(
+            "build {} of the last run has no AMI for {region} (artifacts: {})",
+            if build.name.is_empty() {
+                "?"
+            } else {
+                &build.name
+            },
+            if build.artifact_id.is_empty() {
+                "none"
+            } else {
+                &build.artifact_id
+            }
+        )
+    })
 }
 
 #[cfg(test)]

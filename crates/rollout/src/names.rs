@@ -1,7 +1,7 @@
-//! The seed's naming convention (`app-env`, with `elb-`, `asg-`, `lt-` prefixes) and the tags that tie a
-//! resource to an app and environment.
+//! The environment's naming convention (`app-env`, with `elb-`, `asg-`, `lt-` prefixes) and the tags that
+//! tie a resource to an app and environment.
 //!
-//! Groups and launch templates get a UTC timestamp, as in the seed, plus four hex digits of the run id, so
+//! Groups and launch templates get a UTC timestamp (`YYYYmmddHHMMSS`) plus four hex digits of the run id, so
 //! that two rollouts within the same second (a fast lab, a retry) never collide.
 
 use std::time::SystemTime;
@@ -89,7 +89,7 @@ impl Names {
     }
 }
 
-/// `YYYYmmddHHMMSS-xxxx`: the seed's UTC timestamp plus four hex digits of the run id.
+/// `YYYYmmddHHMMSS-xxxx`: the UTC timestamp plus four hex digits of the run id.
 pub fn stamp(now: SystemTime, run_id: &str) -> String {
     let digits: String = bakery_core::ui::rfc3339(now)
         .chars()
