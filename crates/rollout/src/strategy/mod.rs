@@ -7,6 +7,8 @@
 
 mod blue_green;
 mod instance_refresh;
+mod replace;
+mod run;
 mod spot_fleet;
 
 pub use blue_green::BlueGreen;
