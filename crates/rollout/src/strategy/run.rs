@@ -27,13 +27,13 @@ pub(super) struct Common {
     /// Set at the point of no return: from then on nothing this run created is undone.
     pub committed: bool,
     /// Said once, by the first cleanup that undoes something.
-    rollback_notice: &'static str,
+    rollback_notice: Option<&'static str>,
     announced: bool,
 }
 
 impl Common {
-    /// A run that is starting; `rollback_notice` is what rolling back says first.
-    pub fn new(report: DeployReport, rollback_notice: &'static str) -> Self {
+    /// A run that is starting; `rollback_notice` is what rolling back says first, if anything.
+    pub fn new(report: DeployReport, rollback_notice: Option<&'static str>) -> Self {
         Common {
             report,
             rollback: RollbackReport::default(),
@@ -51,8 +51,10 @@ impl Common {
         if outcome.succeeded() || self.committed {
             return false;
         }
-        if !self.announced {
-            cx.warn(self.rollback_notice);
+        if let Some(notice) = self.rollback_notice
+            && !self.announced
+        {
+            cx.warn(notice);
             self.announced = true;
         }
         true

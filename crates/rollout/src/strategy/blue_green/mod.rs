@@ -155,7 +155,7 @@ impl Strategy for BlueGreen {
         ));
         let common = Common::new(
             report,
-            "Rolling back: removing the new group and launch template",
+            Some("Rolling back: removing the new group and launch template"),
         );
         let st = Replace::new(common, lb, spec, ami, stamp, olds);
         let steps = Steps::new()

@@ -381,7 +381,7 @@ impl Strategy for SpotFleet {
         }
         let common = Common::new(
             report,
-            "Rolling back: cancelling the new spot fleet and deleting its launch template",
+            Some("Rolling back: cancelling the new spot fleet and deleting its launch template"),
         );
         let st = Replace::new(common, lb, spec, ami, stamp, olds);
         let steps = Steps::new()
