@@ -49,33 +49,9 @@ impl Strategy for BlueGreen {
             .as_ref()
             .map(|l| l.label())
             .unwrap_or_else(|| names.load_balancer());
-        let ami = pf.ami.as_ref().map(|a| a.id.as_str()).unwrap_or("<--ami>");
-        let lt = names.launch_template("<timestamp>");
         let group = names.group("<timestamp>");
         let mut steps = vec![
-            format!(
-                "create launch template {lt}: {ami}, {}, key {}, security groups {}{}{}",
-                cfg.instances.instance_type,
-                pf.launch
-                    .as_ref()
-                    .and_then(|l| l.key_name.clone())
-                    .or_else(|| cfg.public_key_file.as_ref().map(|_| names.key_pair()))
-                    .unwrap_or_else(|| "none".into()),
-                pf.launch
-                    .as_ref()
-                    .map(|l| l.security_group_ids.join(", "))
-                    .unwrap_or_else(|| names.instance_security_group()),
-                if cfg.instances.user_data_file.is_some() {
-                    ", user data"
-                } else {
-                    ""
-                },
-                if cfg.instances.require_imdsv2 {
-                    ", IMDSv2 required"
-                } else {
-                    ""
-                },
-            ),
+            CreateLaunchTemplate::plan(cx, pf, true),
             format!(
                 "create group {group}: min {} max {} desired {desired}{}, health check ELB, grace {} s, {}, attached to {lb}",
                 cfg.capacity.min.min(desired),

@@ -5,11 +5,10 @@ use super::create_group::delete_group;
 use super::wait_healthy::Healthy;
 use crate::context::Ctx;
 use crate::error::{AwsResultExt, RolloutError};
-use crate::launch;
 use crate::lb::{LoadBalancer, TargetState};
 use crate::live::{self, Group};
 use crate::report::DeployReport;
-use crate::strategy::replace::{Capacity, Seen};
+use crate::strategy::replace::{Capacity, Seen, retire_template};
 use crate::wait;
 
 #[async_trait::async_trait]
@@ -66,16 +65,7 @@ impl Capacity for Group {
             .as_ref()
             .and_then(|l| l.id.as_deref())
         {
-            match launch::delete_template_if_ours(cx, id).await? {
-                Some(n) => {
-                    cx.detail(&format!("Deleted launch template {n}"));
-                    report.deleted_launch_templates.push(n);
-                }
-                None => cx.detail(&format!(
-                    "Launch template {id} kept: not created by rollout for {}/{}",
-                    cx.cfg.names.app, cx.cfg.names.env
-                )),
-            }
+            retire_template(cx, id, report).await?;
         }
         if let Some(lc) = &current.launch_configuration {
             report.attention.push(format!(

@@ -13,7 +13,7 @@ mod untouched;
 
 pub(super) use in_service::InServiceGuard;
 pub(super) use launch_template::CreateLaunchTemplate;
-pub(super) use retire_old::RetireOld;
+pub(super) use retire_old::{RetireOld, retire_template};
 pub(super) use untouched::{OldUntouched, Seen};
 
 use super::run::{Common, State, Steps};

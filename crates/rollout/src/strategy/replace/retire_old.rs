@@ -4,6 +4,8 @@
 use super::{Capacity, InServiceGuard, Replace};
 use crate::context::Ctx;
 use crate::error::RolloutError;
+use crate::launch;
+use crate::report::DeployReport;
 use crate::strategy::run::RolloutStep;
 use tokio::time::Instant;
 
@@ -45,4 +47,23 @@ impl<C: Capacity> RolloutStep<Replace<C>> for RetireOld {
             }
         }
     }
+}
+
+/// Deletes an old capacity's launch template `id` if rollout made it for this environment; records it.
+pub(in crate::strategy) async fn retire_template(
+    cx: &Ctx,
+    id: &str,
+    report: &mut DeployReport,
+) -> Result<(), RolloutError> {
+    match launch::delete_template_if_ours(cx, id).await? {
+        Some(n) => {
+            cx.detail(&format!("Deleted launch template {n}"));
+            report.deleted_launch_templates.push(n);
+        }
+        None => cx.detail(&format!(
+            "Launch template {id} kept: not created by rollout for {}/{}",
+            cx.cfg.names.app, cx.cfg.names.env
+        )),
+    }
+    Ok(())
 }

@@ -252,7 +252,6 @@ impl Strategy for SpotFleet {
         let sf = &cfg.spot_fleet;
         let names = &cfg.names;
         let tg = names.target_group();
-        let ami = pf.ami.as_ref().map(|a| a.id.as_str()).unwrap_or("<--ami>");
         let mut steps: Vec<String> = pf
             .fleets
             .iter()
@@ -270,28 +269,7 @@ impl Strategy for SpotFleet {
             Placement::Subnets(s) => s.len(),
             Placement::Zones(z) => z.len(),
         };
-        steps.push(format!(
-            "create launch template {}: {ami}, key {}, security groups {}{}{}",
-            names.launch_template("<timestamp>"),
-            pf.launch
-                .as_ref()
-                .and_then(|l| l.key_name.clone())
-                .unwrap_or_else(|| "none".into()),
-            pf.launch
-                .as_ref()
-                .map(|l| l.security_group_ids.join(", "))
-                .unwrap_or_else(|| names.instance_security_group()),
-            if cfg.instances.user_data_file.is_some() {
-                ", user data"
-            } else {
-                ""
-            },
-            if cfg.instances.require_imdsv2 {
-                ", IMDSv2 required"
-            } else {
-                ""
-            },
-        ));
+        steps.push(CreateLaunchTemplate::plan(cx, pf, false));
         steps.push(format!(
             "request a maintain spot fleet of {} instance(s): {} in {} ({} override(s)), {}, {}, fleet role {}, registering in {tg}, tagged in-progress",
             sf.target_capacity,

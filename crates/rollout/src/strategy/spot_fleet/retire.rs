@@ -4,10 +4,9 @@
 use super::{LiveFleet, fleet_instances, fleets, poller};
 use crate::context::Ctx;
 use crate::error::{AwsError, AwsResultExt, RolloutError};
-use crate::launch;
 use crate::lb::LoadBalancer;
 use crate::report::DeployReport;
-use crate::strategy::replace::{Capacity, Seen};
+use crate::strategy::replace::{Capacity, Seen, retire_template};
 use bakery_core::poll::{Poll, PollError, WaitError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -197,16 +196,7 @@ async fn retire(
     wait_terminated(cx, &ids, t.retire, &cx.cancel).await?;
     report.retired.push(old.id.clone());
     if let Some(id) = &old.launch_template_id {
-        match launch::delete_template_if_ours(cx, id).await? {
-            Some(n) => {
-                cx.detail(&format!("Deleted launch template {n}"));
-                report.deleted_launch_templates.push(n);
-            }
-            None => cx.detail(&format!(
-                "Launch template {id} kept: not created by rollout for {}/{}",
-                cx.cfg.names.app, cx.cfg.names.env
-            )),
-        }
+        retire_template(cx, id, report).await?;
     }
     Ok(())
 }
