@@ -24,6 +24,7 @@ pub mod live;
 pub mod manifest;
 pub mod names;
 pub mod report;
+pub mod retention;
 pub mod session;
 pub mod setup;
 pub mod strategy;

@@ -245,7 +245,7 @@ pub struct RolloutConfig {
     /// The `instance-refresh` strategy's settings (defaults when the block is absent).
     pub instance_refresh: InstanceRefreshConfig,
     /// `rollout gc`'s AMI selection and retention (default selection: tag `app=APP`).
-    pub gc: crate::gc::GcConfig,
+    pub gc: crate::retention::GcConfig,
     /// The `spot-fleet` strategy's settings (defaults when the block is absent).
     pub spot_fleet: SpotFleetConfig,
 }
@@ -452,7 +452,7 @@ impl RolloutConfig {
             }
         }
         let instance_refresh = v.instance_refresh(s.instance_refresh.clone().unwrap_or_default());
-        let (gc, gc_problems) = crate::gc::GcConfig::resolve(s.gc.as_ref(), &app);
+        let (gc, gc_problems) = crate::retention::GcConfig::resolve(s.gc.as_ref(), &app);
         for (field, message) in gc_problems {
             v.problem(&field, &message);
         }
