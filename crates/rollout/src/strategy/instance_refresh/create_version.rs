@@ -3,6 +3,7 @@
 //! group, or instances a refresh left on it).
 
 use super::Refresh;
+use super::refresh::RefreshState;
 use super::versions::{Current, delete_versions, template_numbers, versions_in_use};
 use crate::ami::ResolvedAmi;
 use crate::context::Ctx;
@@ -49,12 +50,13 @@ impl RolloutStep<Refresh> for CreateVersion {
         let t = Instant::now();
         let end = st.end.as_ref();
         let rb = &mut st.common.rollback;
-        let status = end.map(|s| s.status.as_str());
+        let rolled_back = end.is_some_and(|s| {
+            s.status == RefreshState::Known(InstanceRefreshStatus::RollbackSuccessful)
+        });
         let still_running = end.is_some_and(|s| !s.terminal);
         // Instances a refresh replaced keep running the new version unless AWS rolled them back.
-        let replaced_some = end.is_some_and(|s| s.percentage > 0)
-            && status != Some(InstanceRefreshStatus::RollbackSuccessful.as_str());
-        if status == Some(InstanceRefreshStatus::RollbackSuccessful.as_str()) {
+        let replaced_some = end.is_some_and(|s| s.percentage > 0) && !rolled_back;
+        if rolled_back {
             rb.actions.push(format!(
                 "AWS rolled the group back to {} version {} ({})",
                 c.template_name,

@@ -24,11 +24,30 @@ fn is_terminal(s: &InstanceRefreshStatus) -> bool {
     )
 }
 
+/// A refresh's status as AWS reports it, or why it is not known.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum RefreshState {
+    /// What DescribeInstanceRefreshes said.
+    Known(InstanceRefreshStatus),
+    /// Not known (the refresh was not seen, or cancelling it failed): treated as still running.
+    Unknown(Option<String>),
+}
+
+impl std::fmt::Display for RefreshState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefreshState::Known(s) => f.write_str(s.as_str()),
+            RefreshState::Unknown(None) => f.write_str("unknown"),
+            RefreshState::Unknown(Some(why)) => write!(f, "unknown ({why})"),
+        }
+    }
+}
+
 /// One look at a refresh.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Snapshot {
     pub(super) id: String,
-    pub(super) status: String,
+    pub(super) status: RefreshState,
     pub(super) terminal: bool,
     pub(super) reason: Option<String>,
     pub(super) percentage: i32,
@@ -40,7 +59,7 @@ impl Snapshot {
     pub(super) fn unknown(id: &str, why: &str) -> Self {
         Snapshot {
             id: id.to_string(),
-            status: format!("unknown ({why})"),
+            status: RefreshState::Unknown(Some(why.to_string())),
             terminal: false,
             reason: None,
             percentage: 0,
@@ -51,10 +70,9 @@ impl Snapshot {
     pub(super) fn of(r: &aws_sdk_autoscaling::types::InstanceRefresh) -> Self {
         Snapshot {
             id: r.instance_refresh_id().unwrap_or_default().to_string(),
-            status: r
-                .status()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_else(|| "unknown".into()),
+            status: r.status().map_or(RefreshState::Unknown(None), |s| {
+                RefreshState::Known(s.clone())
+            }),
             terminal: r.status().is_some_and(is_terminal),
             reason: r.status_reason().map(str::to_string),
             percentage: r.percentage_complete().unwrap_or(0),

@@ -2,7 +2,9 @@
 //! version, then follow it until it ends, at most `timeout_seconds`. A refresh that timed out, could not be
 //! followed or was interrupted (and, asked, is to be cancelled) is cancelled by this step's cleanup.
 
-use super::refresh::{Snapshot, Waited, ask_cancel, cancel_and_follow, follow, start};
+use super::refresh::{
+    RefreshState, Snapshot, Waited, ask_cancel, cancel_and_follow, follow, start,
+};
 use super::{OnInterrupt, Refresh};
 use crate::context::Ctx;
 use crate::error::RolloutError;
@@ -121,7 +123,7 @@ impl RolloutStep<Refresh> for RunRefresh {
             }
         };
         report.durations.healthy_s = t.elapsed().as_secs_f64();
-        if ended.status != InstanceRefreshStatus::Successful.as_str() {
+        if ended.status != RefreshState::Known(InstanceRefreshStatus::Successful) {
             report.error = Some(format!(
                 "instance refresh {id} ended {}{}",
                 ended.status,

@@ -31,7 +31,7 @@ use crate::live::GroupInstance;
 use crate::manifest::StrategyKind;
 use crate::names::{AMI_TAG, APP_TAG, ENV_TAG, STATE_IN_PROGRESS, STATE_LIVE, STATE_TAG};
 use crate::report::{DeployReport, GroupSummary};
-use aws_sdk_ec2::types::Tag;
+use aws_sdk_ec2::types::{ActivityStatus, BatchState, Tag};
 use bakery_core::poll::Poller;
 use fleet_role::ResolveFleetRole;
 use mark_live::MarkFleetLive;
@@ -50,9 +50,11 @@ pub struct LiveFleet {
     /// `sfr-...`.
     pub id: String,
     /// `submitted`, `active`, `modifying` (only open fleets are listed).
-    pub state: String,
+    #[serde(serialize_with = "as_str")]
+    pub state: BatchState,
     /// `fulfilled`, `pending_fulfillment`, `error`, ...
-    pub activity: Option<String>,
+    #[serde(serialize_with = "opt_as_str")]
+    pub activity: Option<ActivityStatus>,
     /// `bakery:rollout-state`: `live`, `in-progress`, or none.
     pub rollout_state: Option<String>,
     /// `bakery:run-id`.
@@ -75,8 +77,8 @@ impl LiveFleet {
         format!(
             "{} ({}/{}, {} of {} instance(s), {}{})",
             self.id,
-            self.state,
-            self.activity.as_deref().unwrap_or("-"),
+            self.state.as_str(),
+            self.activity.as_ref().map_or("-", ActivityStatus::as_str),
             self.instances.len(),
             self.target_capacity,
             self.ami.as_deref().unwrap_or("AMI unknown"),
@@ -100,8 +102,11 @@ impl LiveFleet {
     }
 }
 
-pub(super) fn is_open(state: &str) -> bool {
-    matches!(state, "submitted" | "active" | "modifying")
+pub(super) fn is_open(state: &BatchState) -> bool {
+    matches!(
+        state,
+        BatchState::Submitted | BatchState::Active | BatchState::Modifying
+    )
 }
 
 fn tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
@@ -128,14 +133,11 @@ pub async fn fleets(cx: &Ctx) -> Result<Vec<LiveFleet>, AwsError> {
             let ours = tag(tags, bakery_core::tags::MANAGED) == Some("true")
                 && tag(tags, APP_TAG) == Some(cx.cfg.names.app.as_str())
                 && tag(tags, ENV_TAG) == Some(cx.cfg.names.env.as_str());
-            let state = f
-                .spot_fleet_request_state()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default();
-            let Some(id) = f.spot_fleet_request_id() else {
+            let (Some(id), Some(state)) = (f.spot_fleet_request_id(), f.spot_fleet_request_state())
+            else {
                 continue;
             };
-            if !ours || !is_open(&state) {
+            if !ours || !is_open(state) {
                 continue;
             }
             let cfg = f.spot_fleet_request_config();
@@ -143,8 +145,8 @@ pub async fn fleets(cx: &Ctx) -> Result<Vec<LiveFleet>, AwsError> {
                 f.create_time().map(|t| t.secs()).unwrap_or(0),
                 LiveFleet {
                     id: id.to_string(),
-                    state,
-                    activity: f.activity_status().map(|a| a.as_str().to_string()),
+                    state: state.clone(),
+                    activity: f.activity_status().cloned(),
                     rollout_state: tag(tags, STATE_TAG).map(str::to_string),
                     run_id: tag(tags, bakery_core::tags::RUN_ID).map(str::to_string),
                     ami: tag(tags, AMI_TAG).map(str::to_string),
@@ -389,4 +391,17 @@ impl Strategy for SpotFleet {
 pub(in crate::strategy) struct FleetLaunch {
     role: String,
     requested_at: Option<SystemTime>,
+}
+
+/// Serialises an SDK enum as the API spells it.
+fn as_str<S: serde::Serializer>(s: &BatchState, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.as_str())
+}
+
+/// Serialises an optional SDK enum as the API spells it.
+fn opt_as_str<S: serde::Serializer>(a: &Option<ActivityStatus>, ser: S) -> Result<S::Ok, S::Error> {
+    match a {
+        Some(a) => ser.serialize_some(a.as_str()),
+        None => ser.serialize_none(),
+    }
 }

@@ -41,7 +41,7 @@ impl Capacity for LiveFleet {
     fn seen(&self) -> Seen {
         Seen {
             name: self.id.clone(),
-            key: format!("{} {:?}", self.state, self.instances),
+            key: format!("{} {:?}", self.state.as_str(), self.instances),
             shown: self.describe(),
             instances: self.instances.clone(),
             served: Vec::new(),

@@ -10,7 +10,7 @@ use crate::live::GroupInstance;
 use crate::report::GroupSummary;
 use crate::strategy::replace::Replace;
 use crate::strategy::run::RolloutStep;
-use aws_sdk_ec2::types::EventType;
+use aws_sdk_ec2::types::{ActivityStatus, BatchState, EventType};
 use bakery_core::poll::{Poll, PollError, WaitError};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -185,23 +185,25 @@ async fn wait_fulfilled(
                 let Some(f) = out.spot_fleet_request_configs().first() else {
                     return Err(PollError::NotFound);
                 };
-                let state = f
-                    .spot_fleet_request_state()
-                    .map(|s| s.as_str())
-                    .unwrap_or("unknown");
-                let activity = f.activity_status().map(|a| a.as_str()).unwrap_or("-");
-                if !is_open(state) {
-                    return Ok(Poll::Failed(format!("fleet {state}")));
+                let state = f.spot_fleet_request_state();
+                let activity = f.activity_status();
+                if !state.is_some_and(is_open) {
+                    return Ok(Poll::Failed(format!(
+                        "fleet {}",
+                        state.map_or("unknown", BatchState::as_str)
+                    )));
                 }
-                if activity == "error" {
+                if activity == Some(&ActivityStatus::Error) {
                     return Ok(Poll::Failed("activity status error".into()));
                 }
                 let ids = fleet_instances(cx, id).await.map_err(PollError::from)?;
-                if activity == "fulfilled" && ids.len() >= target {
+                if activity == Some(&ActivityStatus::Fulfilled) && ids.len() >= target {
                     Ok(Poll::Ready(ids))
                 } else {
                     Ok(Poll::Pending(format!(
-                        "{state}/{activity}, {}/{target} instance(s)",
+                        "{}/{}, {}/{target} instance(s)",
+                        state.map_or("unknown", BatchState::as_str),
+                        activity.map_or("-", ActivityStatus::as_str),
                         ids.len()
                     )))
                 }
