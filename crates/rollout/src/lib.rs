@@ -5,7 +5,8 @@
 //! * [`setup`]: load balancer (classic or ALB + target group + listener), Route 53 ALIAS, key pair, security
 //!   groups; idempotent (a second run sends no write request);
 //! * [`strategy`]: what is live ([`live`]) and how a new AMI replaces it (blue-green: a new group beside the
-//!   old, health-gated, rolled back when it does not become healthy);
+//!   old, health-gated, rolled back when it does not become healthy; each strategy a list of steps on
+//!   bakery-core's pipeline, whose cleanup is the rollback);
 //! * [`session::Session`]: the library entry point; [`cli`]: the `rollout` binary's front-end.
 //!
 //! Configuration is a JSON manifest ([`manifest`]) lifted into a validated [`config::RolloutConfig`].
@@ -24,6 +25,7 @@ pub mod live;
 pub mod manifest;
 pub mod names;
 pub mod report;
+pub mod retention;
 pub mod session;
 pub mod setup;
 pub mod strategy;

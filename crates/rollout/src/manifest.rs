@@ -2,7 +2,7 @@
 //!
 //! Layout: `app`, optional `region`, `default_environment` and `strategy`; `defaults` (settings shared by
 //! every environment) and `environments` (one entry per environment, each overriding `defaults` field by
-//! field: objects merge, any other value replaces; lists replace whole). Every settings field is optional here; [`crate::config`] fills in the
+//! field: objects merge, any other value replaces; lists replace whole). Every settings field is optional here; `config` fills in the
 //! defaults and validates the result. Unknown fields are errors, so a typo never silently falls back to a
 //! default. Errors name the file, line and column.
 

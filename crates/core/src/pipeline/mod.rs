@@ -69,6 +69,12 @@ impl From<crate::poll::WaitError> for StepError {
 pub trait Step<C: Sync, S: Send>: Send {
     /// A short name for logs and errors.
     fn name(&self) -> &'static str;
+    /// True when `run` watches the cancellation token itself and returns soon after it fires, with what
+    /// it saw: the runner then lets it finish instead of dropping it part-way (a dropped AWS call may
+    /// have created something the step never got to record).
+    fn observes_cancel(&self) -> bool {
+        false
+    }
     /// Does the work. Records what it must undo (in `self` or in the state) as soon as it is created.
     async fn run(&mut self, cx: &C, st: &mut S) -> Result<(), StepError>;
     /// Undoes what `run` did, as far as it got; called for every step whose `run` started, in reverse
@@ -161,10 +167,14 @@ pub async fn run<C: Sync, S: Send>(
         started = started.max(i + 1);
         let step = &mut steps[i];
         let name = step.name();
-        let result = tokio::select! {
-            biased;
-            r = step.run(cx, st) => r,
-            _ = ctl.cancel.cancelled() => Err(StepError::Cancelled),
+        let result = if step.observes_cancel() {
+            step.run(cx, st).await
+        } else {
+            tokio::select! {
+                biased;
+                r = step.run(cx, st) => r,
+                _ = ctl.cancel.cancelled() => Err(StepError::Cancelled),
+            }
         };
         match result {
             Ok(()) => i += 1,

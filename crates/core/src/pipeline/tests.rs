@@ -207,6 +207,47 @@ async fn cancellation_stops_the_running_step_and_cleans_up() {
     );
 }
 
+/// Waits for the cancellation token itself and reports what it saw when it fires.
+struct Observer {
+    cancel: CancellationToken,
+}
+
+#[async_trait]
+impl Step<Log, u32> for Observer {
+    fn name(&self) -> &'static str {
+        "observer"
+    }
+    fn observes_cancel(&self) -> bool {
+        true
+    }
+    async fn run(&mut self, cx: &Log, _st: &mut u32) -> Result<(), StepError> {
+        self.cancel.cancelled().await;
+        cx.push("observer saw the interrupt".into());
+        Err(StepError::Cancelled)
+    }
+}
+
+#[tokio::test]
+async fn a_step_that_observes_cancellation_is_not_dropped() {
+    let log = Log::default();
+    let c = ctl(OnError::Cleanup);
+    let mut s = steps(&[("a", Behaviour::Ok)]);
+    s.push(Box::new(Observer {
+        cancel: c.cancel.clone(),
+    }));
+    let cancel = c.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cancel.cancel();
+    });
+    let r = run(&mut s, &log, &mut 0, &c).await;
+    assert_eq!(r.outcome, Outcome::Cancelled);
+    assert_eq!(
+        log.all(),
+        ["run a", "observer saw the interrupt", "cleanup a Cancelled"]
+    );
+}
+
 #[tokio::test]
 async fn a_second_interrupt_stops_cleanup() {
     let log = Log::default();

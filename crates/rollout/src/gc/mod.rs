@@ -13,7 +13,7 @@
 //! The AMI just deployed is never deregistered (as a deploy script that drops the previous image right
 //! after the swap would): the live group needs it for every later scale-out and instance replacement.
 //!
-//! One file per job: [`selection`] (which AMIs), [`templates`] (every launch template's versions and
+//! One file per job: [`crate::retention`] (which AMIs), [`templates`] (every launch template's versions and
 //! images), [`in_use`] (what references AMIs), [`launch_template_versions`] (pruning), [`plan`] (the
 //! candidates and why each stays), [`deregister`] (an AMI and exactly its snapshots), [`report`].
 
@@ -22,11 +22,10 @@ mod in_use;
 mod launch_template_versions;
 mod plan;
 mod report;
-mod selection;
 mod templates;
 
 pub use report::{Action, AmiDecision, GcReport, SnapshotDecision, VersionDecision};
-pub use selection::{GcConfig, Selection};
+pub use crate::retention::{GcConfig, Selection};
 
 use crate::config::RolloutConfig;
 use crate::context::Ctx;

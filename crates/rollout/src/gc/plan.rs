@@ -2,7 +2,7 @@
 //! newest `keep`, still pending, in use, or gc cannot tell).
 
 use super::in_use::Usage;
-use super::selection::Selection;
+use crate::retention::Selection;
 use crate::context::Ctx;
 use crate::error::{AwsResultExt, RolloutError};
 use aws_sdk_ec2::types::Image;

@@ -1,7 +1,7 @@
 //! What gc decided and did, per AMI, snapshot and launch template version: the data (`--json`) and the
 //! summary people read.
 
-use super::selection::Selection;
+use crate::retention::Selection;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -4,9 +4,13 @@
 //!
 //! Three implementations, selected by the manifest's `strategy` ([`StrategyKind`]): blue-green (new Auto
 //! Scaling group), instance refresh (the live group's instances replaced), spot fleet (new spot fleet).
+//! Each deploy is a list of steps on bakery-core's pipeline (`run`): its rollback is those steps' cleanup.
+//! Blue-green and spot-fleet share the steps of launching new capacity beside the old (`replace`).
 
 mod blue_green;
 mod instance_refresh;
+mod replace;
+mod run;
 mod spot_fleet;
 
 pub use blue_green::BlueGreen;

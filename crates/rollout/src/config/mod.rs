@@ -1,10 +1,15 @@
 //! The manifest lifted into a validated configuration: defaults filled in, the environment's overrides and
 //! the command line's applied, every problem reported at once. Nothing downstream sees an invalid value.
 
+mod instance_refresh;
+mod spot_fleet;
+
+pub use instance_refresh::InstanceRefreshConfig;
+pub use spot_fleet::SpotFleetConfig;
+
 use crate::manifest::{
-    CapacitySettings, InstanceRefreshSettings, InstanceSettings, LbKind, LoadBalancerSettings,
-    Manifest, ManifestError, Problem, Protocol, Settings, SpotFleetSettings, StrategyKind,
-    TimeoutSettings, merge,
+    CapacitySettings, InstanceSettings, LbKind, LoadBalancerSettings, Manifest, ManifestError,
+    Problem, Protocol, Settings, StrategyKind, TimeoutSettings, merge,
 };
 use crate::names::Names;
 use std::collections::BTreeMap;
@@ -210,63 +215,6 @@ pub struct Timeouts {
     pub rollback: Duration,
 }
 
-/// The `instance-refresh` strategy's settings, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceRefreshConfig {
-    /// MinHealthyPercentage.
-    pub min_healthy_percentage: u32,
-    /// MaxHealthyPercentage (AWS's default when `None`).
-    pub max_healthy_percentage: Option<u32>,
-    /// InstanceWarmup in seconds (the group's grace period when `None`).
-    pub instance_warmup_seconds: Option<u32>,
-    /// CheckpointPercentages (none: no pauses).
-    pub checkpoint_percentages: Vec<u32>,
-    /// CheckpointDelay in seconds.
-    pub checkpoint_delay_seconds: Option<u32>,
-    /// AutoRollback.
-    pub auto_rollback: bool,
-    /// AlarmSpecification's alarms.
-    pub alarms: Vec<String>,
-    /// SkipMatching.
-    pub skip_matching: bool,
-    /// How long the refresh may take before rollout cancels it.
-    pub timeout: Duration,
-    /// Launch template versions kept (at least 2).
-    pub max_launch_template_versions: u32,
-}
-
-/// The `spot-fleet` strategy's settings, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpotFleetConfig {
-    /// TargetCapacity (instances; every override weighs 1).
-    pub target_capacity: u32,
-    /// The instance types, one launch template override each (per subnet).
-    pub instance_types: Vec<String>,
-    /// AllocationStrategy, as the API spells it (`priceCapacityOptimized`).
-    pub allocation_strategy: String,
-    /// SpotPrice (none: capped at the on-demand price).
-    pub max_price: Option<String>,
-    /// IamFleetRole: a role name (made an ARN with the account id) or an ARN.
-    pub iam_fleet_role: String,
-    /// How long the fleet may take to be fulfilled.
-    pub fulfil_timeout: Duration,
-    /// How long its instances may take to be healthy in the target group.
-    pub health_timeout: Duration,
-}
-
-/// The allocation strategies Spot Fleet knows, as the API spells them, with the kebab-case spelling
-/// accepted too.
-const ALLOCATION_STRATEGIES: [(&str, &str); 5] = [
-    ("priceCapacityOptimized", "price-capacity-optimized"),
-    ("capacityOptimized", "capacity-optimized"),
-    (
-        "capacityOptimizedPrioritized",
-        "capacity-optimized-prioritized",
-    ),
-    ("diversified", "diversified"),
-    ("lowestPrice", "lowest-price"),
-];
-
 /// One environment's validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RolloutConfig {
@@ -297,7 +245,7 @@ pub struct RolloutConfig {
     /// The `instance-refresh` strategy's settings (defaults when the block is absent).
     pub instance_refresh: InstanceRefreshConfig,
     /// `rollout gc`'s AMI selection and retention (default selection: tag `app=APP`).
-    pub gc: crate::gc::GcConfig,
+    pub gc: crate::retention::GcConfig,
     /// The `spot-fleet` strategy's settings (defaults when the block is absent).
     pub spot_fleet: SpotFleetConfig,
 }
@@ -504,7 +452,7 @@ impl RolloutConfig {
             }
         }
         let instance_refresh = v.instance_refresh(s.instance_refresh.clone().unwrap_or_default());
-        let (gc, gc_problems) = crate::gc::GcConfig::resolve(s.gc.as_ref(), &app);
+        let (gc, gc_problems) = crate::retention::GcConfig::resolve(s.gc.as_ref(), &app);
         for (field, message) in gc_problems {
             v.problem(&field, &message);
         }
@@ -770,255 +718,6 @@ impl Validator<'_> {
             health_check,
             draining_seconds,
             ingress_cidrs,
-        }
-    }
-}
-
-impl Validator<'_> {
-    /// `instance_refresh`: AWS's ranges for each preference, checked here so that a bad value is named
-    /// with its place in the manifest instead of failing StartInstanceRefresh after the new version exists.
-    fn instance_refresh(&mut self, r: InstanceRefreshSettings) -> InstanceRefreshConfig {
-        let f = |k: &str| format!("instance_refresh.{k}");
-        let min = r.min_healthy_percentage.unwrap_or(90);
-        if min > 100 {
-            self.problem(
-                &f("min_healthy_percentage"),
-                &format!("{min} is outside 0-100"),
-            );
-        }
-        if let Some(max) = r.max_healthy_percentage {
-            if !(100..=200).contains(&max) {
-                self.problem(
-                    &f("max_healthy_percentage"),
-                    &format!("{max} is outside 100-200"),
-                );
-            } else if max.saturating_sub(min) > 100 {
-                self.problem(
-                    &f("max_healthy_percentage"),
-                    &format!(
-                        "{max} is more than 100 above min_healthy_percentage ({min}); AWS allows a spread of at most 100"
-                    ),
-                );
-            }
-        }
-        if let Some(w) = r.instance_warmup_seconds
-            && w > 86_400
-        {
-            self.problem(
-                &f("instance_warmup_seconds"),
-                &format!("{w} is outside 0-86400"),
-            );
-        }
-        let checkpoints = r.checkpoint_percentages.clone().unwrap_or_default();
-        for (i, c) in checkpoints.iter().enumerate() {
-            if !(1..=100).contains(c) {
-                self.problem(
-                    &f(&format!("checkpoint_percentages.{i}")),
-                    &format!("{c} is outside 1-100"),
-                );
-            } else if i > 0 && *c <= checkpoints[i - 1] {
-                self.problem(
-                    &f(&format!("checkpoint_percentages.{i}")),
-                    &format!(
-                        "{c} must be greater than the checkpoint before it ({})",
-                        checkpoints[i - 1]
-                    ),
-                );
-            }
-        }
-        if checkpoints.last().is_some_and(|c| *c != 100) && checkpoints.iter().all(|c| *c <= 100) {
-            self.problem(
-                &f("checkpoint_percentages"),
-                "the last checkpoint must be 100 (otherwise the refresh ends with part of the group on the old AMI)",
-            );
-        }
-        if r.checkpoint_percentages
-            .as_ref()
-            .is_some_and(|c| c.is_empty())
-        {
-            self.problem(
-                &f("checkpoint_percentages"),
-                "is empty: leave it out for no checkpoints",
-            );
-        }
-        if let Some(d) = r.checkpoint_delay_seconds {
-            if checkpoints.is_empty() {
-                self.problem(
-                    &f("checkpoint_delay_seconds"),
-                    "is set without checkpoint_percentages",
-                );
-            } else if d > 172_800 {
-                self.problem(
-                    &f("checkpoint_delay_seconds"),
-                    &format!("{d} is outside 0-172800"),
-                );
-            }
-        }
-        let alarms = r.alarms.clone().unwrap_or_default();
-        for (i, a) in alarms.iter().enumerate() {
-            if a.trim().is_empty() {
-                self.problem(
-                    &f(&format!("alarms.{i}")),
-                    "is empty: a CloudWatch alarm name",
-                );
-            }
-        }
-        let timeout = Duration::from_secs(r.timeout_seconds.unwrap_or(3600));
-        if timeout.is_zero() {
-            self.problem(&f("timeout_seconds"), "must be at least 1 second");
-        }
-        let keep = r.max_launch_template_versions.unwrap_or(10);
-        if keep < 2 {
-            self.problem(
-                &f("max_launch_template_versions"),
-                &format!("{keep}: keep at least 2 (the version being replaced and the new one)"),
-            );
-        }
-        InstanceRefreshConfig {
-            min_healthy_percentage: min,
-            max_healthy_percentage: r.max_healthy_percentage,
-            instance_warmup_seconds: r.instance_warmup_seconds,
-            checkpoint_percentages: checkpoints,
-            checkpoint_delay_seconds: r.checkpoint_delay_seconds,
-            auto_rollback: r.auto_rollback.unwrap_or(true),
-            alarms,
-            skip_matching: r.skip_matching.unwrap_or(true),
-            timeout,
-            max_launch_template_versions: keep,
-        }
-    }
-}
-
-impl Validator<'_> {
-    /// `spot_fleet`: checked here so that a bad value is named with its place in the manifest instead of
-    /// failing RequestSpotFleet after the launch template exists.
-    fn spot_fleet(
-        &mut self,
-        f: SpotFleetSettings,
-        instances: &InstanceConfig,
-        capacity: &Capacity,
-        timeouts: &Timeouts,
-    ) -> SpotFleetConfig {
-        let k = |k: &str| format!("spot_fleet.{k}");
-        let target_capacity = f.target_capacity.unwrap_or(capacity.desired);
-        if target_capacity == 0 {
-            self.problem(
-                &k("target_capacity"),
-                "must be at least 1: a fleet of zero instances leaves the target group with none",
-            );
-        }
-        let instance_types = f
-            .instance_types
-            .clone()
-            .unwrap_or_else(|| vec![instances.instance_type.clone()]);
-        if instance_types.is_empty() {
-            self.problem(
-                &k("instance_types"),
-                "is empty: list at least one instance type, or leave it out for instances.instance_type",
-            );
-        }
-        for (i, t) in instance_types.iter().enumerate() {
-            if !t.contains('.') || t.starts_with('.') || t.ends_with('.') {
-                self.problem(
-                    &k(&format!("instance_types.{i}")),
-                    &format!("`{t}` is not an instance type (t3.micro)"),
-                );
-            } else if instance_types[..i].contains(t) {
-                self.problem(
-                    &k(&format!("instance_types.{i}")),
-                    &format!("`{t}` is listed twice"),
-                );
-            }
-        }
-        let given = f
-            .allocation_strategy
-            .clone()
-            .unwrap_or_else(|| ALLOCATION_STRATEGIES[0].0.to_string());
-        let allocation_strategy = match ALLOCATION_STRATEGIES
-            .iter()
-            .find(|(api, kebab)| given == *api || given == *kebab)
-        {
-            Some((api, _)) => api.to_string(),
-            None => {
-                self.problem(
-                    &k("allocation_strategy"),
-                    &format!(
-                        "`{given}`: expected one of {}",
-                        ALLOCATION_STRATEGIES
-                            .iter()
-                            .map(|(a, _)| format!("`{a}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                );
-                given
-            }
-        };
-        let max_price = match &f.max_price {
-            None => None,
-            Some(v) => {
-                let text = match v {
-                    serde_json::Value::Number(n) => Some(n.to_string()),
-                    serde_json::Value::String(s) => Some(s.trim().to_string()),
-                    _ => None,
-                };
-                match text.filter(|t| t.parse::<f64>().is_ok_and(|p| p.is_finite() && p > 0.0)) {
-                    Some(t) => Some(t),
-                    None => {
-                        self.problem(
-                            &k("max_price"),
-                            &format!(
-                                "{v}: expected a price per instance-hour in USD greater than 0 (0.05 or \"0.05\"); leave it out for the on-demand price"
-                            ),
-                        );
-                        None
-                    }
-                }
-            }
-        };
-        let iam_fleet_role = f
-            .iam_fleet_role
-            .clone()
-            .unwrap_or_else(|| "aws-ec2-spot-fleet-tagging-role".into());
-        let role_ok = if iam_fleet_role.starts_with("arn:") {
-            iam_fleet_role.contains(":role/")
-        } else {
-            !iam_fleet_role.is_empty()
-                && iam_fleet_role.len() <= 64
-                && iam_fleet_role
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
-        };
-        if !role_ok {
-            self.problem(
-                &k("iam_fleet_role"),
-                &format!(
-                    "`{iam_fleet_role}` is neither an IAM role name nor a role ARN (arn:aws:iam::123456789012:role/NAME)"
-                ),
-            );
-        }
-        let secs = Duration::from_secs;
-        let fulfil_timeout = secs(f.fulfil_timeout_seconds.unwrap_or(600));
-        let health_timeout = f
-            .health_timeout_seconds
-            .map(secs)
-            .unwrap_or(timeouts.health);
-        for (field, d) in [
-            ("fulfil_timeout_seconds", fulfil_timeout),
-            ("health_timeout_seconds", health_timeout),
-        ] {
-            if d.is_zero() {
-                self.problem(&k(field), "must be at least 1 second");
-            }
-        }
-        SpotFleetConfig {
-            target_capacity,
-            instance_types,
-            allocation_strategy,
-            max_price,
-            iam_fleet_role,
-            fulfil_timeout,
-            health_timeout,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Which AMIs gc manages: the selection (a name prefix and/or tags, never none) and the manifest's `gc`
-//! block, validated.
+//! What `rollout gc` retains, as configured: the manifest's `gc` block validated into the AMI selection
+//! and the number kept. Below `config` (which holds it) and `gc` (which applies it).
 
 use crate::manifest::GcSettings;
 use aws_sdk_ec2::types::Image;
@@ -64,7 +64,7 @@ pub struct GcConfig {
 
 impl GcConfig {
     /// From the merged `gc` settings. Without `ami_name_prefix` and `ami_tags` the selection is the tag
-    /// `app=APP` (the tag the shipped templates give their images). Returns the problems as (field, message).
+    /// `app=APP` (the seeds tag their images with the app). Returns the problems as (field, message).
     pub fn resolve(s: Option<&GcSettings>, app: &str) -> (GcConfig, Vec<(String, String)>) {
         let s = s.cloned().unwrap_or_default();
         let mut problems = Vec::new();
