@@ -5,7 +5,7 @@ use super::{BuildArgs, OnErrorArg, template_args};
 use bakery_builder::amazon_ebs::{self, state::Ctx};
 use bakery_builder::journal::{self, Journal};
 use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
-use bakery_core::pipeline::{AskAnswer, OnError, RunControl};
+use bakery_core::pipeline::{AskAnswer, OnError, RunControl, StepError};
 use bakery_core::poll::PollOverrides;
 use bakery_core::ui::{Mode, Ui, UiOptions};
 use bakery_template::{Build, BuilderConfig, Loaded, PostProcessorConfig};
@@ -223,7 +223,7 @@ fn install_signals(ui: Ui, cancel: CancellationToken, cancel_cleanup: Cancellati
     });
 }
 
-fn ask(step: &str, err: &str) -> AskAnswer {
+fn ask(step: &str, err: &StepError) -> AskAnswer {
     use std::io::BufRead;
     eprintln!(
         "Step \"{step}\" failed: {err}\n[c] Clean up and exit, [a] abort without cleanup, or [r] retry step (build may fail even if retry succeeds)?"

@@ -31,12 +31,20 @@ impl Outcome {
     }
 }
 
-/// A step's failure.
+/// A step's failure. AWS errors and failed waits keep their type, so callers decide by kind (for instance
+/// [`crate::aws_err::AwsError::class`]) and never by message text.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
-    /// The step failed; the message says what and why.
+    /// The step failed for a reason of its own; the message says what and why.
     #[error("{0}")]
     Failed(String),
+    /// An AWS call failed.
+    #[error(transparent)]
+    Aws(#[from] crate::aws_err::AwsError),
+    /// A wait timed out, saw a state it cannot leave, or a look failed (never a cancelled wait: that is
+    /// [`StepError::Cancelled`]).
+    #[error(transparent)]
+    Wait(crate::poll::WaitError),
     /// The step saw the cancellation token.
     #[error("interrupted")]
     Cancelled,
@@ -49,19 +57,27 @@ impl StepError {
     }
 }
 
-impl From<crate::aws_err::AwsError> for StepError {
-    fn from(e: crate::aws_err::AwsError) -> Self {
-        StepError::Failed(e.to_string())
-    }
-}
-
 impl From<crate::poll::WaitError> for StepError {
     fn from(e: crate::poll::WaitError) -> Self {
         match e {
             crate::poll::WaitError::Cancelled(_) => StepError::Cancelled,
-            other => StepError::Failed(other.to_string()),
+            other => StepError::Wait(other),
         }
     }
+}
+
+/// Why a step's cleanup did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    /// The cleanup itself failed.
+    #[error(transparent)]
+    Step(#[from] StepError),
+    /// It ran past [`RunControl::cleanup_deadline`].
+    #[error("cleanup did not finish within {0:?}")]
+    TimedOut(Duration),
+    /// A second interrupt stopped it.
+    #[error("cleanup interrupted")]
+    Interrupted,
 }
 
 /// One step of a build. `S` is the builder's typed state, `C` its context (clients, UI, tokens).
@@ -104,7 +120,7 @@ pub enum AskAnswer {
 }
 
 /// Asks what to do about a failed step (`-on-error=ask`): given the step's name and its error.
-pub type AskFn = Box<dyn Fn(&str, &str) -> AskAnswer + Send + Sync>;
+pub type AskFn = Box<dyn Fn(&str, &StepError) -> AskAnswer + Send + Sync>;
 
 /// The runner's view of the run: the cancellation tokens, the error policy and the cleanup deadline.
 pub struct RunControl {
@@ -126,7 +142,7 @@ pub struct CleanupFailure {
     /// The step.
     pub step: &'static str,
     /// What went wrong.
-    pub error: String,
+    pub error: CleanupError,
 }
 
 /// The result of running a pipeline.
@@ -186,7 +202,7 @@ pub async fn run<C: Sync, S: Send>(
                     let answer = ctl
                         .ask
                         .as_ref()
-                        .map(|ask| ask(name, &e.to_string()))
+                        .map(|ask| ask(name, &e))
                         .unwrap_or(AskAnswer::Cleanup);
                     match answer {
                         AskAnswer::Retry => continue,
@@ -222,7 +238,7 @@ pub async fn run<C: Sync, S: Send>(
                 r = tokio::time::timeout(ctl.cleanup_deadline, step.cleanup(cx, st, outcome)) => r,
                 _ = ctl.cancel_cleanup.cancelled() => {
                     skip_cleanup = true;
-                    cleanup_failures.push(CleanupFailure { step: name, error: "cleanup interrupted".into() });
+                    cleanup_failures.push(CleanupFailure { step: name, error: CleanupError::Interrupted });
                     break;
                 }
             };
@@ -230,11 +246,11 @@ pub async fn run<C: Sync, S: Send>(
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => cleanup_failures.push(CleanupFailure {
                     step: name,
-                    error: e.to_string(),
+                    error: CleanupError::Step(e),
                 }),
                 Err(_) => cleanup_failures.push(CleanupFailure {
                     step: name,
-                    error: format!("cleanup did not finish within {:?}", ctl.cleanup_deadline),
+                    error: CleanupError::TimedOut(ctl.cleanup_deadline),
                 }),
             }
         }

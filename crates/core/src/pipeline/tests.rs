@@ -132,9 +132,20 @@ async fn cleanup_errors_are_collected_and_never_replace_the_first_error() {
     let f: Vec<_> = r
         .cleanup_failures
         .iter()
-        .map(|f| (f.step, f.error.as_str()))
+        .map(|f| (f.step, f.error.to_string()))
         .collect();
-    assert_eq!(f, [("b", "b cleanup broke"), ("a", "a cleanup broke")]);
+    assert_eq!(
+        f,
+        [
+            ("b", "b cleanup broke".to_string()),
+            ("a", "a cleanup broke".to_string())
+        ]
+    );
+    assert!(
+        r.cleanup_failures
+            .iter()
+            .all(|f| matches!(f.error, CleanupError::Step(StepError::Failed(_))))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -151,8 +162,13 @@ async fn a_stuck_cleanup_hits_its_deadline_and_the_rest_still_run() {
     assert!(
         r.cleanup_failures[0]
             .error
+            .to_string()
             .contains("did not finish within 5s")
     );
+    assert!(matches!(
+        r.cleanup_failures[0].error,
+        CleanupError::TimedOut(d) if d == Duration::from_secs(5)
+    ));
     assert!(log.all().contains(&"cleanup a Failed".to_string()));
 }
 
@@ -172,7 +188,7 @@ async fn ask_can_retry_the_failed_step() {
     let mut c = ctl(OnError::Ask);
     c.ask = Some(Box::new(|step, err| {
         assert_eq!(step, "b");
-        assert_eq!(err, "first try fails");
+        assert_eq!(err.to_string(), "first try fails");
         AskAnswer::Retry
     }));
     let r = run(&mut s, &log, &mut 0, &c).await;
@@ -224,4 +240,35 @@ async fn a_second_interrupt_stops_cleanup() {
     let r = run(&mut s, &log, &mut 0, &c).await;
     assert!(r.cleanup_skipped);
     assert!(!log.all().contains(&"cleanup a Failed".to_string()));
+}
+
+#[test]
+fn aws_errors_and_waits_keep_their_kind() {
+    let throttled = crate::aws_err::AwsError {
+        op: "DescribeInstances",
+        code: Some("RequestLimitExceeded".into()),
+        detail: "RequestLimitExceeded: slow down".into(),
+    };
+    let e = StepError::from(throttled);
+    assert_eq!(
+        e.to_string(),
+        "DescribeInstances: RequestLimitExceeded: slow down"
+    );
+    assert!(matches!(&e, StepError::Aws(a) if a.class() == crate::aws::ErrorClass::Throttled));
+    let e = StepError::from(crate::poll::WaitError::Cancelled(
+        "instance i-1 to run".into(),
+    ));
+    assert!(matches!(e, StepError::Cancelled));
+    let e = StepError::from(crate::poll::WaitError::Failed {
+        what: "instance i-1 to run".into(),
+        state: "terminated".into(),
+    });
+    assert!(matches!(
+        e,
+        StepError::Wait(crate::poll::WaitError::Failed { .. })
+    ));
+    assert_eq!(
+        e.to_string(),
+        "instance i-1 to run: reached state terminated"
+    );
 }
