@@ -1,10 +1,10 @@
 //! Step 11: copy the AMI to `ami_regions`, all regions at once, each copy tagged with `tags` rendered for
 //! its region. Cleanup only on failure: deregister the copies and delete their snapshots.
 
-use super::create_ami::{image_tags, wait_available};
-use super::ec2::{deregister_with_snapshots, to_tags};
+use super::ami::{image_tags, wait_available};
 use super::state::{Ctx, State};
-use crate::journal::Kind;
+use crate::ec2::{tag_snapshots, to_tags};
+use crate::resource::{Kind, deregister_with_snapshots};
 use async_trait::async_trait;
 use bakery_core::aws::Clients;
 use bakery_core::aws_err::AwsResultExt;
@@ -88,7 +88,7 @@ impl CopyRegions {
             .send()
             .await
             .aws("CreateTags")?;
-        super::create_ami::tag_snapshots(&c.ec2, &snaps, &stags).await?;
+        tag_snapshots(&c.ec2, &snaps, &stags).await?;
         Ok((region, copy, snaps))
     }
 }

@@ -4,9 +4,9 @@
 //! with SHA-1 signatures), `temporary_key_pair_type: rsa` honoured. The temporary key pair is always
 //! deleted; its private key lives in memory only, except under `-debug` (`ec2_<build>.pem`, mode 0600).
 
-use super::ec2::tag_spec;
 use super::state::{Ctx, SshKey, State};
-use crate::journal::Kind;
+use crate::ec2::tag_spec;
+use crate::resource::Kind;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{KeyType, ResourceType};
 use bakery_core::aws_err::AwsResultExt;
@@ -113,13 +113,9 @@ impl Step<Ctx, State> for KeyPair {
             return Ok(());
         };
         cx.ui.say(&cx.name, "Deleting temporary keypair...");
-        cx.clients
-            .ec2
-            .delete_key_pair()
-            .key_name(&name)
-            .send()
-            .await
-            .aws("DeleteKeyPair")?;
+        Kind::KeyPair
+            .remove(&cx.clients.ec2, &name, &cx.cancel_cleanup)
+            .await?;
         cx.removed(Kind::KeyPair, cx.region(), &name);
         Ok(())
     }

@@ -8,11 +8,11 @@
 //! the security group and key pair are deleted (always); the AMIs are deregistered with their snapshots
 //! (only when the build did not succeed).
 
+pub mod ami;
 pub mod attributes;
 pub mod connect;
 pub mod copy_regions;
 pub mod create_ami;
-pub mod ec2;
 pub mod key_pair;
 pub mod network;
 pub mod pre_validate;

@@ -1,54 +1,25 @@
 //! Step 6: launch the builder instance and wait until it runs. Cleanup (always): terminate it; when no
 //! temporary security group will be deleted after it, also wait for `terminated` here.
 
-use super::ec2::{merge, tag_spec};
 use super::state::{Ctx, InstanceInfo, State};
-use crate::journal::Kind;
+use crate::ec2::{block_devices, judge_instance, merge, tag_spec};
+use crate::resource::{Kind, terminate_instance};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
-    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceMetadataTagsState,
+    HttpTokensState, IamInstanceProfileSpecification, InstanceMetadataEndpointState,
+    InstanceMetadataOptionsRequest, InstanceMetadataTagsState,
     InstanceNetworkInterfaceSpecification, InstanceStateName, InstanceType, ResourceType,
-    ShutdownBehavior, VolumeType,
+    ShutdownBehavior,
 };
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
-use bakery_core::poll::{Poll, PollError, Poller};
-use bakery_template::BlockDevice;
+use bakery_core::poll::Poller;
 
 /// Launches the instance (on demand, or spot through [`super::spot_instance`]).
 #[derive(Default)]
 pub struct RunInstance {
     id: Option<String>,
     spot: super::spot_instance::SpotLaunch,
-}
-
-/// SDK block-device mappings from the template's.
-pub fn block_devices(devs: &[BlockDevice]) -> Vec<BlockDeviceMapping> {
-    devs.iter()
-        .map(|d| {
-            let mut b = BlockDeviceMapping::builder().set_device_name(d.device_name.clone());
-            if d.no_device {
-                return b.no_device("").build();
-            }
-            if let Some(v) = &d.virtual_name {
-                return b.virtual_name(v).build();
-            }
-            let mut e = EbsBlockDevice::builder()
-                .delete_on_termination(d.delete_on_termination)
-                .set_encrypted(d.encrypted)
-                .set_snapshot_id(d.snapshot_id.clone())
-                .set_kms_key_id(d.kms_key_id.clone())
-                .set_iops(d.iops.map(|v| v as i32))
-                .set_throughput(d.throughput.map(|v| v as i32))
-                .set_volume_type(d.volume_type.as_deref().map(VolumeType::from));
-            if d.volume_size > 0 {
-                e = e.volume_size(d.volume_size as i32);
-            }
-            b = b.ebs(e.build());
-            b.build()
-        })
-        .collect()
 }
 
 fn user_data(cx: &Ctx) -> Result<Option<String>, StepError> {
@@ -299,21 +270,8 @@ impl RunInstance {
         };
         cx.ui
             .say(&cx.name, "Terminating the source AWS instance...");
-        let out = cx
-            .clients
-            .ec2
-            .terminate_instances()
-            .instance_ids(&id)
-            .send()
-            .await
-            .aws("TerminateInstances")?;
-        let now = out
-            .terminating_instances()
-            .first()
-            .and_then(|c| c.current_state())
-            .and_then(|s| s.name())
-            .cloned();
-        if now != Some(InstanceStateName::Terminated) && !st.temporary_security_group {
+        let now = terminate_instance(&cx.clients.ec2, &id).await?;
+        if now != InstanceStateName::Terminated && !st.temporary_security_group {
             let waits = cx.ec2_waits(&cx.clients);
             let progress = cx
                 .ui
@@ -333,63 +291,5 @@ impl RunInstance {
         cx.removed(Kind::Instance, cx.region(), &id);
         self.id = None;
         Ok(())
-    }
-}
-
-/// One look at an instance: ready in `want`, failed in a state it cannot leave towards `want`.
-pub async fn describe_one(
-    ec2: &aws_sdk_ec2::Client,
-    id: &str,
-    want: InstanceStateName,
-) -> Result<Poll<aws_sdk_ec2::types::Instance>, PollError> {
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .aws("DescribeInstances")?;
-    let Some(inst) = out
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .next()
-        .cloned()
-    else {
-        return Err(PollError::NotFound);
-    };
-    Ok(judge_instance(inst, want))
-}
-
-/// An instance's state against the one waited for: ready in `want`, failed in a state it cannot leave
-/// towards `want`, else pending.
-pub fn judge_instance(
-    inst: aws_sdk_ec2::types::Instance,
-    want: InstanceStateName,
-) -> Poll<aws_sdk_ec2::types::Instance> {
-    let state = inst
-        .state()
-        .and_then(|s| s.name())
-        .cloned()
-        .unwrap_or(InstanceStateName::Pending);
-    if state == want {
-        return Poll::Ready(inst);
-    }
-    let dead_end = match want {
-        InstanceStateName::Running => matches!(
-            state,
-            InstanceStateName::Terminated
-                | InstanceStateName::ShuttingDown
-                | InstanceStateName::Stopped
-        ),
-        InstanceStateName::Stopped => matches!(
-            state,
-            InstanceStateName::Terminated | InstanceStateName::ShuttingDown
-        ),
-        _ => false,
-    };
-    if dead_end {
-        Poll::Failed(state.as_str().to_string())
-    } else {
-        Poll::Pending(state.as_str().to_string())
     }
 }

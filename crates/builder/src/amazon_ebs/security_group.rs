@@ -12,14 +12,13 @@
 //! Deleting the group retries while its network interface is still attached (`DependencyViolation`), for up
 //! to 15 minutes, instead of giving up after 5×5 s as Packer does.
 
-use super::ec2::{filters, tag_spec};
 use super::state::{Ctx, State};
-use crate::journal::Kind;
+use crate::ec2::{filters, tag_spec};
+use crate::resource::Kind;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType};
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
-use bakery_core::poll::{Poll, PollError, Poller};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -99,42 +98,6 @@ async fn caller_public_ip() -> Option<String> {
         .await
         .ok()
         .flatten()
-}
-
-/// Deletes a security group, retrying while a network interface still holds it (`DependencyViolation`,
-/// while its instance shuts down), for up to 15 minutes; a group already gone counts as deleted.
-pub async fn delete_when_free(
-    ec2: &aws_sdk_ec2::Client,
-    id: &str,
-    cancel: &tokio_util::sync::CancellationToken,
-) -> Result<(), bakery_core::poll::WaitError> {
-    Poller::new(Duration::from_secs(2), Duration::from_secs(15 * 60))
-        .wait(
-            &format!("security group {id} to be deletable"),
-            cancel,
-            |_, _| {},
-            || {
-                let ec2 = ec2.clone();
-                let id = id.to_string();
-                async move {
-                    match ec2
-                        .delete_security_group()
-                        .group_id(&id)
-                        .send()
-                        .await
-                        .aws("DeleteSecurityGroup")
-                    {
-                        Ok(_) => Ok(Poll::Ready(())),
-                        Err(e) if e.class() == bakery_core::aws::ErrorClass::NotFound => {
-                            Ok(Poll::Ready(()))
-                        }
-                        Err(e) if e.is("DependencyViolation") => Ok(Poll::Pending("in use".into())),
-                        Err(e) => Err(PollError::from(e)),
-                    }
-                }
-            },
-        )
-        .await
 }
 
 #[async_trait]
@@ -281,7 +244,9 @@ impl Step<Ctx, State> for SecurityGroup {
             return Ok(());
         };
         cx.ui.say(&cx.name, "Deleting temporary security group...");
-        delete_when_free(&cx.clients.ec2, &id, &cx.cancel_cleanup).await?;
+        Kind::SecurityGroup
+            .remove(&cx.clients.ec2, &id, &cx.cancel_cleanup)
+            .await?;
         cx.removed(Kind::SecurityGroup, cx.region(), &id);
         self.created = None;
         Ok(())

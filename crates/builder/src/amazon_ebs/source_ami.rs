@@ -1,8 +1,8 @@
 //! Step 2: find the source AMI — `source_ami` (also `resolve:ssm:/parameter`), or `source_ami_filter` with
 //! `owners` and `most_recent` — and fill the data late templates use (`{{.SourceAMI}}`, `{{.BuildRegion}}`...).
 
-use super::ec2::filters;
 use super::state::{Ctx, SourceImage, State};
+use crate::ec2::filters;
 use async_trait::async_trait;
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Step, StepError};

@@ -1,6 +1,7 @@
 //! The typed state one amazon-ebs build carries through its steps, and the context every step reads.
 
-use crate::journal::{Event, Journal, Kind};
+use crate::journal::{Event, Journal};
+use crate::resource::Kind;
 use bakery_core::aws::Clients;
 use bakery_core::poll::ec2::{Ec2Waits, WaitRegistry};
 use bakery_core::poll::{PollOverrides, Poller};
