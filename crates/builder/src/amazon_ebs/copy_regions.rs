@@ -93,26 +93,44 @@ impl CopyRegions {
     }
 }
 
+/// The regions the AMI is copied to: `ami_regions` other than the build region, sorted, once each.
+fn copy_regions(cx: &Ctx) -> Vec<String> {
+    let mut regions: Vec<String> = cx
+        .cfg
+        .ami
+        .ami_regions
+        .iter()
+        .filter(|r| !r.is_empty() && r.as_str() != cx.region())
+        .cloned()
+        .collect();
+    regions.sort();
+    regions.dedup();
+    regions
+}
+
 #[async_trait]
 impl Step<Ctx, State> for CopyRegions {
     fn name(&self) -> &'static str {
         "copy-regions"
     }
 
+    async fn plan(&self, cx: &Ctx, _st: &mut State) -> Result<Vec<String>, StepError> {
+        let regions = copy_regions(cx);
+        if cx.cfg.skip_create_ami || regions.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(vec![format!(
+            "would copy AMI {:?} to {}",
+            cx.cfg.ami.ami_name,
+            regions.join(", ")
+        )])
+    }
+
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
         if st.image.is_none() {
             return Ok(());
         }
-        let mut regions: Vec<String> = cx
-            .cfg
-            .ami
-            .ami_regions
-            .iter()
-            .filter(|r| !r.is_empty() && r.as_str() != cx.region())
-            .cloned()
-            .collect();
-        regions.sort();
-        regions.dedup();
+        let regions = copy_regions(cx);
         if regions.is_empty() {
             return Ok(());
         }

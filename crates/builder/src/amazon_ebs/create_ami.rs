@@ -24,6 +24,24 @@ impl Step<Ctx, State> for CreateAmi {
         "create-ami"
     }
 
+    async fn plan(&self, cx: &Ctx, _st: &mut State) -> Result<Vec<String>, StepError> {
+        let ami = &cx.cfg.ami;
+        Ok(vec![if cx.cfg.skip_create_ami {
+            "would not create an AMI (skip_create_ami)".to_string()
+        } else {
+            format!(
+                "would create AMI {:?} in {}{}",
+                ami.ami_name,
+                cx.region(),
+                if ami.encrypt_boot == Some(true) {
+                    " (encrypted copy: encrypt_boot)"
+                } else {
+                    ""
+                }
+            )
+        }])
+    }
+
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
         if cx.cfg.skip_create_ami {
             cx.ui

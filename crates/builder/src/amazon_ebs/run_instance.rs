@@ -35,6 +35,18 @@ fn user_data(cx: &Ctx) -> Result<Option<String>, StepError> {
     Ok(raw.map(|b| aws_smithy_types::base64::encode(&b)))
 }
 
+/// Spot instance types without a spot price launch nothing: refuse before anything is created.
+fn check_spot_options(
+    run: &bakery_template::schema::amazon_ebs::RunConfig,
+) -> Result<(), StepError> {
+    if !run.is_spot_instance() && !run.spot_instance_types.is_empty() {
+        return Err(StepError::msg(
+            "spot_instance_types needs spot_price (\"auto\" or a maximum price) to launch a spot instance",
+        ));
+    }
+    Ok(())
+}
+
 /// RunInstances' idempotency token: one per run and shown build name (`--each-var-file` runs share the
 /// template's build name, so that alone would hand every run the first one's instance), ≤ 64 characters.
 pub fn client_token(cx: &Ctx) -> String {
@@ -70,13 +82,43 @@ impl Step<Ctx, State> for RunInstance {
         "run-instance"
     }
 
+    async fn plan(&self, cx: &Ctx, _st: &mut State) -> Result<Vec<String>, StepError> {
+        let run = &cx.cfg.run;
+        check_spot_options(run)?;
+        let profile = match run
+            .iam_instance_profile
+            .as_deref()
+            .filter(|s| !s.is_empty())
+        {
+            Some(p) => format!("instance profile {p}"),
+            None => "no instance profile".to_string(),
+        };
+        let instance_type = run
+            .instance_type
+            .clone()
+            .unwrap_or_else(|| "t3.micro".into());
+        Ok(vec![if run.is_spot_instance() {
+            let types = if run.spot_instance_types.is_empty() {
+                instance_type
+            } else {
+                run.spot_instance_types.join(", ")
+            };
+            format!(
+                "would launch in {}: a spot instance {types} ({profile}, spot_price {}) through a temporary launch template and an instant fleet",
+                cx.region(),
+                run.spot_price.as_deref().unwrap_or_default()
+            )
+        } else {
+            format!(
+                "would launch in {}: instance {instance_type} ({profile})",
+                cx.region()
+            )
+        }])
+    }
+
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
         let run = &cx.cfg.run;
-        if !run.is_spot_instance() && !run.spot_instance_types.is_empty() {
-            return Err(StepError::msg(
-                "spot_instance_types needs spot_price (\"auto\" or a maximum price) to launch a spot instance",
-            ));
-        }
+        check_spot_options(run)?;
         let source = st
             .source
             .as_ref()

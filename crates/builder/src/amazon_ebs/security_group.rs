@@ -106,6 +106,35 @@ impl Step<Ctx, State> for SecurityGroup {
         "security-group"
     }
 
+    async fn plan(&self, cx: &Ctx, _st: &mut State) -> Result<Vec<String>, StepError> {
+        let run = &cx.cfg.run;
+        if !run.security_group_ids.is_empty() {
+            return Ok(vec![format!(
+                "security groups: {}",
+                run.security_group_ids.join(", ")
+            )]);
+        }
+        if run
+            .security_group_filter
+            .as_ref()
+            .is_some_and(|f| !f.filters.is_empty())
+        {
+            return Ok(vec![
+                "security groups: those matching security_group_filter".to_string(),
+            ]);
+        }
+        let from = match source_rule(&cx.cfg) {
+            SourceRule::Explicit(c) => c.join(", "),
+            SourceRule::Vpc => "the VPC's CIDR blocks".to_string(),
+            SourceRule::CallerPublicIp => "this machine's public address".to_string(),
+        };
+        Ok(vec![format!(
+            "would create in {}: temporary security group (tcp/{} from {from})",
+            cx.region(),
+            cx.cfg.comm.ssh_port
+        )])
+    }
+
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
         let run = &cx.cfg.run;
         let ec2 = &cx.clients.ec2;

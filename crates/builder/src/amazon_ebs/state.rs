@@ -26,8 +26,8 @@ pub struct Ctx {
     pub clients: Clients,
     /// Output.
     pub ui: Ui,
-    /// The run journal.
-    pub journal: Arc<Journal>,
+    /// The run journal; None in a dry run, which creates nothing.
+    pub journal: Option<Arc<Journal>>,
     /// The run id (tags, names).
     pub run_id: String,
     /// Cancelled on the first interrupt.
@@ -69,22 +69,25 @@ impl Ctx {
         self.waits.ec2(&key, &clients.ec2)
     }
 
+    fn record(&self, event: Event, kind: Kind, region: &str, id: &str) {
+        if let Some(j) = &self.journal {
+            j.record(event, kind, region, id, &self.name);
+        }
+    }
+
     /// Records a created resource in the journal.
     pub fn created(&self, kind: Kind, region: &str, id: &str) {
-        self.journal
-            .record(Event::Created, kind, region, id, &self.name);
+        self.record(Event::Created, kind, region, id);
     }
 
     /// Records a removed resource in the journal.
     pub fn removed(&self, kind: Kind, region: &str, id: &str) {
-        self.journal
-            .record(Event::Removed, kind, region, id, &self.name);
+        self.record(Event::Removed, kind, region, id);
     }
 
     /// Records a resource kept as the build's result.
     pub fn kept(&self, kind: Kind, region: &str, id: &str) {
-        self.journal
-            .record(Event::Kept, kind, region, id, &self.name);
+        self.record(Event::Kept, kind, region, id);
     }
 
     /// Bakery's ownership tags for a resource of this build.

@@ -1,6 +1,7 @@
 //! The step pipeline, after Packer's `multistep`, with its rough edges fixed.
 //!
-//! A build is a list of [`Step`]s, each with `run` and `cleanup`. The runner runs them in order and, whatever
+//! A build is a list of [`Step`]s, each with `run`, `cleanup` and `plan` (what it would do, for a dry run, walked
+//! by [`plan`] over the same list). The runner runs them in order and, whatever
 //! happens, cleans up every step whose `run` started, in reverse order (so the instance is terminated before
 //! its security group and key pair are deleted). Improvements over Packer:
 //! - the state is a typed struct owned by the builder (no string-keyed bag, no type assertions);
@@ -82,11 +83,17 @@ pub enum CleanupError {
 
 /// One step of a build. `S` is the builder's typed state, `C` its context (clients, UI, tokens).
 #[async_trait]
-pub trait Step<C: Sync, S: Send>: Send {
+pub trait Step<C: Sync, S: Send>: Send + Sync {
     /// A short name for logs and errors.
     fn name(&self) -> &'static str;
     /// Does the work. Records what it must undo (in `self` or in the state) as soon as it is created.
     async fn run(&mut self, cx: &C, st: &mut S) -> Result<(), StepError>;
+    /// What `run` would do, for a dry run: lines for the user, none when the step would do nothing worth
+    /// saying. It may only read (describe and get calls) and may fill `st` with what it read, for the plans
+    /// of the steps after it.
+    async fn plan(&self, _cx: &C, _st: &mut S) -> Result<Vec<String>, StepError> {
+        Ok(Vec::new())
+    }
     /// Undoes what `run` did, as far as it got; called for every step whose `run` started, in reverse
     /// order, whatever the outcome. Steps that keep their result on success check `outcome`.
     async fn cleanup(&mut self, _cx: &C, _st: &mut S, _outcome: Outcome) -> Result<(), StepError> {
@@ -261,6 +268,20 @@ pub async fn run<C: Sync, S: Send>(
         cleanup_failures,
         cleanup_skipped: skip_cleanup,
     }
+}
+
+/// The plan of `steps` over `st`, for a dry run: every step's lines, in the order the steps would run; the
+/// first step whose plan fails ends it.
+pub async fn plan<C: Sync, S: Send>(
+    steps: &[Box<dyn Step<C, S>>],
+    cx: &C,
+    st: &mut S,
+) -> Result<Vec<String>, (&'static str, StepError)> {
+    let mut lines = Vec::new();
+    for step in steps {
+        lines.extend(step.plan(cx, st).await.map_err(|e| (step.name(), e))?);
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]

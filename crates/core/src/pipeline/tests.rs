@@ -47,6 +47,18 @@ impl Step<Log, u32> for T {
             _ => Ok(()),
         }
     }
+    async fn plan(&self, _cx: &Log, st: &mut u32) -> Result<Vec<String>, StepError> {
+        *st += 1;
+        match self.b {
+            Behaviour::Fail => Err(StepError::msg(format!("{} cannot", self.name))),
+            Behaviour::Hang => Ok(vec![]),
+            _ => Ok(vec![format!(
+                "{} would run after {} plans",
+                self.name,
+                *st - 1
+            )]),
+        }
+    }
     async fn cleanup(&mut self, cx: &Log, _st: &mut u32, o: Outcome) -> Result<(), StepError> {
         cx.push(format!("cleanup {} {o:?}", self.name));
         match self.b {
@@ -271,4 +283,28 @@ fn aws_errors_and_waits_keep_their_kind() {
         e.to_string(),
         "instance i-1 to run: reached state terminated"
     );
+}
+
+#[tokio::test]
+async fn the_plan_walks_the_same_steps_in_order_and_stops_at_the_first_refusal() {
+    let log = Log::default();
+    let s = steps(&[
+        ("a", Behaviour::Ok),
+        ("b", Behaviour::Hang),
+        ("c", Behaviour::Ok),
+    ]);
+    let mut st = 0;
+    let lines = plan(&s, &log, &mut st).await.unwrap();
+    assert_eq!(
+        lines,
+        ["a would run after 0 plans", "c would run after 2 plans"]
+    );
+    assert!(log.all().is_empty(), "planning runs nothing");
+    let s = steps(&[
+        ("a", Behaviour::Ok),
+        ("b", Behaviour::Fail),
+        ("c", Behaviour::Ok),
+    ]);
+    let (step, e) = plan(&s, &log, &mut 0).await.unwrap_err();
+    assert_eq!((step, e.to_string().as_str()), ("b", "b cannot"));
 }
