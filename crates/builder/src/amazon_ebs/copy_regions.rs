@@ -36,7 +36,10 @@ impl CopyRegions {
         st: &State,
         region: String,
     ) -> Result<(String, String, Vec<String>), StepError> {
-        let (ami, _) = st.image.clone().ok_or_else(|| StepError::msg("no AMI"))?;
+        let ami = st
+            .amis
+            .get(cx.region())
+            .ok_or_else(|| StepError::msg("no AMI"))?;
         let c = Self::clients(cx, &region);
         let kms = cx
             .cfg
@@ -50,7 +53,7 @@ impl CopyRegions {
         let out = c
             .ec2
             .copy_image()
-            .source_image_id(&ami)
+            .source_image_id(ami)
             .source_region(cx.region())
             .name(&cx.cfg.ami.ami_name)
             .set_encrypted(encrypted.then_some(true))
@@ -127,7 +130,7 @@ impl Step<Ctx, State> for CopyRegions {
     }
 
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
-        if st.image.is_none() {
+        if !st.amis.contains_key(cx.region()) {
             return Ok(());
         }
         let regions = copy_regions(cx);

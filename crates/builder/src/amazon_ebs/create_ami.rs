@@ -154,7 +154,6 @@ impl Step<Ctx, State> for CreateAmi {
             snaps = enc_snaps;
         }
         st.late.build.insert("ImageID".into(), ami.clone());
-        st.image = Some((ami.clone(), snaps.clone()));
         st.amis.insert(cx.region().to_string(), ami);
         st.snapshots.insert(cx.region().to_string(), snaps);
         Ok(())

@@ -35,7 +35,7 @@ pub fn steps() -> Vec<Box<dyn Step<Ctx, State>>> {
         Box::new(source_ami::SourceAmi),
         Box::new(network::Network),
         Box::new(key_pair::KeyPair::default()),
-        Box::new(security_group::SecurityGroup::default()),
+        Box::new(security_group::SecurityGroup),
         Box::new(run_instance::RunInstance::default()),
         Box::new(connect::Connect),
         Box::new(provision::Provision),

@@ -18,7 +18,6 @@ use bakery_core::poll::Poller;
 /// Launches the instance (on demand, or spot through [`super::spot_instance`]).
 #[derive(Default)]
 pub struct RunInstance {
-    id: Option<String>,
     spot: super::spot_instance::SpotLaunch,
 }
 
@@ -272,7 +271,10 @@ impl RunInstance {
         id: String,
     ) -> Result<(), StepError> {
         cx.created(Kind::Instance, cx.region(), &id);
-        self.id = Some(id.clone());
+        st.instance = Some(InstanceInfo {
+            id: id.clone(),
+            ..InstanceInfo::default()
+        });
         cx.ui.message(&cx.name, &format!("Instance ID: {id}"));
         let progress = cx.ui.progress(
             &cx.name,
@@ -307,13 +309,13 @@ impl RunInstance {
     }
 
     async fn terminate(&mut self, cx: &Ctx, st: &mut State, _o: Outcome) -> Result<(), StepError> {
-        let Some(id) = self.id.clone() else {
+        let Some(id) = st.instance.as_ref().map(|i| i.id.clone()) else {
             return Ok(());
         };
         cx.ui
             .say(&cx.name, "Terminating the source AWS instance...");
         let now = terminate_instance(&cx.clients.ec2, &id).await?;
-        if now != InstanceStateName::Terminated && !st.temporary_security_group {
+        if now != InstanceStateName::Terminated && st.temporary_security_group.is_none() {
             let waits = cx.ec2_waits(&cx.clients);
             let progress = cx
                 .ui
@@ -331,7 +333,7 @@ impl RunInstance {
             progress.finish(&format!("Instance {id} terminated"));
         }
         cx.removed(Kind::Instance, cx.region(), &id);
-        self.id = None;
+        st.instance = None;
         Ok(())
     }
 }

@@ -23,10 +23,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 /// Sets up the security group.
-#[derive(Default)]
-pub struct SecurityGroup {
-    created: Option<String>,
-}
+pub struct SecurityGroup;
 
 /// Where the SSH rule allows connections from, by the rule in the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,7 +233,7 @@ impl Step<Ctx, State> for SecurityGroup {
             .ok_or_else(|| StepError::msg("CreateSecurityGroup returned no id"))?
             .to_string();
         cx.created(Kind::SecurityGroup, cx.region(), &id);
-        self.created = Some(id.clone());
+        st.temporary_security_group = Some(id.clone());
         cx.ui.message(&cx.name, &format!("{name} ({id})"));
         let port = i32::from(cx.cfg.comm.ssh_port);
         cx.ui.say(
@@ -264,12 +261,11 @@ impl Step<Ctx, State> for SecurityGroup {
             .await
             .aws("AuthorizeSecurityGroupIngress")?;
         st.security_group_ids = vec![id];
-        st.temporary_security_group = true;
         Ok(())
     }
 
-    async fn cleanup(&mut self, cx: &Ctx, _st: &mut State, _o: Outcome) -> Result<(), StepError> {
-        let Some(id) = self.created.clone() else {
+    async fn cleanup(&mut self, cx: &Ctx, st: &mut State, _o: Outcome) -> Result<(), StepError> {
+        let Some(id) = st.temporary_security_group.clone() else {
             return Ok(());
         };
         cx.ui.say(&cx.name, "Deleting temporary security group...");
@@ -277,7 +273,7 @@ impl Step<Ctx, State> for SecurityGroup {
             .remove(&cx.clients.ec2, &id, &cx.cancel_cleanup)
             .await?;
         cx.removed(Kind::SecurityGroup, cx.region(), &id);
-        self.created = None;
+        st.temporary_security_group = None;
         Ok(())
     }
 }

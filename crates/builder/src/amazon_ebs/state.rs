@@ -198,15 +198,14 @@ pub struct State {
     pub key: Option<SshKey>,
     /// Set by the security group step.
     pub security_group_ids: Vec<String>,
-    /// True when the security group step created a temporary group (its deletion then waits for the
-    /// instance's network interface to go, which is the wait for termination).
-    pub temporary_security_group: bool,
-    /// Set by the run instance step.
+    /// The temporary group the security group step created, until its cleanup deletes it (that deletion
+    /// waits for the instance's network interface to go, which is the wait for termination).
+    pub temporary_security_group: Option<String>,
+    /// The builder instance: its id from the moment it is launched until its cleanup terminates it, its
+    /// addresses once it runs.
     pub instance: Option<InstanceInfo>,
     /// The SSH connection, open from the connect step until cleanup.
     pub comm: Option<bakery_ssh::Communicator>,
-    /// The AMI in the build region and its snapshots.
-    pub image: Option<(String, Vec<String>)>,
     /// AMI ids by region (the build region and the copies).
     pub amis: BTreeMap<String, String>,
     /// Snapshot ids by region.
