@@ -102,6 +102,29 @@ async fn a_spot_bake_produces_its_ami_and_leaves_no_instance_template_fleet_or_r
         ),
     );
     let vars = lab.var_file();
+    // The dry run plans the spot launch the real run makes.
+    let dry = s.run(
+        lab,
+        lab.moto_url(),
+        &[
+            "-color=false",
+            "--dry-run",
+            "-var-file",
+            vars.to_str().unwrap(),
+            tpl.to_str().unwrap(),
+        ],
+    );
+    let d = text(&dry);
+    assert!(dry.status.success(), "{d}");
+    assert!(d.contains("a spot instance"), "{d}");
+    assert!(
+        d.contains("temporary launch template and an instant fleet"),
+        "{d}"
+    );
+    assert!(
+        amis_named(&c, &name).await.is_empty(),
+        "the dry run created an AMI"
+    );
     lab.reset_request_counts();
     let out = s.run(
         lab,

@@ -104,6 +104,16 @@ fn dry_run_creates_nothing_and_only_reads() {
         t.contains("provisioner 2: shell: provisioners/primal.sh"),
         "{t}"
     );
+    // The plan is derived from the build's steps: every resource the run would create, and the second
+    // template's source is the AMI the first builds.
+    for step_line in [
+        "temporary key pair",
+        "temporary security group",
+        "would launch in ",
+        "source AMI: <AMI of the previous template>",
+    ] {
+        assert!(t.contains(step_line), "no {step_line:?} in {t}");
+    }
     let counts = lab.request_counts();
     assert!(!counts.is_empty(), "the dry run looked the source AMI up");
     for action in counts.keys() {

@@ -2,10 +2,13 @@
 //! clean up whatever happens, run post-processors, print the artifacts as Packer does.
 
 use super::{BuildArgs, OnErrorArg, template_args};
-use bakery_builder::amazon_ebs::{self, state::Ctx};
+use bakery_builder::amazon_ebs::{
+    self,
+    state::{Ctx, SourceImage},
+};
 use bakery_builder::journal::{self, Journal};
 use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
-use bakery_core::pipeline::{AskAnswer, OnError, RunControl};
+use bakery_core::pipeline::{AskAnswer, OnError, RunControl, StepError};
 use bakery_core::poll::PollOverrides;
 use bakery_core::ui::{Mode, Ui, UiOptions};
 use bakery_template::{Build, BuilderConfig, Loaded, PostProcessorConfig};
@@ -223,7 +226,7 @@ fn install_signals(ui: Ui, cancel: CancellationToken, cancel_cleanup: Cancellati
     });
 }
 
-fn ask(step: &str, err: &str) -> AskAnswer {
+fn ask(step: &str, err: &StepError) -> AskAnswer {
     use std::io::BufRead;
     eprintln!(
         "Step \"{step}\" failed: {err}\n[c] Clean up and exit, [a] abort without cleanup, or [r] retry step (build may fail even if retry succeeds)?"
@@ -365,6 +368,63 @@ pub async fn run(args: BuildArgs) -> i32 {
     if failed { 1 } else { 0 }
 }
 
+/// What every build of a run (or of a dry run) shares.
+struct Shared<'a> {
+    ui: &'a Ui,
+    /// None in a dry run.
+    journal: Option<Arc<Journal>>,
+    run_id: &'a str,
+    cancel: CancellationToken,
+    cancel_cleanup: CancellationToken,
+    on_error: OnError,
+    waits: Arc<bakery_core::poll::ec2::WaitRegistry>,
+}
+
+/// The context of one build, shown as `name`.
+async fn context(
+    args: &BuildArgs,
+    shared: &Shared<'_>,
+    name: String,
+    b: &Build,
+    sdk: &mut SdkConfigs,
+) -> Ctx {
+    let BuilderConfig::AmazonEbs(cfg) = &b.builder;
+    let settings = aws_settings(cfg, args.endpoint_url.as_deref());
+    let sdk_config = sdk.get(&settings).await;
+    let clients = Clients::for_region(
+        &sdk_config,
+        cfg.access.region.as_deref().filter(|s| !s.is_empty()),
+        settings.ec2_endpoint.as_deref(),
+    );
+    let polling = cfg.access.aws_polling.as_ref().map(|p| PollOverrides {
+        delay: p
+            .delay_seconds
+            .filter(|d| *d > 0)
+            .map(|d| Duration::from_secs(d as u64)),
+        max_attempts: p.max_attempts.filter(|d| *d > 0).map(|d| d as u32),
+    });
+    Ctx {
+        name,
+        build: b.clone(),
+        cfg: Arc::new((**cfg).clone()),
+        sdk: sdk_config,
+        clients,
+        ui: shared.ui.clone(),
+        journal: shared.journal.clone(),
+        run_id: shared.run_id.to_string(),
+        cancel: shared.cancel.clone(),
+        cancel_cleanup: shared.cancel_cleanup.clone(),
+        force: args.force,
+        debug: args.debug,
+        poll: PollOverrides::from_env().or(polling.unwrap_or_default()),
+        error_cleanup: matches!(
+            shared.on_error,
+            OnError::Cleanup | OnError::RunCleanupProvisioner | OnError::Ask
+        ),
+        waits: shared.waits.clone(),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_template(
     args: &BuildArgs,
@@ -383,49 +443,23 @@ async fn run_template(
         args.parallel_builds
     };
     let sem = tokio::sync::Semaphore::new(limit);
-    // The builds' waits share one Describe call per tick (bakery_core::poll::batch).
-    let waits = Arc::new(bakery_core::poll::ec2::WaitRegistry::new());
+    let shared = Shared {
+        ui,
+        journal: Some(journal.clone()),
+        run_id,
+        cancel: ctl.cancel.clone(),
+        cancel_cleanup: ctl.cancel_cleanup.clone(),
+        on_error: ctl.on_error,
+        // The builds' waits share one Describe call per tick (bakery_core::poll::batch).
+        waits: Arc::new(bakery_core::poll::ec2::WaitRegistry::new()),
+    };
     let mut ctxs = Vec::new();
     // Every build of every job shares the one -parallel-builds limit.
     for (job, b) in loaded
         .iter()
         .flat_map(|(j, l)| l.builds.iter().map(move |b| (j, b)))
     {
-        let BuilderConfig::AmazonEbs(cfg) = &b.builder;
-        let settings = aws_settings(cfg, args.endpoint_url.as_deref());
-        let sdk_config = sdk.get(&settings).await;
-        let clients = Clients::for_region(
-            &sdk_config,
-            cfg.access.region.as_deref().filter(|s| !s.is_empty()),
-            settings.ec2_endpoint.as_deref(),
-        );
-        let polling = cfg.access.aws_polling.as_ref().map(|p| PollOverrides {
-            delay: p
-                .delay_seconds
-                .filter(|d| *d > 0)
-                .map(|d| Duration::from_secs(d as u64)),
-            max_attempts: p.max_attempts.filter(|d| *d > 0).map(|d| d as u32),
-        });
-        ctxs.push(Ctx {
-            name: job.build_name(&b.rendered_name),
-            build: b.clone(),
-            cfg: Arc::new((**cfg).clone()),
-            sdk: sdk_config,
-            clients,
-            ui: ui.clone(),
-            journal: journal.clone(),
-            run_id: run_id.to_string(),
-            cancel: ctl.cancel.clone(),
-            cancel_cleanup: ctl.cancel_cleanup.clone(),
-            force: args.force,
-            debug: args.debug,
-            poll: PollOverrides::from_env().or(polling.unwrap_or_default()),
-            error_cleanup: matches!(
-                ctl.on_error,
-                OnError::Cleanup | OnError::RunCleanupProvisioner | OnError::Ask
-            ),
-            waits: waits.clone(),
-        });
+        ctxs.push(context(args, &shared, job.build_name(&b.rendered_name), b, sdk).await);
     }
     let runs = ctxs.iter().map(|cx| {
         let sem = &sem;
@@ -640,19 +674,30 @@ async fn publish_ssm(
     all
 }
 
-/// `--dry-run`: resolve what can be resolved with read-only calls and print the plan.
+/// Stands in for the AMI an earlier template builds, in a dry run with `-pass-ami`.
+const PREVIOUS_AMI: &str = "<AMI of the previous template>";
+
+/// `--dry-run`: every build's plan, derived from its steps with read-only calls; nothing is created.
 async fn dry_run(args: &BuildArgs, groups: &[Vec<Job<'_>>], ui: &Ui) -> i32 {
     let mut sdk = SdkConfigs::default();
+    let shared = Shared {
+        ui,
+        journal: None,
+        run_id: "dry-run",
+        cancel: CancellationToken::new(),
+        cancel_cleanup: CancellationToken::new(),
+        on_error: on_error(args.on_error),
+        waits: Arc::new(bakery_core::poll::ec2::WaitRegistry::new()),
+    };
     let mut failed = false;
     for (i, job) in groups
         .iter()
         .enumerate()
         .flat_map(|(i, g)| g.iter().map(move |j| (i, j)))
     {
-        let extra: Vec<(String, String)> = match (&args.pass_ami, i) {
-            (Some(var), i) if i > 0 => {
-                vec![(var.clone(), "<AMI of the previous template>".to_string())]
-            }
+        let from_previous = i > 0 && args.pass_ami.is_some();
+        let extra: Vec<(String, String)> = match &args.pass_ami {
+            Some(var) if from_previous => vec![(var.clone(), PREVIOUS_AMI.to_string())],
             _ => vec![],
         };
         let Ok(loaded) = load(args, job, &extra) else {
@@ -663,116 +708,24 @@ async fn dry_run(args: &BuildArgs, groups: &[Vec<Job<'_>>], ui: &Ui) -> i32 {
             job.describe()
         ));
         for b in &loaded.builds {
-            let BuilderConfig::AmazonEbs(cfg) = &b.builder;
-            let settings = aws_settings(cfg, args.endpoint_url.as_deref());
-            let config = sdk.get(&settings).await;
-            let clients = Clients::for_region(
-                &config,
-                cfg.access.region.as_deref().filter(|s| !s.is_empty()),
-                settings.ec2_endpoint.as_deref(),
-            );
-            let name = job.build_name(&b.rendered_name);
-            failed |= !plan_build(
-                ui,
-                &name,
-                b,
-                cfg,
-                &clients,
-                i > 0 && args.pass_ami.is_some(),
-            )
-            .await;
+            let cx = context(args, &shared, job.build_name(&b.rendered_name), b, &mut sdk).await;
+            let source = from_previous.then(|| SourceImage {
+                id: PREVIOUS_AMI.to_string(),
+                name: "built by the previous template".to_string(),
+                ..Default::default()
+            });
+            match amazon_ebs::plan(&cx, source).await {
+                Ok(lines) => {
+                    for l in &lines {
+                        ui.message(&cx.name, l);
+                    }
+                }
+                Err((step, e)) => {
+                    ui.error(&cx.name, &format!("{step}: {e}"));
+                    failed = true;
+                }
+            }
         }
     }
     if failed { 1 } else { 0 }
-}
-
-async fn plan_build(
-    ui: &Ui,
-    n: &str,
-    b: &Build,
-    cfg: &bakery_template::AmazonEbsConfig,
-    clients: &Clients,
-    source_from_previous: bool,
-) -> bool {
-    let mut ok = true;
-    let src = cfg.run.source_ami.clone().unwrap_or_default();
-    if source_from_previous {
-        ui.message(n, "source AMI: the AMI the previous template builds");
-    } else if !src.is_empty() && !src.starts_with("resolve:ssm:") {
-        match clients.ec2.describe_images().image_ids(&src).send().await {
-            Ok(o) if !o.images().is_empty() => ui.message(
-                n,
-                &format!("source AMI: {src} ({})", o.images()[0].name().unwrap_or("")),
-            ),
-            Ok(_) => {
-                ui.error(n, &format!("source AMI {src} was not found"));
-                ok = false;
-            }
-            Err(e) => {
-                ui.error(
-                    n,
-                    &format!(
-                        "{}",
-                        bakery_core::aws_err::AwsError::new("DescribeImages", e)
-                    ),
-                );
-                ok = false;
-            }
-        }
-    } else {
-        ui.message(
-            n,
-            &format!(
-                "source AMI: {}",
-                if src.is_empty() {
-                    "from source_ami_filter".to_string()
-                } else {
-                    src
-                }
-            ),
-        );
-    }
-    let region = clients.region.clone();
-    ui.message(n, &format!("would create in {region}: temporary key pair, temporary security group (tcp/{}), instance {} ({})",
-        cfg.comm.ssh_port, cfg.run.instance_type.clone().unwrap_or_default(), if cfg.run.iam_instance_profile.is_some() { "with instance profile" } else { "no instance profile" }));
-    for (i, p) in b.provisioners.iter().enumerate() {
-        let what = match p {
-            bakery_template::ProvisionerConfig::Shell(s) => {
-                if let Some(inline) = &s.inline {
-                    format!("shell: {} inline command(s)", inline.len())
-                } else {
-                    format!("shell: {}", s.scripts.join(", "))
-                }
-            }
-            bakery_template::ProvisionerConfig::File(f) => format!(
-                "file: {} => {} ({})",
-                if f.sources.is_empty() {
-                    "<content>".to_string()
-                } else {
-                    f.sources.join(", ")
-                },
-                f.destination,
-                f.direction
-            ),
-            bakery_template::ProvisionerConfig::ShellLocal(_) => "shell-local".to_string(),
-        };
-        ui.message(n, &format!("provisioner {}: {what}", i + 1));
-    }
-    if cfg.skip_create_ami {
-        ui.message(n, "would not create an AMI (skip_create_ami)");
-    } else {
-        let mut regions = vec![region];
-        regions.extend(cfg.ami.ami_regions.iter().cloned());
-        regions.sort();
-        regions.dedup();
-        ui.message(
-            n,
-            &format!(
-                "would create AMI {:?} in {}",
-                cfg.ami.ami_name,
-                regions.join(", ")
-            ),
-        );
-    }
-    ok
 }

@@ -5,30 +5,13 @@
 //!
 //! State directory: `BAKERY_STATE_DIR`, else `$XDG_STATE_HOME/bakery`, else `~/.local/state/bakery`.
 
+use crate::resource::Kind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-
-/// What kind of resource an entry is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// An EC2 instance (terminate).
-    Instance,
-    /// A temporary EC2 key pair (delete).
-    KeyPair,
-    /// A temporary security group (delete).
-    SecurityGroup,
-    /// An AMI (deregister), kept on success.
-    Image,
-    /// An EBS snapshot (delete), kept on success.
-    Snapshot,
-    /// The temporary launch template of a spot builder instance (delete).
-    LaunchTemplate,
-}
 
 /// What happened to a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,6 +20,40 @@ impl Step<Ctx, State> for Attributes {
         "modify-attributes"
     }
 
+    async fn plan(&self, cx: &Ctx, _st: &mut State) -> Result<Vec<String>, StepError> {
+        let a = &cx.cfg.ami;
+        if cx.cfg.skip_create_ami {
+            return Ok(vec![]);
+        }
+        let listed = |what: &str, v: &[String]| {
+            let v: Vec<&str> = v
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+                .collect();
+            (!v.is_empty()).then(|| format!("{what} {}", v.join(", ")))
+        };
+        Ok([
+            (
+                "AMIs",
+                listed("accounts", &a.ami_users),
+                listed("groups", &a.ami_groups),
+            ),
+            (
+                "snapshots",
+                listed("accounts", &a.snapshot_users),
+                listed("groups", &a.snapshot_groups),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(what, users, groups)| {
+            let with: Vec<String> = users.into_iter().chain(groups).collect();
+            (!with.is_empty())
+                .then(|| format!("would share the {what} with {}", with.join(" and ")))
+        })
+        .collect())
+    }
+
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
         let a = &cx.cfg.ami;
         let users: Vec<&String> = a.ami_users.iter().filter(|s| !s.is_empty()).collect();

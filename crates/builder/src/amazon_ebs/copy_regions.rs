@@ -1,10 +1,10 @@
 //! Step 11: copy the AMI to `ami_regions`, all regions at once, each copy tagged with `tags` rendered for
 //! its region. Cleanup only on failure: deregister the copies and delete their snapshots.
 
-use super::create_ami::{image_tags, wait_available};
-use super::ec2::{deregister_with_snapshots, to_tags};
+use super::ami::{image_tags, wait_available};
 use super::state::{Ctx, State};
-use crate::journal::Kind;
+use crate::ec2::{tag_snapshots, to_tags};
+use crate::resource::{Kind, deregister_with_snapshots};
 use async_trait::async_trait;
 use bakery_core::aws::Clients;
 use bakery_core::aws_err::AwsResultExt;
@@ -36,7 +36,10 @@ impl CopyRegions {
         st: &State,
         region: String,
     ) -> Result<(String, String, Vec<String>), StepError> {
-        let (ami, _) = st.image.clone().ok_or_else(|| StepError::msg("no AMI"))?;
+        let ami = st
+            .amis
+            .get(cx.region())
+            .ok_or_else(|| StepError::msg("no AMI"))?;
         let c = Self::clients(cx, &region);
         let kms = cx
             .cfg
@@ -50,7 +53,7 @@ impl CopyRegions {
         let out = c
             .ec2
             .copy_image()
-            .source_image_id(&ami)
+            .source_image_id(ami)
             .source_region(cx.region())
             .name(&cx.cfg.ami.ami_name)
             .set_encrypted(encrypted.then_some(true))
@@ -88,9 +91,24 @@ impl CopyRegions {
             .send()
             .await
             .aws("CreateTags")?;
-        super::create_ami::tag_snapshots(&c.ec2, &snaps, &stags).await?;
+        tag_snapshots(&c.ec2, &snaps, &stags).await?;
         Ok((region, copy, snaps))
     }
+}
+
+/// The regions the AMI is copied to: `ami_regions` other than the build region, sorted, once each.
+fn copy_regions(cx: &Ctx) -> Vec<String> {
+    let mut regions: Vec<String> = cx
+        .cfg
+        .ami
+        .ami_regions
+        .iter()
+        .filter(|r| !r.is_empty() && r.as_str() != cx.region())
+        .cloned()
+        .collect();
+    regions.sort();
+    regions.dedup();
+    regions
 }
 
 #[async_trait]
@@ -99,20 +117,23 @@ impl Step<Ctx, State> for CopyRegions {
         "copy-regions"
     }
 
+    async fn plan(&self, cx: &Ctx, _st: &mut State) -> Result<Vec<String>, StepError> {
+        let regions = copy_regions(cx);
+        if cx.cfg.skip_create_ami || regions.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(vec![format!(
+            "would copy AMI {:?} to {}",
+            cx.cfg.ami.ami_name,
+            regions.join(", ")
+        )])
+    }
+
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
-        if st.image.is_none() {
+        if !st.amis.contains_key(cx.region()) {
             return Ok(());
         }
-        let mut regions: Vec<String> = cx
-            .cfg
-            .ami
-            .ami_regions
-            .iter()
-            .filter(|r| !r.is_empty() && r.as_str() != cx.region())
-            .cloned()
-            .collect();
-        regions.sort();
-        regions.dedup();
+        let regions = copy_regions(cx);
         if regions.is_empty() {
             return Ok(());
         }

@@ -3,16 +3,14 @@
 //! and with `encrypt_boot` replace it by an encrypted copy. Cleanup only on failure: deregister the AMI and
 //! delete exactly its snapshots.
 
-use super::ec2::{deregister_with_snapshots, image_snapshots, merge, tag_spec};
-use super::run_instance::block_devices;
+use super::ami::{image_tags, wait_available};
 use super::state::{Ctx, State};
-use crate::journal::Kind;
+use crate::ec2::{block_devices, tag_snapshots, tag_spec, to_tags};
+use crate::resource::{Kind, deregister_with_snapshots};
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{AttributeBooleanValue, ImageState, ResourceType};
-use bakery_core::aws::Clients;
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
-use bakery_core::poll::{Poll, Poller};
 
 /// Creates the AMI.
 #[derive(Default)]
@@ -20,99 +18,28 @@ pub struct CreateAmi {
     created: Vec<(String, Vec<String>)>,
 }
 
-/// Tag pairs, in the order they are sent.
-pub type Tags = Vec<(String, String)>;
-
-/// Tags for the AMI (`tags`) and its snapshots (`tags` + `snapshot_tags`), rendered for `region`, plus
-/// bakery's ownership tags.
-pub fn image_tags(cx: &Ctx, st: &State, region: &str) -> Result<(Tags, Tags), StepError> {
-    let mut late = st.late.clone();
-    late.data.insert("BuildRegion".into(), region.to_string());
-    let tags = cx
-        .cfg
-        .ami
-        .tags
-        .render(&late)
-        .map_err(|e| StepError::msg(format!("tags: {e}")))?;
-    let snap = cx
-        .cfg
-        .ami
-        .snapshot_tags
-        .render(&late)
-        .map_err(|e| StepError::msg(format!("snapshot_tags: {e}")))?;
-    let mut image = merge(&tags, &[]);
-    image.extend(cx.ownership_tags("image"));
-    let mut snapshot = merge(&tags, &snap.into_iter().collect::<Vec<_>>());
-    snapshot.extend(cx.ownership_tags("snapshot"));
-    Ok((image, snapshot))
-}
-
-/// Waits until an AMI is available in `clients`' region; returns its snapshot ids. The looks are shared
-/// with the other builds' AMI waits on the same client (one DescribeImages per tick).
-pub async fn wait_available(
-    cx: &Ctx,
-    clients: &Clients,
-    ami: &str,
-) -> Result<Vec<String>, StepError> {
-    let region = &clients.region;
-    let progress = cx.ui.progress(
-        &cx.name,
-        &format!("Waiting for AMI {ami} in {region} to become ready"),
-    );
-    let waits = cx.ec2_waits(clients);
-    let snaps = cx
-        .poller(Poller::image_available())
-        .wait_batched(
-            &format!("AMI {ami} to become available"),
-            &cx.cancel,
-            |s, t| progress.state(s, t),
-            &waits.images,
-            ami,
-            |img| match img.state() {
-                Some(ImageState::Available) => Poll::Ready(image_snapshots(&img)),
-                Some(
-                    s @ (ImageState::Failed
-                    | ImageState::Error
-                    | ImageState::Deregistered
-                    | ImageState::Invalid),
-                ) => Poll::Failed(format!(
-                    "{} ({})",
-                    s.as_str(),
-                    img.state_reason()
-                        .and_then(|r| r.message())
-                        .unwrap_or("no reason given")
-                )),
-                Some(s) => Poll::Pending(s.as_str().to_string()),
-                None => Poll::Pending("unknown".into()),
-            },
-        )
-        .await?;
-    progress.finish(&format!("AMI {ami} is available in {region}"));
-    Ok(snaps)
-}
-
-/// Tags snapshots (one call for all of them).
-pub async fn tag_snapshots(
-    ec2: &aws_sdk_ec2::Client,
-    snaps: &[String],
-    tags: &[(String, String)],
-) -> Result<(), StepError> {
-    if snaps.is_empty() || tags.is_empty() {
-        return Ok(());
-    }
-    ec2.create_tags()
-        .set_resources(Some(snaps.to_vec()))
-        .set_tags(Some(super::ec2::to_tags(tags)))
-        .send()
-        .await
-        .aws("CreateTags")?;
-    Ok(())
-}
-
 #[async_trait]
 impl Step<Ctx, State> for CreateAmi {
     fn name(&self) -> &'static str {
         "create-ami"
+    }
+
+    async fn plan(&self, cx: &Ctx, _st: &mut State) -> Result<Vec<String>, StepError> {
+        let ami = &cx.cfg.ami;
+        Ok(vec![if cx.cfg.skip_create_ami {
+            "would not create an AMI (skip_create_ami)".to_string()
+        } else {
+            format!(
+                "would create AMI {:?} in {}{}",
+                ami.ami_name,
+                cx.region(),
+                if ami.encrypt_boot == Some(true) {
+                    " (encrypted copy: encrypt_boot)"
+                } else {
+                    ""
+                }
+            )
+        }])
     }
 
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
@@ -212,7 +139,7 @@ impl Step<Ctx, State> for CreateAmi {
             self.created.last_mut().expect("pushed").1 = enc_snaps.clone();
             ec2.create_tags()
                 .resources(&enc)
-                .set_tags(Some(super::ec2::to_tags(&image_tags)))
+                .set_tags(Some(to_tags(&image_tags)))
                 .send()
                 .await
                 .aws("CreateTags")?;
@@ -227,7 +154,6 @@ impl Step<Ctx, State> for CreateAmi {
             snaps = enc_snaps;
         }
         st.late.build.insert("ImageID".into(), ami.clone());
-        st.image = Some((ami.clone(), snaps.clone()));
         st.amis.insert(cx.region().to_string(), ami);
         st.snapshots.insert(cx.region().to_string(), snaps);
         Ok(())

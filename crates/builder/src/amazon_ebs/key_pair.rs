@@ -4,9 +4,9 @@
 //! with SHA-1 signatures), `temporary_key_pair_type: rsa` honoured. The temporary key pair is always
 //! deleted; its private key lives in memory only, except under `-debug` (`ec2_<build>.pem`, mode 0600).
 
-use super::ec2::tag_spec;
 use super::state::{Ctx, SshKey, State};
-use crate::journal::Kind;
+use crate::ec2::tag_spec;
+use crate::resource::Kind;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{KeyType, ResourceType};
 use bakery_core::aws_err::AwsResultExt;
@@ -26,49 +26,91 @@ fn expand_home(p: &str) -> std::path::PathBuf {
     }
 }
 
+/// How the build logs in, as the template says.
+enum Login {
+    /// `ssh_private_key_file`, with `ssh_keypair_name` when given.
+    KeyFile(std::path::PathBuf, Option<String>),
+    /// `ssh_agent_auth`, with `ssh_keypair_name` when given.
+    Agent(Option<String>),
+    /// `ssh_password`.
+    Password(String),
+    /// A temporary key pair of this name and type.
+    Temporary(String, KeyType),
+}
+
+fn login(cx: &Ctx) -> Login {
+    let c = &cx.cfg.comm;
+    let given_name = c.ssh_keypair_name.clone().filter(|s| !s.is_empty());
+    if let Some(file) = c.ssh_private_key_file.as_deref().filter(|s| !s.is_empty()) {
+        return Login::KeyFile(expand_home(file), given_name);
+    }
+    if c.ssh_agent_auth {
+        return Login::Agent(given_name);
+    }
+    if let Some(pw) = c.ssh_password.clone().filter(|s| !s.is_empty()) {
+        return Login::Password(pw);
+    }
+    let name = c
+        .temporary_key_pair_name
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| cx.temp_name());
+    let key_type = match c.temporary_key_pair_type.as_str() {
+        "rsa" => KeyType::Rsa,
+        _ => KeyType::Ed25519,
+    };
+    Login::Temporary(name, key_type)
+}
+
 #[async_trait]
 impl Step<Ctx, State> for KeyPair {
     fn name(&self) -> &'static str {
         "key-pair"
     }
 
+    async fn plan(&self, cx: &Ctx, _st: &mut State) -> Result<Vec<String>, StepError> {
+        let named = |n: &Option<String>| {
+            n.as_deref()
+                .map(|n| format!(", key pair {n}"))
+                .unwrap_or_default()
+        };
+        Ok(vec![match login(cx) {
+            Login::KeyFile(path, name) => {
+                format!("SSH: private key {}{}", path.display(), named(&name))
+            }
+            Login::Agent(name) => format!("SSH: agent authentication{}", named(&name)),
+            Login::Password(_) => "SSH: password".to_string(),
+            Login::Temporary(name, key_type) => format!(
+                "would create in {}: temporary key pair {name} ({})",
+                cx.region(),
+                key_type.as_str()
+            ),
+        }])
+    }
+
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
-        let c = &cx.cfg.comm;
-        let given_name = c.ssh_keypair_name.clone().filter(|s| !s.is_empty());
-        if let Some(file) = c.ssh_private_key_file.as_deref().filter(|s| !s.is_empty()) {
-            let path = expand_home(file);
-            let pem = std::fs::read_to_string(&path).map_err(|e| {
-                StepError::msg(format!("ssh_private_key_file {}: {e}", path.display()))
-            })?;
-            cx.ui.say(
-                &cx.name,
-                &format!("Using existing SSH private key {}", path.display()),
-            );
-            st.key = Some(SshKey::Private {
-                key_name: given_name,
-                pem,
-            });
-            return Ok(());
-        }
-        if c.ssh_agent_auth {
-            cx.ui.say(&cx.name, "Using SSH agent authentication");
-            st.key = Some(SshKey::Agent {
-                key_name: given_name,
-            });
-            return Ok(());
-        }
-        if let Some(pw) = c.ssh_password.clone().filter(|s| !s.is_empty()) {
-            st.key = Some(SshKey::Password(pw));
-            return Ok(());
-        }
-        let name = c
-            .temporary_key_pair_name
-            .clone()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| cx.temp_name());
-        let key_type = match c.temporary_key_pair_type.as_str() {
-            "rsa" => KeyType::Rsa,
-            _ => KeyType::Ed25519,
+        let (name, key_type) = match login(cx) {
+            Login::KeyFile(path, key_name) => {
+                let pem = std::fs::read_to_string(&path).map_err(|e| {
+                    StepError::msg(format!("ssh_private_key_file {}: {e}", path.display()))
+                })?;
+                cx.ui.say(
+                    &cx.name,
+                    &format!("Using existing SSH private key {}", path.display()),
+                );
+                st.key = Some(SshKey::Private { key_name, pem });
+                return Ok(());
+            }
+            Login::Agent(key_name) => {
+                cx.ui.say(&cx.name, "Using SSH agent authentication");
+                st.key = Some(SshKey::Agent { key_name });
+                return Ok(());
+            }
+            Login::Password(pw) => {
+                st.key = Some(SshKey::Password(pw));
+                return Ok(());
+            }
+            Login::Temporary(name, key_type) => (name, key_type),
         };
         cx.ui
             .say(&cx.name, &format!("Creating temporary keypair: {name}"));
@@ -113,13 +155,9 @@ impl Step<Ctx, State> for KeyPair {
             return Ok(());
         };
         cx.ui.say(&cx.name, "Deleting temporary keypair...");
-        cx.clients
-            .ec2
-            .delete_key_pair()
-            .key_name(&name)
-            .send()
-            .await
-            .aws("DeleteKeyPair")?;
+        Kind::KeyPair
+            .remove(&cx.clients.ec2, &name, &cx.cancel_cleanup)
+            .await?;
         cx.removed(Kind::KeyPair, cx.region(), &name);
         Ok(())
     }

@@ -4,15 +4,15 @@
 //! The steps, in order (one file each):
 //! [`pre_validate`] → [`source_ami`] → [`network`] → [`key_pair`] → [`security_group`] → [`run_instance`]
 //! → [`connect`] → [`provision`] → [`stop_instance`] → [`create_ami`] → [`copy_regions`] → [`attributes`].
-//! Cleanup runs in reverse for every step that started: the connection closes, the instance is terminated,
+//! A dry run walks the same list through each step's `plan` ([`plan`]). Cleanup runs in reverse for every step that started: the connection closes, the instance is terminated,
 //! the security group and key pair are deleted (always); the AMIs are deregistered with their snapshots
 //! (only when the build did not succeed).
 
+pub mod ami;
 pub mod attributes;
 pub mod connect;
 pub mod copy_regions;
 pub mod create_ami;
-pub mod ec2;
 pub mod key_pair;
 pub mod network;
 pub mod pre_validate;
@@ -24,8 +24,8 @@ pub mod spot_instance;
 pub mod state;
 pub mod stop_instance;
 
-use bakery_core::pipeline::{self, RunControl, RunReport, Step};
-use state::{Ctx, State};
+use bakery_core::pipeline::{self, RunControl, RunReport, Step, StepError};
+use state::{Ctx, SourceImage, State};
 use std::collections::BTreeMap;
 
 /// The steps of one build.
@@ -35,7 +35,7 @@ pub fn steps() -> Vec<Box<dyn Step<Ctx, State>>> {
         Box::new(source_ami::SourceAmi),
         Box::new(network::Network),
         Box::new(key_pair::KeyPair::default()),
-        Box::new(security_group::SecurityGroup::default()),
+        Box::new(security_group::SecurityGroup),
         Box::new(run_instance::RunInstance::default()),
         Box::new(connect::Connect),
         Box::new(provision::Provision),
@@ -56,8 +56,8 @@ pub struct BuildResult {
     pub late: bakery_template::LateContext,
 }
 
-/// Runs one build to the end, cleanup included.
-pub async fn run(cx: &Ctx, ctl: &RunControl) -> BuildResult {
+/// The state a build starts from.
+fn initial_state(cx: &Ctx) -> State {
     let mut st = State::default();
     st.late.build_name = cx.name.clone();
     st.late.build_type = cx.build.builder_type.clone();
@@ -67,6 +67,24 @@ pub async fn run(cx: &Ctx, ctl: &RunControl) -> BuildResult {
     st.late
         .data
         .insert("BuildRegion".into(), cx.region().to_string());
+    st
+}
+
+/// The dry-run plan of one build: what each step would do, walked over the same steps [`run`] runs, with
+/// read-only calls only. `source` stands in for a source AMI that does not exist yet (`-pass-ami`: the
+/// AMI an earlier template builds); the step that failed to plan is named with its error.
+pub async fn plan(
+    cx: &Ctx,
+    source: Option<SourceImage>,
+) -> Result<Vec<String>, (&'static str, StepError)> {
+    let mut st = initial_state(cx);
+    st.source = source;
+    pipeline::plan(&steps(), cx, &mut st).await
+}
+
+/// Runs one build to the end, cleanup included.
+pub async fn run(cx: &Ctx, ctl: &RunControl) -> BuildResult {
+    let mut st = initial_state(cx);
     let mut steps = steps();
     let report = pipeline::run(&mut steps, cx, &mut st, ctl).await;
     let amis = if report.outcome.succeeded() {

@@ -1,8 +1,8 @@
 //! Step 3: the VPC and subnet — `vpc_id`/`subnet_id`, or `vpc_filter`/`subnet_filter` (`most_free`,
 //! `random`). With none of these the instance goes to the default VPC and no call is made.
 
-use super::ec2::filters;
 use super::state::{Ctx, State};
+use crate::ec2::filters;
 use async_trait::async_trait;
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Step, StepError};

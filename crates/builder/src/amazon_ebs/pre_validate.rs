@@ -1,8 +1,9 @@
 //! Step 1: the AMI name must be free (Packer's "AMI Name: 'x' is used by an existing AMI"), unless
 //! `-force`/`force_deregister` says to deregister the old one (and, with `force_delete_snapshot`, its snapshots).
 
-use super::ec2::{deregister_with_snapshots, image_snapshots};
 use super::state::{Ctx, State};
+use crate::ec2::image_snapshots;
+use crate::resource::deregister_with_snapshots;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Filter;
 use bakery_core::aws_err::AwsResultExt;

@@ -5,14 +5,46 @@ use super::state::{Ctx, State};
 use async_trait::async_trait;
 use bakery_core::pipeline::{Step, StepError};
 use bakery_provision::{ProvisionContext, run_provisioner};
+use bakery_template::ProvisionerConfig;
 
 /// Runs the provisioners.
 pub struct Provision;
+
+/// One provisioner, as the dry run shows it.
+fn describe(p: &ProvisionerConfig) -> String {
+    match p {
+        ProvisionerConfig::Shell(s) => match &s.inline {
+            Some(inline) => format!("shell: {} inline command(s)", inline.len()),
+            None => format!("shell: {}", s.scripts.join(", ")),
+        },
+        ProvisionerConfig::File(f) => format!(
+            "file: {} => {} ({})",
+            if f.sources.is_empty() {
+                "<content>".to_string()
+            } else {
+                f.sources.join(", ")
+            },
+            f.destination,
+            f.direction
+        ),
+        ProvisionerConfig::ShellLocal(_) => "shell-local".to_string(),
+    }
+}
 
 #[async_trait]
 impl Step<Ctx, State> for Provision {
     fn name(&self) -> &'static str {
         "provision"
+    }
+
+    async fn plan(&self, cx: &Ctx, _st: &mut State) -> Result<Vec<String>, StepError> {
+        Ok(cx
+            .build
+            .provisioners
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("provisioner {}: {}", i + 1, describe(p)))
+            .collect())
     }
 
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {

@@ -1,54 +1,24 @@
 //! Step 6: launch the builder instance and wait until it runs. Cleanup (always): terminate it; when no
 //! temporary security group will be deleted after it, also wait for `terminated` here.
 
-use super::ec2::{merge, tag_spec};
 use super::state::{Ctx, InstanceInfo, State};
-use crate::journal::Kind;
+use crate::ec2::{block_devices, judge_instance, merge, tag_spec};
+use crate::resource::{Kind, terminate_instance};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
-    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceMetadataTagsState,
+    HttpTokensState, IamInstanceProfileSpecification, InstanceMetadataEndpointState,
+    InstanceMetadataOptionsRequest, InstanceMetadataTagsState,
     InstanceNetworkInterfaceSpecification, InstanceStateName, InstanceType, ResourceType,
-    ShutdownBehavior, VolumeType,
+    ShutdownBehavior,
 };
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
-use bakery_core::poll::{Poll, PollError, Poller};
-use bakery_template::BlockDevice;
+use bakery_core::poll::Poller;
 
 /// Launches the instance (on demand, or spot through [`super::spot_instance`]).
 #[derive(Default)]
 pub struct RunInstance {
-    id: Option<String>,
     spot: super::spot_instance::SpotLaunch,
-}
-
-/// SDK block-device mappings from the template's.
-pub fn block_devices(devs: &[BlockDevice]) -> Vec<BlockDeviceMapping> {
-    devs.iter()
-        .map(|d| {
-            let mut b = BlockDeviceMapping::builder().set_device_name(d.device_name.clone());
-            if d.no_device {
-                return b.no_device("").build();
-            }
-            if let Some(v) = &d.virtual_name {
-                return b.virtual_name(v).build();
-            }
-            let mut e = EbsBlockDevice::builder()
-                .delete_on_termination(d.delete_on_termination)
-                .set_encrypted(d.encrypted)
-                .set_snapshot_id(d.snapshot_id.clone())
-                .set_kms_key_id(d.kms_key_id.clone())
-                .set_iops(d.iops.map(|v| v as i32))
-                .set_throughput(d.throughput.map(|v| v as i32))
-                .set_volume_type(d.volume_type.as_deref().map(VolumeType::from));
-            if d.volume_size > 0 {
-                e = e.volume_size(d.volume_size as i32);
-            }
-            b = b.ebs(e.build());
-            b.build()
-        })
-        .collect()
 }
 
 fn user_data(cx: &Ctx) -> Result<Option<String>, StepError> {
@@ -62,6 +32,18 @@ fn user_data(cx: &Ctx) -> Result<Option<String>, StepError> {
             .map(String::into_bytes)
     };
     Ok(raw.map(|b| aws_smithy_types::base64::encode(&b)))
+}
+
+/// Spot instance types without a spot price launch nothing: refuse before anything is created.
+fn check_spot_options(
+    run: &bakery_template::schema::amazon_ebs::RunConfig,
+) -> Result<(), StepError> {
+    if !run.is_spot_instance() && !run.spot_instance_types.is_empty() {
+        return Err(StepError::msg(
+            "spot_instance_types needs spot_price (\"auto\" or a maximum price) to launch a spot instance",
+        ));
+    }
+    Ok(())
 }
 
 /// RunInstances' idempotency token: one per run and shown build name (`--each-var-file` runs share the
@@ -99,13 +81,43 @@ impl Step<Ctx, State> for RunInstance {
         "run-instance"
     }
 
+    async fn plan(&self, cx: &Ctx, _st: &mut State) -> Result<Vec<String>, StepError> {
+        let run = &cx.cfg.run;
+        check_spot_options(run)?;
+        let profile = match run
+            .iam_instance_profile
+            .as_deref()
+            .filter(|s| !s.is_empty())
+        {
+            Some(p) => format!("instance profile {p}"),
+            None => "no instance profile".to_string(),
+        };
+        let instance_type = run
+            .instance_type
+            .clone()
+            .unwrap_or_else(|| "t3.micro".into());
+        Ok(vec![if run.is_spot_instance() {
+            let types = if run.spot_instance_types.is_empty() {
+                instance_type
+            } else {
+                run.spot_instance_types.join(", ")
+            };
+            format!(
+                "would launch in {}: a spot instance {types} ({profile}, spot_price {}) through a temporary launch template and an instant fleet",
+                cx.region(),
+                run.spot_price.as_deref().unwrap_or_default()
+            )
+        } else {
+            format!(
+                "would launch in {}: instance {instance_type} ({profile})",
+                cx.region()
+            )
+        }])
+    }
+
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
         let run = &cx.cfg.run;
-        if !run.is_spot_instance() && !run.spot_instance_types.is_empty() {
-            return Err(StepError::msg(
-                "spot_instance_types needs spot_price (\"auto\" or a maximum price) to launch a spot instance",
-            ));
-        }
+        check_spot_options(run)?;
         let source = st
             .source
             .as_ref()
@@ -259,7 +271,10 @@ impl RunInstance {
         id: String,
     ) -> Result<(), StepError> {
         cx.created(Kind::Instance, cx.region(), &id);
-        self.id = Some(id.clone());
+        st.instance = Some(InstanceInfo {
+            id: id.clone(),
+            ..InstanceInfo::default()
+        });
         cx.ui.message(&cx.name, &format!("Instance ID: {id}"));
         let progress = cx.ui.progress(
             &cx.name,
@@ -294,26 +309,13 @@ impl RunInstance {
     }
 
     async fn terminate(&mut self, cx: &Ctx, st: &mut State, _o: Outcome) -> Result<(), StepError> {
-        let Some(id) = self.id.clone() else {
+        let Some(id) = st.instance.as_ref().map(|i| i.id.clone()) else {
             return Ok(());
         };
         cx.ui
             .say(&cx.name, "Terminating the source AWS instance...");
-        let out = cx
-            .clients
-            .ec2
-            .terminate_instances()
-            .instance_ids(&id)
-            .send()
-            .await
-            .aws("TerminateInstances")?;
-        let now = out
-            .terminating_instances()
-            .first()
-            .and_then(|c| c.current_state())
-            .and_then(|s| s.name())
-            .cloned();
-        if now != Some(InstanceStateName::Terminated) && !st.temporary_security_group {
+        let now = terminate_instance(&cx.clients.ec2, &id).await?;
+        if now != InstanceStateName::Terminated && st.temporary_security_group.is_none() {
             let waits = cx.ec2_waits(&cx.clients);
             let progress = cx
                 .ui
@@ -331,65 +333,7 @@ impl RunInstance {
             progress.finish(&format!("Instance {id} terminated"));
         }
         cx.removed(Kind::Instance, cx.region(), &id);
-        self.id = None;
+        st.instance = None;
         Ok(())
-    }
-}
-
-/// One look at an instance: ready in `want`, failed in a state it cannot leave towards `want`.
-pub async fn describe_one(
-    ec2: &aws_sdk_ec2::Client,
-    id: &str,
-    want: InstanceStateName,
-) -> Result<Poll<aws_sdk_ec2::types::Instance>, PollError> {
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .aws("DescribeInstances")?;
-    let Some(inst) = out
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .next()
-        .cloned()
-    else {
-        return Err(PollError::NotFound);
-    };
-    Ok(judge_instance(inst, want))
-}
-
-/// An instance's state against the one waited for: ready in `want`, failed in a state it cannot leave
-/// towards `want`, else pending.
-pub fn judge_instance(
-    inst: aws_sdk_ec2::types::Instance,
-    want: InstanceStateName,
-) -> Poll<aws_sdk_ec2::types::Instance> {
-    let state = inst
-        .state()
-        .and_then(|s| s.name())
-        .cloned()
-        .unwrap_or(InstanceStateName::Pending);
-    if state == want {
-        return Poll::Ready(inst);
-    }
-    let dead_end = match want {
-        InstanceStateName::Running => matches!(
-            state,
-            InstanceStateName::Terminated
-                | InstanceStateName::ShuttingDown
-                | InstanceStateName::Stopped
-        ),
-        InstanceStateName::Stopped => matches!(
-            state,
-            InstanceStateName::Terminated | InstanceStateName::ShuttingDown
-        ),
-        _ => false,
-    };
-    if dead_end {
-        Poll::Failed(state.as_str().to_string())
-    } else {
-        Poll::Pending(state.as_str().to_string())
     }
 }

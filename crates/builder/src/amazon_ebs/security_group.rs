@@ -12,22 +12,18 @@
 //! Deleting the group retries while its network interface is still attached (`DependencyViolation`), for up
 //! to 15 minutes, instead of giving up after 5×5 s as Packer does.
 
-use super::ec2::{filters, tag_spec};
 use super::state::{Ctx, State};
-use crate::journal::Kind;
+use crate::ec2::{filters, tag_spec};
+use crate::resource::Kind;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType};
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
-use bakery_core::poll::{Poll, PollError, Poller};
 use std::net::IpAddr;
 use std::time::Duration;
 
 /// Sets up the security group.
-#[derive(Default)]
-pub struct SecurityGroup {
-    created: Option<String>,
-}
+pub struct SecurityGroup;
 
 /// Where the SSH rule allows connections from, by the rule in the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,46 +97,39 @@ async fn caller_public_ip() -> Option<String> {
         .flatten()
 }
 
-/// Deletes a security group, retrying while a network interface still holds it (`DependencyViolation`,
-/// while its instance shuts down), for up to 15 minutes; a group already gone counts as deleted.
-pub async fn delete_when_free(
-    ec2: &aws_sdk_ec2::Client,
-    id: &str,
-    cancel: &tokio_util::sync::CancellationToken,
-) -> Result<(), bakery_core::poll::WaitError> {
-    Poller::new(Duration::from_secs(2), Duration::from_secs(15 * 60))
-        .wait(
-            &format!("security group {id} to be deletable"),
-            cancel,
-            |_, _| {},
-            || {
-                let ec2 = ec2.clone();
-                let id = id.to_string();
-                async move {
-                    match ec2
-                        .delete_security_group()
-                        .group_id(&id)
-                        .send()
-                        .await
-                        .aws("DeleteSecurityGroup")
-                    {
-                        Ok(_) => Ok(Poll::Ready(())),
-                        Err(e) if e.class() == bakery_core::aws::ErrorClass::NotFound => {
-                            Ok(Poll::Ready(()))
-                        }
-                        Err(e) if e.is("DependencyViolation") => Ok(Poll::Pending("in use".into())),
-                        Err(e) => Err(PollError::from(e)),
-                    }
-                }
-            },
-        )
-        .await
-}
-
 #[async_trait]
 impl Step<Ctx, State> for SecurityGroup {
     fn name(&self) -> &'static str {
         "security-group"
+    }
+
+    async fn plan(&self, cx: &Ctx, _st: &mut State) -> Result<Vec<String>, StepError> {
+        let run = &cx.cfg.run;
+        if !run.security_group_ids.is_empty() {
+            return Ok(vec![format!(
+                "security groups: {}",
+                run.security_group_ids.join(", ")
+            )]);
+        }
+        if run
+            .security_group_filter
+            .as_ref()
+            .is_some_and(|f| !f.filters.is_empty())
+        {
+            return Ok(vec![
+                "security groups: those matching security_group_filter".to_string(),
+            ]);
+        }
+        let from = match source_rule(&cx.cfg) {
+            SourceRule::Explicit(c) => c.join(", "),
+            SourceRule::Vpc => "the VPC's CIDR blocks".to_string(),
+            SourceRule::CallerPublicIp => "this machine's public address".to_string(),
+        };
+        Ok(vec![format!(
+            "would create in {}: temporary security group (tcp/{} from {from})",
+            cx.region(),
+            cx.cfg.comm.ssh_port
+        )])
     }
 
     async fn run(&mut self, cx: &Ctx, st: &mut State) -> Result<(), StepError> {
@@ -244,7 +233,7 @@ impl Step<Ctx, State> for SecurityGroup {
             .ok_or_else(|| StepError::msg("CreateSecurityGroup returned no id"))?
             .to_string();
         cx.created(Kind::SecurityGroup, cx.region(), &id);
-        self.created = Some(id.clone());
+        st.temporary_security_group = Some(id.clone());
         cx.ui.message(&cx.name, &format!("{name} ({id})"));
         let port = i32::from(cx.cfg.comm.ssh_port);
         cx.ui.say(
@@ -272,18 +261,19 @@ impl Step<Ctx, State> for SecurityGroup {
             .await
             .aws("AuthorizeSecurityGroupIngress")?;
         st.security_group_ids = vec![id];
-        st.temporary_security_group = true;
         Ok(())
     }
 
-    async fn cleanup(&mut self, cx: &Ctx, _st: &mut State, _o: Outcome) -> Result<(), StepError> {
-        let Some(id) = self.created.clone() else {
+    async fn cleanup(&mut self, cx: &Ctx, st: &mut State, _o: Outcome) -> Result<(), StepError> {
+        let Some(id) = st.temporary_security_group.clone() else {
             return Ok(());
         };
         cx.ui.say(&cx.name, "Deleting temporary security group...");
-        delete_when_free(&cx.clients.ec2, &id, &cx.cancel_cleanup).await?;
+        Kind::SecurityGroup
+            .remove(&cx.clients.ec2, &id, &cx.cancel_cleanup)
+            .await?;
         cx.removed(Kind::SecurityGroup, cx.region(), &id);
-        self.created = None;
+        st.temporary_security_group = None;
         Ok(())
     }
 }

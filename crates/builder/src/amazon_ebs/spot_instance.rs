@@ -4,9 +4,9 @@
 //! [`SpotLaunch::delete_fleet`] goes first, [`SpotLaunch::cleanup`] then cancels the spot request and
 //! deletes the launch template.
 
-use super::ec2::{tag_spec, to_tags};
 use super::state::{Ctx, State};
-use crate::journal::Kind;
+use crate::ec2::{tag_spec, to_tags};
+use crate::resource::Kind;
 use aws_sdk_ec2::types::{
     DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest,
     FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest, FleetType,
@@ -364,23 +364,16 @@ impl SpotLaunch {
         if let Some(lt) = self.launch_template.clone() {
             cx.ui
                 .say(&cx.name, "Deleting the temporary spot launch template...");
-            match ec2
-                .delete_launch_template()
-                .launch_template_id(&lt)
-                .send()
+            match Kind::LaunchTemplate
+                .remove(ec2, &lt, &cx.cancel_cleanup)
                 .await
-                .aws("DeleteLaunchTemplate")
             {
-                Ok(_) => {
-                    cx.removed(Kind::LaunchTemplate, cx.region(), &lt);
-                    self.launch_template = None;
-                }
-                Err(e) if e.class() == bakery_core::aws::ErrorClass::NotFound => {
+                Ok(()) => {
                     cx.removed(Kind::LaunchTemplate, cx.region(), &lt);
                     self.launch_template = None;
                 }
                 Err(e) => {
-                    first.get_or_insert(e.into());
+                    first.get_or_insert(e);
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! The typed state one amazon-ebs build carries through its steps, and the context every step reads.
 
-use crate::journal::{Event, Journal, Kind};
+use crate::journal::{Event, Journal};
+use crate::resource::Kind;
 use bakery_core::aws::Clients;
 use bakery_core::poll::ec2::{Ec2Waits, WaitRegistry};
 use bakery_core::poll::{PollOverrides, Poller};
@@ -25,8 +26,8 @@ pub struct Ctx {
     pub clients: Clients,
     /// Output.
     pub ui: Ui,
-    /// The run journal.
-    pub journal: Arc<Journal>,
+    /// The run journal; None in a dry run, which creates nothing.
+    pub journal: Option<Arc<Journal>>,
     /// The run id (tags, names).
     pub run_id: String,
     /// Cancelled on the first interrupt.
@@ -68,22 +69,25 @@ impl Ctx {
         self.waits.ec2(&key, &clients.ec2)
     }
 
+    fn record(&self, event: Event, kind: Kind, region: &str, id: &str) {
+        if let Some(j) = &self.journal {
+            j.record(event, kind, region, id, &self.name);
+        }
+    }
+
     /// Records a created resource in the journal.
     pub fn created(&self, kind: Kind, region: &str, id: &str) {
-        self.journal
-            .record(Event::Created, kind, region, id, &self.name);
+        self.record(Event::Created, kind, region, id);
     }
 
     /// Records a removed resource in the journal.
     pub fn removed(&self, kind: Kind, region: &str, id: &str) {
-        self.journal
-            .record(Event::Removed, kind, region, id, &self.name);
+        self.record(Event::Removed, kind, region, id);
     }
 
     /// Records a resource kept as the build's result.
     pub fn kept(&self, kind: Kind, region: &str, id: &str) {
-        self.journal
-            .record(Event::Kept, kind, region, id, &self.name);
+        self.record(Event::Kept, kind, region, id);
     }
 
     /// Bakery's ownership tags for a resource of this build.
@@ -194,15 +198,14 @@ pub struct State {
     pub key: Option<SshKey>,
     /// Set by the security group step.
     pub security_group_ids: Vec<String>,
-    /// True when the security group step created a temporary group (its deletion then waits for the
-    /// instance's network interface to go, which is the wait for termination).
-    pub temporary_security_group: bool,
-    /// Set by the run instance step.
+    /// The temporary group the security group step created, until its cleanup deletes it (that deletion
+    /// waits for the instance's network interface to go, which is the wait for termination).
+    pub temporary_security_group: Option<String>,
+    /// The builder instance: its id from the moment it is launched until its cleanup terminates it, its
+    /// addresses once it runs.
     pub instance: Option<InstanceInfo>,
     /// The SSH connection, open from the connect step until cleanup.
     pub comm: Option<bakery_ssh::Communicator>,
-    /// The AMI in the build region and its snapshots.
-    pub image: Option<(String, Vec<String>)>,
     /// AMI ids by region (the build region and the copies).
     pub amis: BTreeMap<String, String>,
     /// Snapshot ids by region.

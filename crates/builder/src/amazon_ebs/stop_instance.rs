@@ -1,8 +1,8 @@
 //! Step 9: stop the instance (unless `disable_stop_instance`) and wait until it is stopped, so the image is
 //! taken from quiet disks.
 
-use super::run_instance::judge_instance;
 use super::state::{Ctx, State};
+use crate::ec2::judge_instance;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::InstanceStateName;
 use bakery_core::aws_err::AwsResultExt;

@@ -1,6 +1,7 @@
 //! The step pipeline, after Packer's `multistep`, with its rough edges fixed.
 //!
-//! A build is a list of [`Step`]s, each with `run` and `cleanup`. The runner runs them in order and, whatever
+//! A build is a list of [`Step`]s, each with `run`, `cleanup` and `plan` (what it would do, for a dry run, walked
+//! by [`plan`] over the same list). The runner runs them in order and, whatever
 //! happens, cleans up every step whose `run` started, in reverse order (so the instance is terminated before
 //! its security group and key pair are deleted). Improvements over Packer:
 //! - the state is a typed struct owned by the builder (no string-keyed bag, no type assertions);
@@ -31,12 +32,20 @@ impl Outcome {
     }
 }
 
-/// A step's failure.
+/// A step's failure. AWS errors and failed waits keep their type, so callers decide by kind (for instance
+/// [`crate::aws_err::AwsError::class`]) and never by message text.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
-    /// The step failed; the message says what and why.
+    /// The step failed for a reason of its own; the message says what and why.
     #[error("{0}")]
     Failed(String),
+    /// An AWS call failed.
+    #[error(transparent)]
+    Aws(#[from] crate::aws_err::AwsError),
+    /// A wait timed out, saw a state it cannot leave, or a look failed (never a cancelled wait: that is
+    /// [`StepError::Cancelled`]).
+    #[error(transparent)]
+    Wait(crate::poll::WaitError),
     /// The step saw the cancellation token.
     #[error("interrupted")]
     Cancelled,
@@ -49,24 +58,32 @@ impl StepError {
     }
 }
 
-impl From<crate::aws_err::AwsError> for StepError {
-    fn from(e: crate::aws_err::AwsError) -> Self {
-        StepError::Failed(e.to_string())
-    }
-}
-
 impl From<crate::poll::WaitError> for StepError {
     fn from(e: crate::poll::WaitError) -> Self {
         match e {
             crate::poll::WaitError::Cancelled(_) => StepError::Cancelled,
-            other => StepError::Failed(other.to_string()),
+            other => StepError::Wait(other),
         }
     }
 }
 
+/// Why a step's cleanup did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    /// The cleanup itself failed.
+    #[error(transparent)]
+    Step(#[from] StepError),
+    /// It ran past [`RunControl::cleanup_deadline`].
+    #[error("cleanup did not finish within {0:?}")]
+    TimedOut(Duration),
+    /// A second interrupt stopped it.
+    #[error("cleanup interrupted")]
+    Interrupted,
+}
+
 /// One step of a build. `S` is the builder's typed state, `C` its context (clients, UI, tokens).
 #[async_trait]
-pub trait Step<C: Sync, S: Send>: Send {
+pub trait Step<C: Sync, S: Send>: Send + Sync {
     /// A short name for logs and errors.
     fn name(&self) -> &'static str;
     /// True when `run` watches the cancellation token itself and returns soon after it fires, with what
@@ -77,6 +94,12 @@ pub trait Step<C: Sync, S: Send>: Send {
     }
     /// Does the work. Records what it must undo (in `self` or in the state) as soon as it is created.
     async fn run(&mut self, cx: &C, st: &mut S) -> Result<(), StepError>;
+    /// What `run` would do, for a dry run: lines for the user, none when the step would do nothing worth
+    /// saying. It may only read (describe and get calls) and may fill `st` with what it read, for the plans
+    /// of the steps after it.
+    async fn plan(&self, _cx: &C, _st: &mut S) -> Result<Vec<String>, StepError> {
+        Ok(Vec::new())
+    }
     /// Undoes what `run` did, as far as it got; called for every step whose `run` started, in reverse
     /// order, whatever the outcome. Steps that keep their result on success check `outcome`.
     async fn cleanup(&mut self, _cx: &C, _st: &mut S, _outcome: Outcome) -> Result<(), StepError> {
@@ -110,7 +133,7 @@ pub enum AskAnswer {
 }
 
 /// Asks what to do about a failed step (`-on-error=ask`): given the step's name and its error.
-pub type AskFn = Box<dyn Fn(&str, &str) -> AskAnswer + Send + Sync>;
+pub type AskFn = Box<dyn Fn(&str, &StepError) -> AskAnswer + Send + Sync>;
 
 /// The runner's view of the run: the cancellation tokens, the error policy and the cleanup deadline.
 pub struct RunControl {
@@ -132,7 +155,7 @@ pub struct CleanupFailure {
     /// The step.
     pub step: &'static str,
     /// What went wrong.
-    pub error: String,
+    pub error: CleanupError,
 }
 
 /// The result of running a pipeline.
@@ -196,7 +219,7 @@ pub async fn run<C: Sync, S: Send>(
                     let answer = ctl
                         .ask
                         .as_ref()
-                        .map(|ask| ask(name, &e.to_string()))
+                        .map(|ask| ask(name, &e))
                         .unwrap_or(AskAnswer::Cleanup);
                     match answer {
                         AskAnswer::Retry => continue,
@@ -232,7 +255,7 @@ pub async fn run<C: Sync, S: Send>(
                 r = tokio::time::timeout(ctl.cleanup_deadline, step.cleanup(cx, st, outcome)) => r,
                 _ = ctl.cancel_cleanup.cancelled() => {
                     skip_cleanup = true;
-                    cleanup_failures.push(CleanupFailure { step: name, error: "cleanup interrupted".into() });
+                    cleanup_failures.push(CleanupFailure { step: name, error: CleanupError::Interrupted });
                     break;
                 }
             };
@@ -240,11 +263,11 @@ pub async fn run<C: Sync, S: Send>(
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => cleanup_failures.push(CleanupFailure {
                     step: name,
-                    error: e.to_string(),
+                    error: CleanupError::Step(e),
                 }),
                 Err(_) => cleanup_failures.push(CleanupFailure {
                     step: name,
-                    error: format!("cleanup did not finish within {:?}", ctl.cleanup_deadline),
+                    error: CleanupError::TimedOut(ctl.cleanup_deadline),
                 }),
             }
         }
@@ -255,6 +278,20 @@ pub async fn run<C: Sync, S: Send>(
         cleanup_failures,
         cleanup_skipped: skip_cleanup,
     }
+}
+
+/// The plan of `steps` over `st`, for a dry run: every step's lines, in the order the steps would run; the
+/// first step whose plan fails ends it.
+pub async fn plan<C: Sync, S: Send>(
+    steps: &[Box<dyn Step<C, S>>],
+    cx: &C,
+    st: &mut S,
+) -> Result<Vec<String>, (&'static str, StepError)> {
+    let mut lines = Vec::new();
+    for step in steps {
+        lines.extend(step.plan(cx, st).await.map_err(|e| (step.name(), e))?);
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]

@@ -47,6 +47,18 @@ impl Step<Log, u32> for T {
             _ => Ok(()),
         }
     }
+    async fn plan(&self, _cx: &Log, st: &mut u32) -> Result<Vec<String>, StepError> {
+        *st += 1;
+        match self.b {
+            Behaviour::Fail => Err(StepError::msg(format!("{} cannot", self.name))),
+            Behaviour::Hang => Ok(vec![]),
+            _ => Ok(vec![format!(
+                "{} would run after {} plans",
+                self.name,
+                *st - 1
+            )]),
+        }
+    }
     async fn cleanup(&mut self, cx: &Log, _st: &mut u32, o: Outcome) -> Result<(), StepError> {
         cx.push(format!("cleanup {} {o:?}", self.name));
         match self.b {
@@ -132,9 +144,20 @@ async fn cleanup_errors_are_collected_and_never_replace_the_first_error() {
     let f: Vec<_> = r
         .cleanup_failures
         .iter()
-        .map(|f| (f.step, f.error.as_str()))
+        .map(|f| (f.step, f.error.to_string()))
         .collect();
-    assert_eq!(f, [("b", "b cleanup broke"), ("a", "a cleanup broke")]);
+    assert_eq!(
+        f,
+        [
+            ("b", "b cleanup broke".to_string()),
+            ("a", "a cleanup broke".to_string())
+        ]
+    );
+    assert!(
+        r.cleanup_failures
+            .iter()
+            .all(|f| matches!(f.error, CleanupError::Step(StepError::Failed(_))))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -151,8 +174,13 @@ async fn a_stuck_cleanup_hits_its_deadline_and_the_rest_still_run() {
     assert!(
         r.cleanup_failures[0]
             .error
+            .to_string()
             .contains("did not finish within 5s")
     );
+    assert!(matches!(
+        r.cleanup_failures[0].error,
+        CleanupError::TimedOut(d) if d == Duration::from_secs(5)
+    ));
     assert!(log.all().contains(&"cleanup a Failed".to_string()));
 }
 
@@ -172,7 +200,7 @@ async fn ask_can_retry_the_failed_step() {
     let mut c = ctl(OnError::Ask);
     c.ask = Some(Box::new(|step, err| {
         assert_eq!(step, "b");
-        assert_eq!(err, "first try fails");
+        assert_eq!(err.to_string(), "first try fails");
         AskAnswer::Retry
     }));
     let r = run(&mut s, &log, &mut 0, &c).await;
@@ -265,4 +293,59 @@ async fn a_second_interrupt_stops_cleanup() {
     let r = run(&mut s, &log, &mut 0, &c).await;
     assert!(r.cleanup_skipped);
     assert!(!log.all().contains(&"cleanup a Failed".to_string()));
+}
+
+#[test]
+fn aws_errors_and_waits_keep_their_kind() {
+    let throttled = crate::aws_err::AwsError {
+        op: "DescribeInstances",
+        code: Some("RequestLimitExceeded".into()),
+        detail: "RequestLimitExceeded: slow down".into(),
+    };
+    let e = StepError::from(throttled);
+    assert_eq!(
+        e.to_string(),
+        "DescribeInstances: RequestLimitExceeded: slow down"
+    );
+    assert!(matches!(&e, StepError::Aws(a) if a.class() == crate::aws::ErrorClass::Throttled));
+    let e = StepError::from(crate::poll::WaitError::Cancelled(
+        "instance i-1 to run".into(),
+    ));
+    assert!(matches!(e, StepError::Cancelled));
+    let e = StepError::from(crate::poll::WaitError::Failed {
+        what: "instance i-1 to run".into(),
+        state: "terminated".into(),
+    });
+    assert!(matches!(
+        e,
+        StepError::Wait(crate::poll::WaitError::Failed { .. })
+    ));
+    assert_eq!(
+        e.to_string(),
+        "instance i-1 to run: reached state terminated"
+    );
+}
+
+#[tokio::test]
+async fn the_plan_walks_the_same_steps_in_order_and_stops_at_the_first_refusal() {
+    let log = Log::default();
+    let s = steps(&[
+        ("a", Behaviour::Ok),
+        ("b", Behaviour::Hang),
+        ("c", Behaviour::Ok),
+    ]);
+    let mut st = 0;
+    let lines = plan(&s, &log, &mut st).await.unwrap();
+    assert_eq!(
+        lines,
+        ["a would run after 0 plans", "c would run after 2 plans"]
+    );
+    assert!(log.all().is_empty(), "planning runs nothing");
+    let s = steps(&[
+        ("a", Behaviour::Ok),
+        ("b", Behaviour::Fail),
+        ("c", Behaviour::Ok),
+    ]);
+    let (step, e) = plan(&s, &log, &mut 0).await.unwrap_err();
+    assert_eq!((step, e.to_string().as_str()), ("b", "b cannot"));
 }

@@ -1,0 +1,80 @@
+//! What the AMI steps share: the tags of an AMI and its snapshots in a region, and the wait until an AMI is
+//! available.
+
+use super::state::{Ctx, State};
+use crate::ec2::{image_snapshots, merge};
+use aws_sdk_ec2::types::ImageState;
+use bakery_core::aws::Clients;
+use bakery_core::pipeline::StepError;
+use bakery_core::poll::{Poll, Poller};
+
+/// Tag pairs, in the order they are sent.
+pub type Tags = Vec<(String, String)>;
+
+/// Tags for the AMI (`tags`) and its snapshots (`tags` + `snapshot_tags`), rendered for `region`, plus
+/// bakery's ownership tags.
+pub fn image_tags(cx: &Ctx, st: &State, region: &str) -> Result<(Tags, Tags), StepError> {
+    let mut late = st.late.clone();
+    late.data.insert("BuildRegion".into(), region.to_string());
+    let tags = cx
+        .cfg
+        .ami
+        .tags
+        .render(&late)
+        .map_err(|e| StepError::msg(format!("tags: {e}")))?;
+    let snap = cx
+        .cfg
+        .ami
+        .snapshot_tags
+        .render(&late)
+        .map_err(|e| StepError::msg(format!("snapshot_tags: {e}")))?;
+    let mut image = merge(&tags, &[]);
+    image.extend(cx.ownership_tags("image"));
+    let mut snapshot = merge(&tags, &snap.into_iter().collect::<Vec<_>>());
+    snapshot.extend(cx.ownership_tags("snapshot"));
+    Ok((image, snapshot))
+}
+
+/// Waits until an AMI is available in `clients`' region; returns its snapshot ids. The looks are shared
+/// with the other builds' AMI waits on the same client (one DescribeImages per tick).
+pub async fn wait_available(
+    cx: &Ctx,
+    clients: &Clients,
+    ami: &str,
+) -> Result<Vec<String>, StepError> {
+    let region = &clients.region;
+    let progress = cx.ui.progress(
+        &cx.name,
+        &format!("Waiting for AMI {ami} in {region} to become ready"),
+    );
+    let waits = cx.ec2_waits(clients);
+    let snaps = cx
+        .poller(Poller::image_available())
+        .wait_batched(
+            &format!("AMI {ami} to become available"),
+            &cx.cancel,
+            |s, t| progress.state(s, t),
+            &waits.images,
+            ami,
+            |img| match img.state() {
+                Some(ImageState::Available) => Poll::Ready(image_snapshots(&img)),
+                Some(
+                    s @ (ImageState::Failed
+                    | ImageState::Error
+                    | ImageState::Deregistered
+                    | ImageState::Invalid),
+                ) => Poll::Failed(format!(
+                    "{} ({})",
+                    s.as_str(),
+                    img.state_reason()
+                        .and_then(|r| r.message())
+                        .unwrap_or("no reason given")
+                )),
+                Some(s) => Poll::Pending(s.as_str().to_string()),
+                None => Poll::Pending("unknown".into()),
+            },
+        )
+        .await?;
+    progress.finish(&format!("AMI {ami} is available in {region}"));
+    Ok(snaps)
+}

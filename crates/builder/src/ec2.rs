@@ -1,0 +1,131 @@
+//! EC2 helpers shared by the steps and the resource table: tag specifications, filters, block-device
+//! mappings, what an image's snapshots are, how far an instance is from the state waited for.
+
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, Filter, InstanceStateName, ResourceType, Tag,
+    TagSpecification, VolumeType,
+};
+use bakery_core::aws_err::{AwsError, AwsResultExt};
+use bakery_core::poll::Poll;
+use bakery_template::BlockDevice;
+use std::collections::BTreeMap;
+
+/// `TagSpecification` for `rt` with the given tags.
+pub fn tag_spec(rt: ResourceType, tags: &[(String, String)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(rt)
+        .set_tags(Some(to_tags(tags)))
+        .build()
+}
+
+/// SDK tags from pairs.
+pub fn to_tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// Pairs from a map, later entries of `extra` winning.
+pub fn merge(base: &BTreeMap<String, String>, extra: &[(String, String)]) -> Vec<(String, String)> {
+    let mut m = base.clone();
+    for (k, v) in extra {
+        m.insert(k.clone(), v.clone());
+    }
+    m.into_iter().collect()
+}
+
+/// EC2 filters from Packer's `filters` map.
+pub fn filters(map: &BTreeMap<String, String>) -> Vec<Filter> {
+    map.iter()
+        .map(|(k, v)| Filter::builder().name(k).values(v).build())
+        .collect()
+}
+
+/// Snapshot ids in an image's block-device mappings: exactly what deregistering it frees, and nothing else
+/// (never "all my snapshots": moto and real accounts hold others).
+pub fn image_snapshots(img: &aws_sdk_ec2::types::Image) -> Vec<String> {
+    img.block_device_mappings()
+        .iter()
+        .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
+        .collect()
+}
+
+/// Tags snapshots (one call for all of them).
+pub async fn tag_snapshots(
+    ec2: &aws_sdk_ec2::Client,
+    snaps: &[String],
+    tags: &[(String, String)],
+) -> Result<(), AwsError> {
+    if snaps.is_empty() || tags.is_empty() {
+        return Ok(());
+    }
+    ec2.create_tags()
+        .set_resources(Some(snaps.to_vec()))
+        .set_tags(Some(to_tags(tags)))
+        .send()
+        .await
+        .aws("CreateTags")?;
+    Ok(())
+}
+
+/// SDK block-device mappings from the template's.
+pub fn block_devices(devs: &[BlockDevice]) -> Vec<BlockDeviceMapping> {
+    devs.iter()
+        .map(|d| {
+            let mut b = BlockDeviceMapping::builder().set_device_name(d.device_name.clone());
+            if d.no_device {
+                return b.no_device("").build();
+            }
+            if let Some(v) = &d.virtual_name {
+                return b.virtual_name(v).build();
+            }
+            let mut e = EbsBlockDevice::builder()
+                .delete_on_termination(d.delete_on_termination)
+                .set_encrypted(d.encrypted)
+                .set_snapshot_id(d.snapshot_id.clone())
+                .set_kms_key_id(d.kms_key_id.clone())
+                .set_iops(d.iops.map(|v| v as i32))
+                .set_throughput(d.throughput.map(|v| v as i32))
+                .set_volume_type(d.volume_type.as_deref().map(VolumeType::from));
+            if d.volume_size > 0 {
+                e = e.volume_size(d.volume_size as i32);
+            }
+            b = b.ebs(e.build());
+            b.build()
+        })
+        .collect()
+}
+
+/// An instance's state against the one waited for: ready in `want`, failed in a state it cannot leave
+/// towards `want`, else pending.
+pub fn judge_instance(
+    inst: aws_sdk_ec2::types::Instance,
+    want: InstanceStateName,
+) -> Poll<aws_sdk_ec2::types::Instance> {
+    let state = inst
+        .state()
+        .and_then(|s| s.name())
+        .cloned()
+        .unwrap_or(InstanceStateName::Pending);
+    if state == want {
+        return Poll::Ready(inst);
+    }
+    let dead_end = match want {
+        InstanceStateName::Running => matches!(
+            state,
+            InstanceStateName::Terminated
+                | InstanceStateName::ShuttingDown
+                | InstanceStateName::Stopped
+        ),
+        InstanceStateName::Stopped => matches!(
+            state,
+            InstanceStateName::Terminated | InstanceStateName::ShuttingDown
+        ),
+        _ => false,
+    };
+    if dead_end {
+        Poll::Failed(state.as_str().to_string())
+    } else {
+        Poll::Pending(state.as_str().to_string())
+    }
+}

@@ -1,0 +1,363 @@
+//! Every kind of AWS resource bake creates, in one table: its name in output, the order `bake cleanup`
+//! removes it in, how it is removed and how it is found by bakery's run tag. The steps' cleanups,
+//! `bake cleanup` and the run journal all go through it, so a new kind is one entry here.
+//!
+//! Removal is idempotent: a resource already gone counts as removed.
+
+use crate::ec2::{image_snapshots, judge_instance};
+use aws_sdk_ec2::types::{Filter, InstanceStateName};
+use bakery_core::aws::ErrorClass;
+use bakery_core::aws_err::{AwsError, AwsResultExt};
+use bakery_core::pipeline::StepError;
+use bakery_core::poll::{Poll, PollError, Poller};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What kind of resource something bake created is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// An EC2 instance (terminate).
+    Instance,
+    /// A temporary EC2 key pair (delete); its id is its name.
+    KeyPair,
+    /// A temporary security group (delete).
+    SecurityGroup,
+    /// An AMI (deregister, with exactly the snapshots of its block-device mappings), kept on success.
+    Image,
+    /// An EBS snapshot (delete), kept on success.
+    Snapshot,
+    /// The temporary launch template of a spot builder instance (delete).
+    LaunchTemplate,
+}
+
+impl Kind {
+    /// Every kind, in the order `bake cleanup` removes them: instances first (they hold the security
+    /// groups and key pairs), AMIs before their snapshots.
+    pub const REMOVAL_ORDER: [Kind; 6] = [
+        Kind::Instance,
+        Kind::Image,
+        Kind::Snapshot,
+        Kind::SecurityGroup,
+        Kind::KeyPair,
+        Kind::LaunchTemplate,
+    ];
+
+    /// Where this kind comes in [`Kind::REMOVAL_ORDER`].
+    pub fn removal_rank(self) -> usize {
+        Self::REMOVAL_ORDER
+            .iter()
+            .position(|k| *k == self)
+            .expect("every kind is in REMOVAL_ORDER")
+    }
+
+    /// The kind's name in output (`removed key pair bakery_… (us-east-1)`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Instance => "instance",
+            Kind::KeyPair => "key pair",
+            Kind::SecurityGroup => "security group",
+            Kind::Image => "AMI",
+            Kind::Snapshot => "snapshot",
+            Kind::LaunchTemplate => "launch template",
+        }
+    }
+
+    /// Removes the resource `id` of this kind and waits until it is gone (an instance terminated, a
+    /// security group free of its network interface). `cancel` stops the waiting.
+    pub async fn remove(
+        self,
+        ec2: &aws_sdk_ec2::Client,
+        id: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), StepError> {
+        match self {
+            Kind::Instance => {
+                if terminate_instance(ec2, id).await? != InstanceStateName::Terminated {
+                    wait_terminated(ec2, id, cancel).await?;
+                }
+                Ok(())
+            }
+            Kind::KeyPair => {
+                let r = ec2
+                    .delete_key_pair()
+                    .key_name(id)
+                    .send()
+                    .await
+                    .aws("DeleteKeyPair");
+                Ok(gone_is_done(r)?)
+            }
+            Kind::SecurityGroup => Ok(delete_security_group(ec2, id, cancel).await?),
+            Kind::Image => {
+                // A journal may predate the snapshot ids (killed while waiting): ask the image itself.
+                let r = ec2
+                    .describe_images()
+                    .image_ids(id)
+                    .send()
+                    .await
+                    .aws("DescribeImages");
+                let snaps = match r {
+                    Ok(o) => o.images().first().map(image_snapshots).unwrap_or_default(),
+                    Err(e) if e.class() == ErrorClass::NotFound => vec![],
+                    Err(e) => return Err(e.into()),
+                };
+                Ok(deregister_with_snapshots(ec2, id, &snaps).await?)
+            }
+            Kind::Snapshot => Ok(delete_snapshot(ec2, id).await?),
+            Kind::LaunchTemplate => {
+                let r = ec2
+                    .delete_launch_template()
+                    .launch_template_id(id)
+                    .send()
+                    .await
+                    .aws("DeleteLaunchTemplate");
+                Ok(gone_is_done(r)?)
+            }
+        }
+    }
+
+    /// The ids of this kind's resources tagged with `run_id` that are still there. Only temporary kinds
+    /// are searched: AMIs and snapshots carry the same tags when they are a build's result, so only a
+    /// journal can say which of those must go.
+    pub async fn tagged(
+        self,
+        ec2: &aws_sdk_ec2::Client,
+        run_id: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        let f = Filter::builder()
+            .name(format!("tag:{}", bakery_core::tags::RUN_ID))
+            .values(run_id)
+            .build();
+        let ids = match self {
+            Kind::Instance => {
+                let out = ec2
+                    .describe_instances()
+                    .filters(f)
+                    .send()
+                    .await
+                    .aws("DescribeInstances")?;
+                out.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter(|i| {
+                        i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Terminated)
+                    })
+                    .filter_map(|i| i.instance_id().map(str::to_string))
+                    .collect()
+            }
+            Kind::SecurityGroup => {
+                let out = ec2
+                    .describe_security_groups()
+                    .filters(f)
+                    .send()
+                    .await
+                    .aws("DescribeSecurityGroups")?;
+                out.security_groups()
+                    .iter()
+                    .filter_map(|g| g.group_id().map(str::to_string))
+                    .collect()
+            }
+            Kind::KeyPair => {
+                let out = ec2
+                    .describe_key_pairs()
+                    .filters(f)
+                    .send()
+                    .await
+                    .aws("DescribeKeyPairs")?;
+                out.key_pairs()
+                    .iter()
+                    .filter_map(|k| k.key_name().map(str::to_string))
+                    .collect()
+            }
+            Kind::LaunchTemplate => {
+                let out = ec2
+                    .describe_launch_templates()
+                    .filters(f)
+                    .send()
+                    .await
+                    .aws("DescribeLaunchTemplates")?;
+                out.launch_templates()
+                    .iter()
+                    .filter_map(|t| t.launch_template_id().map(str::to_string))
+                    .collect()
+            }
+            Kind::Image | Kind::Snapshot => vec![],
+        };
+        Ok(ids)
+    }
+}
+
+/// A delete call's result, with "already gone" counted as done.
+fn gone_is_done<T>(r: Result<T, AwsError>) -> Result<(), AwsError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.class() == ErrorClass::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Asks EC2 to terminate an instance; returns the state it is in now (an instance already gone counts as
+/// terminated). Waiting for `terminated` is the caller's choice.
+pub async fn terminate_instance(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+) -> Result<InstanceStateName, AwsError> {
+    match ec2
+        .terminate_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .aws("TerminateInstances")
+    {
+        Ok(out) => Ok(out
+            .terminating_instances()
+            .first()
+            .and_then(|c| c.current_state())
+            .and_then(|s| s.name())
+            .cloned()
+            .unwrap_or(InstanceStateName::ShuttingDown)),
+        Err(e) if e.class() == ErrorClass::NotFound => Ok(InstanceStateName::Terminated),
+        Err(e) => Err(e),
+    }
+}
+
+/// Waits until an instance is terminated (or no longer listed).
+async fn wait_terminated(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    cancel: &CancellationToken,
+) -> Result<(), bakery_core::poll::WaitError> {
+    Poller::instance_terminated()
+        .wait(
+            &format!("instance {id} to terminate"),
+            cancel,
+            |_, _| {},
+            || {
+                let ec2 = ec2.clone();
+                let id = id.to_string();
+                async move {
+                    let out = match ec2
+                        .describe_instances()
+                        .instance_ids(&id)
+                        .send()
+                        .await
+                        .aws("DescribeInstances")
+                    {
+                        Ok(out) => out,
+                        Err(e) if e.class() == ErrorClass::NotFound => return Ok(Poll::Ready(())),
+                        Err(e) => return Err(PollError::from(e)),
+                    };
+                    let inst = out
+                        .reservations()
+                        .iter()
+                        .flat_map(|r| r.instances())
+                        .next()
+                        .cloned();
+                    Ok(match inst {
+                        None => Poll::Ready(()),
+                        Some(i) => match judge_instance(i, InstanceStateName::Terminated) {
+                            Poll::Ready(_) => Poll::Ready(()),
+                            Poll::Pending(s) => Poll::Pending(s),
+                            Poll::Failed(s) => Poll::Failed(s),
+                        },
+                    })
+                }
+            },
+        )
+        .await
+}
+
+/// Deletes a security group, retrying while a network interface still holds it (`DependencyViolation`,
+/// while its instance shuts down), for up to 15 minutes; a group already gone counts as deleted.
+async fn delete_security_group(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    cancel: &CancellationToken,
+) -> Result<(), bakery_core::poll::WaitError> {
+    Poller::new(Duration::from_secs(2), Duration::from_secs(15 * 60))
+        .wait(
+            &format!("security group {id} to be deletable"),
+            cancel,
+            |_, _| {},
+            || {
+                let ec2 = ec2.clone();
+                let id = id.to_string();
+                async move {
+                    match ec2
+                        .delete_security_group()
+                        .group_id(&id)
+                        .send()
+                        .await
+                        .aws("DeleteSecurityGroup")
+                    {
+                        Ok(_) => Ok(Poll::Ready(())),
+                        Err(e) if e.class() == ErrorClass::NotFound => Ok(Poll::Ready(())),
+                        Err(e) if e.is("DependencyViolation") => Ok(Poll::Pending("in use".into())),
+                        Err(e) => Err(PollError::from(e)),
+                    }
+                }
+            },
+        )
+        .await
+}
+
+/// Deletes a snapshot; one already gone counts as deleted.
+async fn delete_snapshot(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<(), AwsError> {
+    let r = ec2
+        .delete_snapshot()
+        .snapshot_id(id)
+        .send()
+        .await
+        .aws("DeleteSnapshot");
+    gone_is_done(r)
+}
+
+/// Deregisters an AMI and deletes exactly `snapshots` (never "all my snapshots": moto and real accounts
+/// hold others). A missing AMI or snapshot counts as done.
+pub async fn deregister_with_snapshots(
+    ec2: &aws_sdk_ec2::Client,
+    ami: &str,
+    snapshots: &[String],
+) -> Result<(), AwsError> {
+    let r = ec2
+        .deregister_image()
+        .image_id(ami)
+        .send()
+        .await
+        .aws("DeregisterImage");
+    gone_is_done(r)?;
+    for s in snapshots {
+        delete_snapshot(ec2, s).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_place_in_the_removal_order() {
+        let mut ranks: Vec<usize> = Kind::REMOVAL_ORDER
+            .iter()
+            .map(|k| k.removal_rank())
+            .collect();
+        ranks.dedup();
+        assert_eq!(ranks, [0, 1, 2, 3, 4, 5]);
+        assert!(Kind::Instance.removal_rank() < Kind::SecurityGroup.removal_rank());
+        assert!(Kind::Image.removal_rank() < Kind::Snapshot.removal_rank());
+    }
+
+    #[test]
+    fn kinds_keep_their_journal_names() {
+        assert_eq!(
+            serde_json::to_string(&Kind::LaunchTemplate).unwrap(),
+            "\"launch-template\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Kind>("\"security-group\"").unwrap(),
+            Kind::SecurityGroup
+        );
+    }
+}
