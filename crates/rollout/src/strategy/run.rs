@@ -77,7 +77,7 @@ pub(super) trait State: Send {
 /// One step of a rollout: a pipeline step with rollout's typed error. Cleanup records what it did, and
 /// what it could not do, in [`Common::rollback`].
 #[async_trait::async_trait]
-pub(super) trait RolloutStep<S: State>: Send {
+pub(super) trait RolloutStep<S: State>: Send + Sync {
     /// A short name for logs and cleanup failures.
     fn name(&self) -> &'static str;
     /// Does the work; records what it must undo in the state as soon as it exists.
