@@ -1,10 +1,11 @@
 //! What `bake` and `rollout` share: the AWS configuration built in one place ([`aws`]), the one poller every
 //! wait on AWS goes through ([`poll`]), terminal/plain/machine-readable output ([`ui`]) and the tags that mark
-//! a resource as bakery's own ([`tags`]), and the step pipeline both run on ([`pipeline`]).
+//! a resource as bakery's own ([`tags`]), the step pipeline both run on ([`pipeline`]), and their front-ends' runtime, interrupt and output set-up ([`frontend`]).
 #![deny(missing_docs)]
 
 pub mod aws;
 pub mod aws_err;
+pub mod frontend;
 pub mod pipeline;
 pub mod poll;
 pub mod tags;
