@@ -3,7 +3,7 @@
 //! a second run removes nothing; launch template versions keep the default, the latest, the ones a group
 //! references and the newest N. Also the command line's errors.
 
-mod common;
+use super::common;
 
 use bakery_core::aws::Clients;
 use bakery_lab::Lab;
@@ -106,12 +106,12 @@ async fn owned_snapshots(c: &Clients) -> BTreeSet<String> {
 async fn cli(lab: &Lab, args: &[&str]) -> (u8, String, String) {
     let out = Buf::default();
     let err = Buf::default();
-    let code = bakery_rollout::cli::run(
+    let code = bakery::cli::rollout::run(
         std::iter::once("rollout")
             .chain(args.iter().copied())
             .map(Into::into),
         settings(lab),
-        bakery_rollout::cli::Io {
+        bakery::cli::rollout::Io {
             stdout: Box::new(out.clone()),
             stderr: Box::new(err.clone()),
             tty: false,

@@ -20,11 +20,15 @@ pub const OTHER_PUBLIC_KEY: &str =
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// rollout leaves its environments in moto (tagged bakery-managed) on purpose; the bake tests assert that
+/// nothing bakery-managed is left in theirs.
+static LAB: crate::common::OwnLab = crate::common::OwnLab::new();
+
 /// The lab, and a lock held for the whole test: moto's request counts are per lab, so tests of one
 /// binary take turns (each takes a few seconds).
 pub async fn lab() -> (&'static Lab, tokio::sync::MutexGuard<'static, ()>) {
     let guard = SERIAL.lock().await;
-    (Lab::shared(), guard)
+    (crate::common::own_lab(&LAB), guard)
 }
 
 /// AWS settings pointing at the lab.

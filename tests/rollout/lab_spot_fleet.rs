@@ -3,7 +3,7 @@
 //! and manifest validation. moto 5.2.5's spot fleets are patched by the lab to do what AWS does
 //! (`lab/py/moto_lab.py`, `patch_moto_spot_fleets`); the first test also proves the patch is in place.
 
-mod common;
+use super::common;
 
 use bakery_core::aws::Clients;
 use bakery_lab::Lab;
