@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("crates/template/tests/fixtures")
+        .join("tests/fixtures")
         .join(name)
 }
 

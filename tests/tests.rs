@@ -1,6 +1,7 @@
 //! bakery's integration tests, one binary: `bake` (templates, builds on the lab, spot, SSM, `--each-var-file`),
 //! the lab's own acceptance test, `scripts/deploy` end to end, the template commands, and `rollout` on the
-//! lab (`rollout/`). Helpers are in `common/`.
+//! lab (`rollout/`). Helpers are in `common/`; `fixtures` links to bakery-template's (their templates name
+//! files relative to the working directory, the package root).
 //!
 //! One process, so one `Lab::shared()`: the tests that count moto's requests or assert that nothing
 //! bakery-managed is left hold `common::SERIAL`. `rollout` and `scripts/deploy` leave environments in moto

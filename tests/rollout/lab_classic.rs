@@ -808,25 +808,6 @@ async fn plan_shows_what_is_live_using_reads_only() {
     );
 }
 
-async fn cli(lab: &Lab, args: &[&str]) -> (u8, String, String) {
-    let out = Buf::default();
-    let err = Buf::default();
-    let code = bakery::cli::rollout::run(
-        std::iter::once("rollout")
-            .chain(args.iter().copied())
-            .map(Into::into),
-        settings(lab),
-        bakery::cli::rollout::Io {
-            stdout: Box::new(out.clone()),
-            stderr: Box::new(err.clone()),
-            tty: false,
-        },
-        false,
-    )
-    .await;
-    (code, out.text(), err.text())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_reports_json_and_exit_codes() {
     let (lab, _serial) = lab().await;

@@ -103,25 +103,6 @@ async fn owned_snapshots(c: &Clients) -> BTreeSet<String> {
         .collect()
 }
 
-async fn cli(lab: &Lab, args: &[&str]) -> (u8, String, String) {
-    let out = Buf::default();
-    let err = Buf::default();
-    let code = bakery::cli::rollout::run(
-        std::iter::once("rollout")
-            .chain(args.iter().copied())
-            .map(Into::into),
-        settings(lab),
-        bakery::cli::rollout::Io {
-            stdout: Box::new(out.clone()),
-            stderr: Box::new(err.clone()),
-            tty: false,
-        },
-        false,
-    )
-    .await;
-    (code, out.text(), err.text())
-}
-
 fn decision<'a>(r: &'a GcReport, ami: &str) -> &'a bakery_rollout::gc::AmiDecision {
     r.amis
         .iter()

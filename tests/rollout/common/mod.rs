@@ -67,6 +67,26 @@ impl Buf {
     }
 }
 
+/// Runs the `rollout` command line against the lab: (exit code, stdout, stderr).
+pub async fn cli(lab: &Lab, args: &[&str]) -> (u8, String, String) {
+    let out = Buf::default();
+    let err = Buf::default();
+    let code = bakery::cli::rollout::run(
+        std::iter::once("rollout")
+            .chain(args.iter().copied())
+            .map(Into::into),
+        settings(lab),
+        bakery::cli::rollout::Io {
+            stdout: Box::new(out.clone()),
+            stderr: Box::new(err.clone()),
+            tty: false,
+        },
+        false,
+    )
+    .await;
+    (code, out.text(), err.text())
+}
+
 /// A session on the lab, its human output captured in the returned buffer.
 pub async fn session(
     lab: &Lab,
