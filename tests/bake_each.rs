@@ -1,6 +1,6 @@
 //! `--each-var-file`: one template baked once per var-file, in parallel, on the lab (moto + sshd).
 
-mod common;
+use crate::common;
 
 use bakery_lab::Lab;
 use common::*;

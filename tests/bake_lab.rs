@@ -1,7 +1,7 @@
 //! End to end on the lab: `bake` against moto (AWS) and the lab's sshd (the builder instance), including
 //! the failure paths, each ending with nothing temporary left in moto.
 
-mod common;
+use crate::common;
 
 use bakery_lab::Lab;
 use common::fault_proxy::{Fault, FaultProxy};

@@ -2,7 +2,7 @@
 //! `instant` EC2 Fleet (as Packer ≥ 1.6), and nothing of it (instance, launch template, fleet, spot
 //! request) is left afterwards, whether the bake succeeds or fails.
 
-mod common;
+use crate::common;
 
 use aws_sdk_ec2::types::{Filter, SpotInstanceState};
 use bakery_lab::Lab;

@@ -1,7 +1,7 @@
 //! `--publish-ssm`: a successful bake writes its AMI id to the SSM parameter (a later bake overwrites it
 //! as a new version); a failed bake publishes nothing and leaves an existing value alone.
 
-mod common;
+use crate::common;
 
 use bakery_lab::Lab;
 use common::*;

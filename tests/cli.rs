@@ -1,6 +1,6 @@
 //! The `bake` binary's template commands and `--dry-run`, as a user runs them.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
@@ -76,6 +76,7 @@ fn every_error_at_once_and_a_usage_error_is_exit_1() {
 #[test]
 fn dry_run_creates_nothing_and_only_reads() {
     let lab = bakery_lab::Lab::shared();
+    let _serial = common::SERIAL.blocking_lock();
     let mut c = Command::new(env!("CARGO_BIN_EXE_bake"));
     for (k, v) in lab.aws_env() {
         c.env(k, v);

@@ -186,6 +186,7 @@ async fn harness_authorized_key_logs_in() {
 #[tokio::test]
 async fn requests_are_counted_by_action() {
     let lab = Lab::shared();
+    let _serial = crate::common::SERIAL.lock().await;
     let ec2 = ec2(lab).await;
     // No other test here calls DescribeRegions, so its count moves only with this test.
     let before = lab

@@ -2,12 +2,17 @@
 //! primal → bake carnivore on it → rollout → gc; then the seed's skips (an existing primal AMI, an existing
 //! image, no cleanup) and a dry run that changes nothing.
 
-mod common;
+use crate::common;
 
 use bakery_lab::Lab;
-use common::{Scratch, bake_temporaries_left, clients, text};
+use common::{OwnLab, Scratch, bake_temporaries_left, clients, own_lab, text};
+
 use std::path::Path;
 use std::process::{Command, Output};
+
+/// The pipeline leaves its rollout environment in moto (tagged bakery-managed) on purpose; the bake tests
+/// assert that nothing bakery-managed is left in theirs.
+static LAB: OwnLab = OwnLab::new();
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -134,7 +139,7 @@ async fn assert_no_bake_temporaries(c: &bakery_core::aws::Clients, context: &str
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_bakes_rolls_out_and_collects_then_honours_the_seeds_skips() {
-    let lab = Lab::shared();
+    let lab = own_lab(&LAB);
     let c = clients(lab).await;
     let s = Scratch::new(lab, "pipeline");
 

@@ -1,5 +1,5 @@
-//! `rollout`: blue-green Auto Scaling rollouts (see bakery-rollout). Parse → run → exit code, nothing else.
+//! `rollout`: blue-green Auto Scaling rollouts (see `bakery::cli::rollout`).
 
 fn main() -> std::process::ExitCode {
-    bakery_rollout::cli::main()
+    bakery::cli::rollout::main()
 }

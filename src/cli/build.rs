@@ -8,12 +8,13 @@ use bakery_builder::amazon_ebs::{
 };
 use bakery_builder::journal::{self, Journal};
 use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
+use bakery_core::frontend::interrupt::{self, Messages, Tokens};
+use bakery_core::frontend::terminal::{Output, stdout_is_terminal};
 use bakery_core::pipeline::{AskAnswer, OnError, RunControl, StepError};
 use bakery_core::poll::PollOverrides;
-use bakery_core::ui::{Mode, Ui, UiOptions};
+use bakery_core::ui::{Mode, Ui};
 use bakery_template::{Build, BuilderConfig, Loaded, PostProcessorConfig};
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -171,7 +172,6 @@ impl SdkConfigs {
 }
 
 fn ui_for(args: &BuildArgs, secrets: &[String]) -> Ui {
-    let tty = std::io::stdout().is_terminal();
     let mode = if args.machine_readable {
         Mode::MachineReadable
     } else if args.json {
@@ -179,13 +179,13 @@ fn ui_for(args: &BuildArgs, secrets: &[String]) -> Ui {
     } else {
         Mode::Human
     };
-    Ui::stdout(UiOptions {
+    let output = Output {
         mode,
-        color: args.color && tty && mode == Mode::Human,
+        color: args.color,
         timestamps: args.timestamp_ui,
-        progress: tty && mode == Mode::Human,
-        secrets: secrets.to_vec(),
-    })
+        tty: stdout_is_terminal(),
+    };
+    Ui::stdout(output.ui_options(secrets.to_vec()))
 }
 
 fn on_error(a: OnErrorArg) -> OnError {
@@ -197,34 +197,12 @@ fn on_error(a: OnErrorArg) -> OnError {
     }
 }
 
-/// Ctrl-C/SIGTERM: the first cancels the builds (cleanup follows), the second stops cleanup too.
-fn install_signals(ui: Ui, cancel: CancellationToken, cancel_cleanup: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    tokio::spawn(async move {
-        let mut seen = 0;
-        loop {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            seen += 1;
-            if seen == 1 {
-                ui.error("bake", "Interrupt received. Cleaning up... (interrupt again to stop cleanup and leave resources)");
-                cancel.cancel();
-            } else {
-                ui.error("bake", "Second interrupt: stopping cleanup.");
-                cancel_cleanup.cancel();
-                return;
-            }
-        }
-    });
-}
+/// What bake says on each interrupt.
+const INTERRUPT_MESSAGES: Messages = Messages {
+    target: "bake",
+    first: "Interrupt received. Cleaning up... (interrupt again to stop cleanup and leave resources)",
+    second: "Second interrupt: stopping cleanup.",
+};
 
 fn ask(step: &str, err: &StepError) -> AskAnswer {
     use std::io::BufRead;
@@ -306,7 +284,11 @@ pub async fn run(args: BuildArgs) -> i32 {
     };
     let cancel = CancellationToken::new();
     let cancel_cleanup = CancellationToken::new();
-    install_signals(ui.clone(), cancel.clone(), cancel_cleanup.clone());
+    let tokens = Tokens {
+        cancel: cancel.clone(),
+        cancel_cleanup: cancel_cleanup.clone(),
+    };
+    interrupt::watch(ui.clone(), INTERRUPT_MESSAGES, tokens);
     let ctl = RunControl {
         cancel: cancel.clone(),
         cancel_cleanup: cancel_cleanup.clone(),

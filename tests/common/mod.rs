@@ -266,5 +266,16 @@ pub fn template(ami_name: &str, extra: &str, provisioners: &str) -> String {
     )
 }
 
-/// Serialises the tests that count what is left in the shared moto.
+/// Serialises the tests that count what is left in the shared moto, or its requests.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A lab for tests that cannot share `Lab::shared()` with the others in this binary.
+pub type OwnLab = std::sync::OnceLock<Result<Lab, String>>;
+
+/// `cell`'s lab, started on first use (stopped when the process exits, as `Lab::shared()`'s).
+pub fn own_lab(cell: &'static OwnLab) -> &'static Lab {
+    match cell.get_or_init(|| Lab::start().map_err(|e| e.to_string())) {
+        Ok(lab) => lab,
+        Err(message) => panic!("{message}"),
+    }
+}

@@ -13,7 +13,6 @@
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::time::Duration;
 
 /// The region used when neither the template, the flags nor the environment name one.
@@ -215,11 +214,6 @@ const THROTTLING_CODES: &[&str] = &[
     "PriorRequestNotComplete",
 ];
 
-/// Classifies an error by its AWS error code (the structured `Code` of the response, not its message).
-pub fn classify(err: &impl ProvideErrorMetadata) -> ErrorClass {
-    classify_code(err.code())
-}
-
 /// Not-found codes that do not end in `NotFound`.
 const OTHER_NOT_FOUND_CODES: &[&str] = &[
     "InvalidLaunchTemplateName.NotFoundException",
@@ -236,11 +230,6 @@ pub fn classify_code(code: Option<&str>) -> ErrorClass {
         }
         _ => ErrorClass::Other,
     }
-}
-
-/// The error code of an SDK error, when the service sent one.
-pub fn error_code(err: &impl ProvideErrorMetadata) -> Option<&str> {
-    err.code()
 }
 
 #[cfg(test)]

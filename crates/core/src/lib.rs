@@ -1,11 +1,13 @@
 //! What `bake` and `rollout` share: the AWS configuration built in one place ([`aws`]), the one poller every
-//! wait on AWS goes through ([`poll`]), terminal/plain/machine-readable output ([`ui`]) and the tags that mark
-//! a resource as bakery's own ([`tags`]), the step pipeline both run on ([`pipeline`]), and the Packer manifest
-//! file bake writes and rollout reads ([`packer_manifest`]).
+//! wait on AWS goes through ([`poll`]), terminal/plain/machine-readable output ([`ui`]), the tags that mark
+//! a resource as bakery's own ([`tags`]), the step pipeline both run on ([`pipeline`]), the Packer manifest
+//! file bake writes and rollout reads ([`packer_manifest`]), and the front-ends' runtime, interrupt and
+//! output set-up ([`frontend`]).
 #![deny(missing_docs)]
 
 pub mod aws;
 pub mod aws_err;
+pub mod frontend;
 pub mod packer_manifest;
 pub mod pipeline;
 pub mod poll;

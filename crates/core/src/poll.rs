@@ -47,24 +47,6 @@ pub enum PollError {
     Fatal(Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl PollError {
-    /// Sorts an AWS error by its code: throttling and not-found are transient, the rest is fatal.
-    pub fn from_aws<E>(err: E) -> Self
-    where
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-            + std::error::Error
-            + Send
-            + Sync
-            + 'static,
-    {
-        match crate::aws::classify(&err) {
-            crate::aws::ErrorClass::Throttled => PollError::Throttled,
-            crate::aws::ErrorClass::NotFound => PollError::NotFound,
-            crate::aws::ErrorClass::Other => PollError::Fatal(Box::new(err)),
-        }
-    }
-}
-
 /// Why a wait ended without the wanted state.
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError {

@@ -7,14 +7,15 @@
 //! * [`strategy`]: what is live ([`live`]) and how a new AMI replaces it (blue-green: a new group beside the
 //!   old, health-gated, rolled back when it does not become healthy; each strategy a list of steps on
 //!   bakery-core's pipeline, whose cleanup is the rollback);
-//! * [`session::Session`]: the library entry point; [`cli`]: the `rollout` binary's front-end.
+//! * [`session::Session`]: the library entry point, and [`command::Command`] what it is asked to do (the
+//!   `rollout` binary's command line is in the root package's `cli::rollout`).
 //!
 //! Configuration is a JSON manifest ([`manifest`]) lifted into a validated [`config::RolloutConfig`].
 //! All waits go through bakery-core's poller ([`wait`]); every AWS request is counted ([`context`]).
 #![deny(missing_docs)]
 
 pub mod ami;
-pub mod cli;
+pub mod command;
 pub mod config;
 pub mod context;
 pub mod error;

@@ -10,7 +10,6 @@
 //! The template engine ([`engine`]) implements Go's text/template
 //! semantics and error messages; [`funcs`] has Packer's functions.
 
-pub mod commands;
 pub mod decode;
 pub mod diagnostics;
 pub mod duration;
@@ -27,7 +26,6 @@ pub mod template;
 pub mod variables;
 pub mod version;
 
-pub use commands::TemplateArgs;
 pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use late::{LateContext, LateMap, LateTemplate, RenderError};
 pub use load::{Build, LoadOptions, Loaded, load};

@@ -2,7 +2,7 @@
 //! (`crates/template/src/schema/`): this test renders it and fails when a committed file differs, or
 //! when an option has no doc comment. Regenerate the files with
 //!
-//!     BAKERY_BLESS=1 cargo test -p bakery-template --test options_reference
+//!     BAKERY_BLESS=1 cargo test -p bakery-template --test tests options_reference
 //!
 //! The sources are read as text: a `pub struct` or `pub enum` at the start of a line, its `///` doc
 //! comment, and each `pub field: Type,` (or variant) with its own `///` doc comment. A field's option
@@ -13,7 +13,7 @@ use bakery_template::schema::amazon_ebs::{LATE_FIELDS, RENAMED};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-const REGENERATE: &str = "BAKERY_BLESS=1 cargo test -p bakery-template --test options_reference";
+const REGENERATE: &str = "BAKERY_BLESS=1 cargo test -p bakery-template --test tests options_reference";
 
 /// One generated file: the plugin, what it is, and its sources in the order they are rendered.
 struct Reference {

@@ -1,28 +1,33 @@
-//! Back-ends of `bake validate`, `bake inspect` and `bake console`: the CLI
-//! front-end fills [`TemplateArgs`] and calls these; they write to the given
-//! writers and return the exit code (0 ok, 1 invalid).
+//! `bake validate`, `bake inspect` and `bake console`: the command line fills [`TemplateArgs`] and calls
+//! these; they write to the given writers and return the exit code (0 ok, 1 invalid).
 
-use crate::diagnostics::Diagnostics;
-use crate::engine::{Template as Engine, Value};
-use crate::funcs::{FuncContext, PackerFuncs};
-use crate::load::{LoadOptions, load, resolve_variables};
-use crate::secrets::{MASK, Secrets};
-use crate::template::parse_file;
-use crate::version::PACKER_COMPAT_VERSION;
+use bakery_template::diagnostics::Diagnostics;
+use bakery_template::engine::{Template as Engine, Value};
+use bakery_template::funcs::{FuncContext, PackerFuncs};
+use bakery_template::load::{LoadOptions, load, resolve_variables};
+use bakery_template::secrets::{MASK, Secrets};
+use bakery_template::template::parse_file;
+use bakery_template::version::PACKER_COMPAT_VERSION;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 /// What every template command takes from the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TemplateArgs {
+    /// The template file.
     pub template: PathBuf,
+    /// `-var K=V`, in order.
     pub vars: Vec<(String, String)>,
+    /// `-var-file F`, in order (later files win).
     pub var_files: Vec<PathBuf>,
+    /// `-only` build names.
     pub only: Vec<String>,
+    /// `-except` build names.
     pub except: Vec<String>,
 }
 
 impl TemplateArgs {
+    /// The template crate's load options.
     pub fn load_options(&self, syntax_only: bool) -> LoadOptions {
         LoadOptions {
             vars: self.vars.clone(),
@@ -184,6 +189,7 @@ pub fn inspect(args: &TemplateArgs, out: &mut dyn Write, err: &mut dyn Write) ->
     0
 }
 
+/// What `help` prints in `bake console`.
 pub const CONSOLE_HELP: &str = "bakery console: JSON templates.
 Type a template expression to see it rendered with the template's variables,
 e.g. {{user `name`}} or {{timestamp}}.

@@ -2,7 +2,7 @@
 //! group sampled throughout (here moto keeps both groups registered, so the overlap is visible), and
 //! rollback of an unhealthy new group.
 
-mod common;
+use super::common;
 
 use bakery_core::aws::Clients;
 use bakery_lab::Lab;

@@ -1,16 +1,20 @@
-//! The `rollout` command line: parse → [`Session`] → command → summary → exit code (0 done, 1 failed or
-//! rolled back, 2 usage). `src/bin/rollout.rs` calls [`main`]; tests call [`run`] with their own output
-//! and AWS settings.
+//! The `rollout` command line: parse → lift into typed [`Command`] and session [`Options`] → [`Session`] →
+//! summary → exit code (0 done, 1 failed or rolled back, 2 usage). `src/bin/rollout.rs` calls [`main`];
+//! tests call [`run`] with their own output and AWS settings.
 
-use crate::config::Overrides;
-use crate::error::RolloutError;
-use crate::session::{Options, Session};
 use bakery_core::aws::AwsSettings;
-use bakery_core::ui::{Mode, Ui, UiOptions};
+use bakery_core::frontend::interrupt::{self, Messages, Tokens};
+use bakery_core::frontend::runtime;
+use bakery_core::frontend::terminal::{Output, stdout_is_terminal};
+use bakery_core::ui::{Mode, Ui};
+use bakery_rollout::command::Command;
+use bakery_rollout::config::Overrides;
+use bakery_rollout::gc::{GcRequest, missing_keep};
+use bakery_rollout::{Options, RolloutError, Session};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,7 +35,7 @@ pub struct Cli {
     pub global: GlobalArgs,
     /// The command (deploy when omitted).
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Option<CommandArgs>,
     /// `rollout --ami AMI` without a command deploys.
     #[command(flatten)]
     pub deploy: DeployArgs,
@@ -99,7 +103,7 @@ pub struct DeployArgs {
 
 impl DeployArgs {
     /// The manifest overrides these flags make.
-    pub fn overrides(&self) -> Overrides {
+    fn overrides(&self) -> Overrides {
         Overrides {
             instance_type: self.instance_type.clone(),
             min: self.min,
@@ -113,7 +117,7 @@ impl DeployArgs {
 
 /// The commands.
 #[derive(Debug, Subcommand, Clone)]
-pub enum Command {
+pub enum CommandArgs {
     /// Create (or converge) the load balancer, DNS ALIAS, key pair and security groups; idempotent.
     Setup,
     /// Show what is live now and what a rollout would do; read-only.
@@ -138,6 +142,18 @@ pub struct GcArgs {
     pub tags: Vec<(String, String)>,
 }
 
+impl GcArgs {
+    /// The library's request.
+    fn request(self, dry_run: bool) -> GcRequest {
+        GcRequest {
+            keep: self.keep,
+            name_prefix: self.name_prefix,
+            tags: self.tags,
+            dry_run,
+        }
+    }
+}
+
 /// `K=V` (the key must not be empty).
 pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -146,22 +162,15 @@ pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// `90`, `90s`, `500ms`, `15m`, `1h`.
+/// A duration flag: Go's duration syntax as templates use it (`90s`, `15m`, `1h30m`, `500ms`), or bare
+/// seconds (`90`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (90s, 15m, 1h)"))?;
-    let d = match unit {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m, h)")),
-    };
-    Ok(d)
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    bakery_template::duration::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration (90s, 15m, 1h): {e}"))
 }
 
 /// Where output goes.
@@ -180,7 +189,7 @@ impl Io {
         Io {
             stdout: Box::new(std::io::stdout()),
             stderr: Box::new(std::io::stderr()),
-            tty: std::io::stdout().is_terminal(),
+            tty: stdout_is_terminal(),
         }
     }
 }
@@ -188,23 +197,15 @@ impl Io {
 /// The binary's `main`: real stdout/stderr, AWS settings from the flags and the environment, and
 /// Ctrl-C/SIGTERM handling (first: stop and roll back; second: stop rolling back).
 pub fn main() -> std::process::ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("rollout: cannot start the async runtime: {e}");
-            return std::process::ExitCode::from(1);
-        }
-    };
-    let code = rt.block_on(run(
-        std::env::args_os(),
-        AwsSettings::default(),
-        Io::process(),
-        true,
-    ));
-    std::process::ExitCode::from(code)
+    runtime::block_on(
+        "rollout",
+        run(
+            std::env::args_os(),
+            AwsSettings::default(),
+            Io::process(),
+            true,
+        ),
+    )
 }
 
 #[derive(Serialize)]
@@ -213,103 +214,59 @@ struct JsonError<'a> {
     error: String,
 }
 
-/// Parses `args`, runs the command and returns the exit code. `base` is the AWS settings the flags are
-/// applied to (tests give the lab's endpoint and keys); `signals` installs the interrupt handlers.
-pub async fn run(
-    args: impl IntoIterator<Item = OsString>,
-    base: AwsSettings,
-    io: Io,
-    signals: bool,
-) -> u8 {
-    let Io {
-        mut stdout,
-        mut stderr,
-        tty,
-    } = io;
-    let cli = match Cli::try_parse_from(args) {
-        Ok(c) => c,
-        Err(e) => {
-            let text = e.render().ansi().to_string();
-            let code = e.exit_code();
-            if e.use_stderr() {
-                let _ = write!(stderr, "{text}");
-            } else {
-                let _ = write!(stdout, "{text}");
-            }
-            return code.clamp(0, 255) as u8;
-        }
-    };
+/// What rollout says on each interrupt.
+const INTERRUPT_MESSAGES: Messages = Messages {
+    target: "rollout",
+    first: "Interrupted: stopping; anything created is rolled back (interrupt again to stop that too)",
+    second: "Interrupted again: stopping the rollback",
+};
+
+/// The command line lifted into what the library takes.
+struct Invocation {
+    command: Command,
+    overrides: Overrides,
+    global: GlobalArgs,
+}
+
+/// Lifts the parsed flags into a [`Command`]; a usage message when they do not make one.
+fn lift(cli: Cli) -> Result<Invocation, &'static str> {
     // `rollout --ami X setup` is ambiguous: deploy flags go after `deploy`/`plan`, or without a command.
     if cli.command.is_some() && cli.deploy != DeployArgs::default() {
-        let _ = writeln!(
-            stderr,
-            "error: --ami and the capacity/timeout flags go after `deploy` or `plan` (or use them without a command)\n\nFor more information, try '--help'."
+        return Err(
+            "error: --ami and the capacity/timeout flags go after `deploy` or `plan` (or use them without a command)\n\nFor more information, try '--help'.",
         );
-        return 2;
     }
-    let g = cli.global.clone();
-    let (command, deploy_args) = match cli.command.clone() {
-        None => (None, cli.deploy.clone()),
-        Some(Command::Deploy(a)) => (None, a),
-        Some(Command::Plan(a)) => (Some("plan"), a),
-        Some(Command::Setup) => (Some("setup"), DeployArgs::default()),
-        Some(Command::Gc(_)) => (Some("gc"), DeployArgs::default()),
+    let dry_run = cli.global.dry_run;
+    let (command, deploy_args) = match cli.command {
+        Some(CommandArgs::Setup) => (Command::Setup { dry_run }, DeployArgs::default()),
+        Some(CommandArgs::Gc(a)) => (Command::Gc(a.request(dry_run)), DeployArgs::default()),
+        Some(CommandArgs::Plan(a)) => (Command::Plan { ami: a.ami.clone() }, a),
+        Some(CommandArgs::Deploy(a)) => (deploy(&a, dry_run)?, a),
+        None => (deploy(&cli.deploy, dry_run)?, cli.deploy),
     };
-    if command.is_none() && deploy_args.ami.is_none() {
-        let _ = writeln!(
-            stderr,
-            "error: --ami is required to roll out (or run `rollout setup` / `rollout plan`)\n\nUsage: rollout [OPTIONS] --ami <AMI>\n       rollout [OPTIONS] <setup|plan|deploy>\n\nFor more information, try '--help'."
-        );
-        return 2;
-    }
+    Ok(Invocation {
+        command,
+        overrides: deploy_args.overrides(),
+        global: cli.global,
+    })
+}
 
-    // JSON: events to stderr, the one summary document to stdout. Human: everything to stdout.
-    let (ui, mut summary_out): (Ui, Box<dyn Write + Send>) = if g.json {
-        let opts = UiOptions {
-            mode: Mode::Json,
-            color: false,
-            timestamps: false,
-            progress: false,
-            secrets: vec![],
-        };
-        (Ui::to_writer(opts, stderr), stdout)
+/// `rollout --ami AMI` and `rollout deploy --ami AMI`; with `--dry-run`, a plan.
+fn deploy(a: &DeployArgs, dry_run: bool) -> Result<Command, &'static str> {
+    let Some(ami) = a.ami.clone() else {
+        return Err(
+            "error: --ami is required to roll out (or run `rollout setup` / `rollout plan`)\n\nUsage: rollout [OPTIONS] --ami <AMI>\n       rollout [OPTIONS] <setup|plan|deploy>\n\nFor more information, try '--help'.",
+        );
+    };
+    Ok(if dry_run {
+        Command::Plan { ami: Some(ami) }
     } else {
-        let opts = UiOptions {
-            mode: Mode::Human,
-            color: tty && !g.no_color,
-            timestamps: false,
-            progress: tty,
-            secrets: vec![],
-        };
-        let ui = if tty {
-            Ui::stdout(opts)
-        } else {
-            Ui::to_writer(opts, stdout)
-        };
-        (ui, stderr)
-    };
-    // In human mode summaries go through the Ui (stdout) and errors to stderr (`summary_out`).
-    let json = g.json;
-    let emit_error = |out: &mut Box<dyn Write + Send>, ui: &Ui, e: &RolloutError| {
-        if json {
-            let doc = match e.report() {
-                Some(r) => serde_json::to_string_pretty(r),
-                None => serde_json::to_string_pretty(&JsonError {
-                    status: "error",
-                    error: e.to_string(),
-                }),
-            };
-            if let Ok(doc) = doc {
-                let _ = writeln!(out, "{doc}");
-            }
-        } else {
-            if let Some(r) = e.report() {
-                ui.plain(r.render().trim_end());
-            }
-            let _ = writeln!(out, "rollout: error: {}", e.headline());
-        }
-    };
+        Command::Deploy { ami }
+    })
+}
 
+/// The session's options: the flags applied over `base`.
+fn options(g: &GlobalArgs, base: AwsSettings, overrides: Overrides, ui: Ui) -> Options {
     let mut aws = base;
     if g.region.is_some() {
         aws.region = g.region.clone();
@@ -320,153 +277,185 @@ pub async fn run(
     if g.endpoint_url.is_some() {
         aws.endpoint_url = g.endpoint_url.clone();
     }
-    let options = Options {
+    Options {
         manifest: g.manifest.clone(),
         env: g.env.clone(),
         aws,
-        overrides: deploy_args.overrides(),
-        ui: ui.clone(),
-    };
-    let session = match Session::open(options).await {
-        Ok(s) => s,
-        Err(e) => {
-            emit_error(&mut summary_out, &ui, &e);
-            return 1;
-        }
-    };
-    if signals {
-        let cancel = session.cancel_token();
-        let cancel_cleanup = session.cancel_cleanup_token();
-        let ui = ui.clone();
-        tokio::spawn(async move {
-            if interrupted().await {
-                ui.error("rollout", "Interrupted: stopping; anything created is rolled back (interrupt again to stop that too)");
-                cancel.cancel();
-            }
-            if interrupted().await {
-                ui.error("rollout", "Interrupted again: stopping the rollback");
-                cancel_cleanup.cancel();
-            }
-        });
+        overrides,
+        ui,
     }
+}
 
-    let print = |out: &mut Box<dyn Write + Send>,
-                 ui: &Ui,
-                 doc: serde_json::Result<String>,
-                 human: String| {
-        if json {
+/// Where the Ui writes and where summaries and errors go. JSON: events to stderr, the one summary
+/// document to stdout. Human: everything to stdout through the Ui, errors to stderr.
+fn outputs(g: &GlobalArgs, io: Io) -> (Ui, Box<dyn Write + Send>) {
+    let Io {
+        stdout,
+        stderr,
+        tty,
+    } = io;
+    if g.json {
+        let output = Output {
+            mode: Mode::Json,
+            color: false,
+            timestamps: false,
+            tty,
+        };
+        (Ui::to_writer(output.ui_options(vec![]), stderr), stdout)
+    } else {
+        let output = Output {
+            mode: Mode::Human,
+            color: !g.no_color,
+            timestamps: false,
+            tty,
+        };
+        let ui = if tty {
+            Ui::stdout(output.ui_options(vec![]))
+        } else {
+            Ui::to_writer(output.ui_options(vec![]), stdout)
+        };
+        (ui, stderr)
+    }
+}
+
+/// Prints a summary: JSON to `out`, or the human rendering through the Ui.
+struct Printer {
+    json: bool,
+    ui: Ui,
+    out: Box<dyn Write + Send>,
+}
+
+impl Printer {
+    fn report(&mut self, doc: serde_json::Result<String>, human: String) {
+        if self.json {
             if let Ok(doc) = doc {
-                let _ = writeln!(out, "{doc}");
+                let _ = writeln!(self.out, "{doc}");
             }
         } else {
-            ui.plain(human.trim_end());
+            self.ui.plain(human.trim_end());
         }
-    };
-    match command {
-        Some("gc") => {
-            let a = match &cli.command {
-                Some(Command::Gc(a)) => a.clone(),
-                _ => GcArgs::default(),
+    }
+
+    fn error(&mut self, e: &RolloutError) {
+        if self.json {
+            let doc = match e.report() {
+                Some(r) => serde_json::to_string_pretty(r),
+                None => serde_json::to_string_pretty(&JsonError {
+                    status: "error",
+                    error: e.to_string(),
+                }),
             };
-            let req = crate::gc::GcRequest {
-                keep: a.keep,
-                name_prefix: a.name_prefix.clone(),
-                tags: a.tags.clone(),
-                dry_run: g.dry_run,
-            };
-            if req.keep.or(session.ctx().cfg.gc.keep).is_none() {
-                emit_error(
-                    &mut summary_out,
-                    &ui,
-                    &crate::gc::missing_keep(&session.ctx().cfg),
-                );
-                return 2;
+            if let Ok(doc) = doc {
+                let _ = writeln!(self.out, "{doc}");
             }
-            match session.gc(&req).await {
-                Ok(r) => {
-                    print(
-                        &mut summary_out,
-                        &ui,
-                        serde_json::to_string_pretty(&r),
-                        r.render(),
-                    );
-                    u8::from(!r.problems.is_empty())
-                }
-                Err(e) => {
-                    emit_error(&mut summary_out, &ui, &e);
-                    1
-                }
+        } else {
+            if let Some(r) = e.report() {
+                self.ui.plain(r.render().trim_end());
             }
-        }
-        Some("setup") => match session.setup(g.dry_run).await {
-            Ok(r) => {
-                print(
-                    &mut summary_out,
-                    &ui,
-                    serde_json::to_string_pretty(&r),
-                    r.render(),
-                );
-                0
-            }
-            Err(e) => {
-                emit_error(&mut summary_out, &ui, &e);
-                1
-            }
-        },
-        _ if command == Some("plan") || g.dry_run => {
-            match session.plan(deploy_args.ami.as_deref()).await {
-                Ok(r) => {
-                    print(
-                        &mut summary_out,
-                        &ui,
-                        serde_json::to_string_pretty(&r),
-                        r.render(),
-                    );
-                    u8::from(!r.problems.is_empty())
-                }
-                Err(e) => {
-                    emit_error(&mut summary_out, &ui, &e);
-                    1
-                }
-            }
-        }
-        _ => {
-            let ami = deploy_args.ami.clone().unwrap_or_default();
-            match session.deploy(&ami).await {
-                Ok(r) => {
-                    print(
-                        &mut summary_out,
-                        &ui,
-                        serde_json::to_string_pretty(&r),
-                        r.render(),
-                    );
-                    0
-                }
-                Err(e) => {
-                    emit_error(&mut summary_out, &ui, &e);
-                    1
-                }
-            }
+            let _ = writeln!(self.out, "rollout: error: {}", e.headline());
         }
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM; false if signals cannot be watched.
-async fn interrupted() -> bool {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            return tokio::signal::ctrl_c().await.is_ok();
-        };
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.is_ok(),
-            r = term.recv() => r.is_some(),
+/// Parses `args`, runs the command and returns the exit code. `base` is the AWS settings the flags are
+/// applied to (tests give the lab's endpoint and keys); `signals` installs the interrupt handlers.
+pub async fn run(
+    args: impl IntoIterator<Item = OsString>,
+    base: AwsSettings,
+    mut io: Io,
+    signals: bool,
+) -> u8 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let text = e.render().ansi().to_string();
+            let out = if e.use_stderr() {
+                &mut io.stderr
+            } else {
+                &mut io.stdout
+            };
+            let _ = write!(out, "{text}");
+            return e.exit_code().clamp(0, 255) as u8;
         }
+    };
+    let Invocation {
+        command,
+        overrides,
+        global,
+    } = match lift(cli) {
+        Ok(i) => i,
+        Err(usage) => {
+            let _ = writeln!(io.stderr, "{usage}");
+            return 2;
+        }
+    };
+    let (ui, out) = outputs(&global, io);
+    let mut printer = Printer {
+        json: global.json,
+        ui: ui.clone(),
+        out,
+    };
+    let session = match Session::open(options(&global, base, overrides, ui.clone())).await {
+        Ok(s) => s,
+        Err(e) => {
+            printer.error(&e);
+            return 1;
+        }
+    };
+    if signals {
+        let tokens = Tokens {
+            cancel: session.cancel_token(),
+            cancel_cleanup: session.cancel_cleanup_token(),
+        };
+        interrupt::watch(ui, INTERRUPT_MESSAGES, tokens);
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.is_ok()
+    match command {
+        Command::Gc(req) => {
+            if req.keep.or(session.ctx().cfg.gc.keep).is_none() {
+                printer.error(&missing_keep(&session.ctx().cfg));
+                return 2;
+            }
+            match session.gc(&req).await {
+                Ok(r) => {
+                    printer.report(serde_json::to_string_pretty(&r), r.render());
+                    u8::from(!r.problems.is_empty())
+                }
+                Err(e) => {
+                    printer.error(&e);
+                    1
+                }
+            }
+        }
+        Command::Setup { dry_run } => match session.setup(dry_run).await {
+            Ok(r) => {
+                printer.report(serde_json::to_string_pretty(&r), r.render());
+                0
+            }
+            Err(e) => {
+                printer.error(&e);
+                1
+            }
+        },
+        Command::Plan { ami } => match session.plan(ami.as_deref()).await {
+            Ok(r) => {
+                printer.report(serde_json::to_string_pretty(&r), r.render());
+                u8::from(!r.problems.is_empty())
+            }
+            Err(e) => {
+                printer.error(&e);
+                1
+            }
+        },
+        Command::Deploy { ami } => match session.deploy(&ami).await {
+            Ok(r) => {
+                printer.report(serde_json::to_string_pretty(&r), r.render());
+                0
+            }
+            Err(e) => {
+                printer.error(&e);
+                1
+            }
+        },
     }
 }
 
@@ -494,7 +483,7 @@ mod tests {
         assert_eq!(c.deploy.desired, Some(3));
         assert_eq!(c.global.env.as_deref(), Some("production"));
         let c = parse(&["setup", "--env", "dev01", "--dry-run"]).unwrap();
-        assert!(matches!(c.command, Some(Command::Setup)));
+        assert!(matches!(c.command, Some(CommandArgs::Setup)));
         assert!(c.global.dry_run);
         assert_eq!(c.global.env.as_deref(), Some("dev01"));
         let c = parse(&[
@@ -507,7 +496,7 @@ mod tests {
         ])
         .unwrap();
         match c.command {
-            Some(Command::Deploy(a)) => {
+            Some(CommandArgs::Deploy(a)) => {
                 assert_eq!(a.ami.as_deref(), Some("ssm:/x"));
                 assert_eq!(a.health_timeout, Some(Duration::from_secs(90)));
             }

@@ -3,7 +3,7 @@
 //! a second run removes nothing; launch template versions keep the default, the latest, the ones a group
 //! references and the newest N. Also the command line's errors.
 
-mod common;
+use super::common;
 
 use bakery_core::aws::Clients;
 use bakery_lab::Lab;
@@ -101,25 +101,6 @@ async fn owned_snapshots(c: &Clients) -> BTreeSet<String> {
         .iter()
         .filter_map(|s| s.snapshot_id().map(str::to_string))
         .collect()
-}
-
-async fn cli(lab: &Lab, args: &[&str]) -> (u8, String, String) {
-    let out = Buf::default();
-    let err = Buf::default();
-    let code = bakery_rollout::cli::run(
-        std::iter::once("rollout")
-            .chain(args.iter().copied())
-            .map(Into::into),
-        settings(lab),
-        bakery_rollout::cli::Io {
-            stdout: Box::new(out.clone()),
-            stderr: Box::new(err.clone()),
-            tty: false,
-        },
-        false,
-    )
-    .await;
-    (code, out.text(), err.text())
 }
 
 fn decision<'a>(r: &'a GcReport, ami: &str) -> &'a bakery_rollout::gc::AmiDecision {

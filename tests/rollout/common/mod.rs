@@ -20,11 +20,15 @@ pub const OTHER_PUBLIC_KEY: &str =
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// rollout leaves its environments in moto (tagged bakery-managed) on purpose; the bake tests assert that
+/// nothing bakery-managed is left in theirs.
+static LAB: crate::common::OwnLab = crate::common::OwnLab::new();
+
 /// The lab, and a lock held for the whole test: moto's request counts are per lab, so tests of one
 /// binary take turns (each takes a few seconds).
 pub async fn lab() -> (&'static Lab, tokio::sync::MutexGuard<'static, ()>) {
     let guard = SERIAL.lock().await;
-    (Lab::shared(), guard)
+    (crate::common::own_lab(&LAB), guard)
 }
 
 /// AWS settings pointing at the lab.
@@ -61,6 +65,26 @@ impl Buf {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+}
+
+/// Runs the `rollout` command line against the lab: (exit code, stdout, stderr).
+pub async fn cli(lab: &Lab, args: &[&str]) -> (u8, String, String) {
+    let out = Buf::default();
+    let err = Buf::default();
+    let code = bakery::cli::rollout::run(
+        std::iter::once("rollout")
+            .chain(args.iter().copied())
+            .map(Into::into),
+        settings(lab),
+        bakery::cli::rollout::Io {
+            stdout: Box::new(out.clone()),
+            stderr: Box::new(err.clone()),
+            tty: false,
+        },
+        false,
+    )
+    .await;
+    (code, out.text(), err.text())
 }
 
 /// A session on the lab, its human output captured in the returned buffer.

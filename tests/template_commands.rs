@@ -1,8 +1,8 @@
 //! The `validate`, `inspect` and `console` back-ends: exit codes, what goes
 //! to stdout and stderr, masking.
 
-use bakery_template::TemplateArgs;
-use bakery_template::commands::{console, inspect, validate};
+use bakery::cli::template::TemplateArgs;
+use bakery::cli::template::{console, inspect, validate};
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {

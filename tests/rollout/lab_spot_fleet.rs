@@ -3,7 +3,7 @@
 //! and manifest validation. moto 5.2.5's spot fleets are patched by the lab to do what AWS does
 //! (`lab/py/moto_lab.py`, `patch_moto_spot_fleets`); the first test also proves the patch is in place.
 
-mod common;
+use super::common;
 
 use bakery_core::aws::Clients;
 use bakery_lab::Lab;
@@ -657,7 +657,7 @@ fn spot_fleet_settings_are_validated_with_their_place() {
 
 #[test]
 fn the_example_manifest_is_valid() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../manifests/rollout-spot.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/rollout-spot.json");
     let m = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let prod = RolloutConfig::resolve(&m, Some("production"), &Overrides::default())
         .unwrap_or_else(|e| panic!("{e}"));

@@ -2,7 +2,7 @@
 //! rollouts AMI-1 → AMI-2 → AMI-3 with the load balancer sampled throughout, rollback of an unhealthy new
 //! group, refusal of a concurrent rollout, read-only plan, and the command line.
 
-mod common;
+use super::common;
 
 use bakery_core::aws::Clients;
 use bakery_lab::Lab;
@@ -806,25 +806,6 @@ async fn plan_shows_what_is_live_using_reads_only() {
         "{:?}",
         plan.problems
     );
-}
-
-async fn cli(lab: &Lab, args: &[&str]) -> (u8, String, String) {
-    let out = Buf::default();
-    let err = Buf::default();
-    let code = bakery_rollout::cli::run(
-        std::iter::once("rollout")
-            .chain(args.iter().copied())
-            .map(Into::into),
-        settings(lab),
-        bakery_rollout::cli::Io {
-            stdout: Box::new(out.clone()),
-            stderr: Box::new(err.clone()),
-            tty: false,
-        },
-        false,
-    )
-    .await;
-    (code, out.text(), err.text())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,26 @@
+//! What the `rollout` front-end asks a [`Session`](crate::Session) to do, as Rust types: the command line
+//! is lifted into one of these before the session opens.
+
+use crate::gc::GcRequest;
+
+/// One `rollout` command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Create (or converge) the environment; with `dry_run`, only show what would be done.
+    Setup {
+        /// Read-only AWS calls only.
+        dry_run: bool,
+    },
+    /// Show what is live now and what rolling `ami` out would do; read-only.
+    Plan {
+        /// The AMI reference (`ami-…`, `ssm:/…`, a bake manifest), when given.
+        ami: Option<String>,
+    },
+    /// Roll `ami` out.
+    Deploy {
+        /// The AMI reference (`ami-…`, `ssm:/…`, a bake manifest).
+        ami: String,
+    },
+    /// Remove the app's old AMIs and launch template versions that nothing uses.
+    Gc(GcRequest),
+}

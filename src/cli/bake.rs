@@ -1,0 +1,321 @@
+//! The `bake` command line: raw flags are lifted into validated options before anything else sees them.
+//!
+//! Packer's single-dash long flags (`-var K=V`, `-var-file=F`, `-only=a,b`, `-color=false`) and the GNU
+//! `--` forms both work: [`normalize_args`] rewrites the former into the latter, and `bake TEMPLATE` means
+//! `bake build TEMPLATE`.
+
+use super::{build, cleanup, template};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// bake: build AMIs from Packer JSON templates.
+#[derive(Debug, Parser)]
+#[command(name = "bake", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the builds of one or more templates (the default: `bake TEMPLATE`).
+    Build(BuildArgs),
+    /// Check a template: exit 0 when valid, 1 with every error.
+    Validate(ValidateArgs),
+    /// Show a template's variables, builds, provisioners and post-processors.
+    Inspect(TemplateOpts),
+    /// Render template expressions read one per line from stdin.
+    Console(TemplateOpts),
+    /// Remove what killed runs left behind (from the run journals and bakery's tags).
+    Cleanup(cleanup::CleanupArgs),
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Options every command that reads a template takes.
+#[derive(Debug, Args, Clone)]
+pub struct VarOpts {
+    /// Set a user variable (wins over every -var-file, whatever the order).
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_kv)]
+    pub vars: Vec<(String, String)>,
+    /// Read user variables from a JSON file (later files win).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+    /// Run only these builds (names, comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub only: Vec<String>,
+    /// Skip these builds (names, comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub except: Vec<String>,
+}
+
+/// One template plus variables.
+#[derive(Debug, Args, Clone)]
+pub struct TemplateOpts {
+    /// Variables and build selection.
+    #[command(flatten)]
+    pub vars: VarOpts,
+    /// The template.
+    pub template: PathBuf,
+}
+
+impl TemplateOpts {
+    /// The template commands' arguments.
+    pub fn template_args(&self) -> template::TemplateArgs {
+        template_args(&self.vars, self.template.clone())
+    }
+}
+
+/// The template commands' arguments for `template` with `v`.
+pub fn template_args(v: &VarOpts, template: PathBuf) -> template::TemplateArgs {
+    template::TemplateArgs {
+        template,
+        vars: v.vars.clone(),
+        var_files: v.var_files.clone(),
+        only: v.only.clone(),
+        except: v.except.clone(),
+    }
+}
+
+/// `bake validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Only check the JSON and the template's structure.
+    #[arg(long = "syntax-only")]
+    pub syntax_only: bool,
+    /// The template and its variables.
+    #[command(flatten)]
+    pub t: TemplateOpts,
+}
+
+/// `-on-error`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OnErrorArg {
+    /// Clean up everything (default).
+    Cleanup,
+    /// Leave everything as it is; `bake cleanup` removes it later.
+    Abort,
+    /// Ask what to do.
+    Ask,
+    /// Run the error-cleanup-provisioner, then abort.
+    RunCleanupProvisioner,
+}
+
+/// `bake build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Variables and build selection (apply to every template).
+    #[command(flatten)]
+    pub vars: VarOpts,
+    /// Replace an existing AMI of the same name; start manifest files afresh.
+    #[arg(long)]
+    pub force: bool,
+    /// What to do when a build fails.
+    #[arg(long = "on-error", value_enum, default_value = "cleanup")]
+    pub on_error: OnErrorArg,
+    /// How many builds run at once (0: all).
+    #[arg(long = "parallel-builds", default_value_t = 0, value_name = "N")]
+    pub parallel_builds: usize,
+    /// Colour output (`-color=false` turns it off).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub color: bool,
+    /// Packer's machine-readable output.
+    #[arg(long = "machine-readable")]
+    pub machine_readable: bool,
+    /// JSON lines output.
+    #[arg(long)]
+    pub json: bool,
+    /// Prefix output lines with a timestamp.
+    #[arg(long = "timestamp-ui")]
+    pub timestamp_ui: bool,
+    /// Builds one at a time and keep the temporary private key as ec2_<build>.pem.
+    #[arg(long)]
+    pub debug: bool,
+    /// Print what would be created and run, calling only read-only AWS APIs.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// After success, write the AMI id to this SSM parameter (String, overwritten).
+    #[arg(long = "publish-ssm", value_name = "PARAMETER")]
+    pub publish_ssm: Option<String>,
+    /// Several templates: pass each template's AMI (build region) to the next as this user variable.
+    #[arg(long = "pass-ami", value_name = "VARIABLE")]
+    pub pass_ami: Option<String>,
+    /// An endpoint URL for every AWS service (like AWS_ENDPOINT_URL).
+    #[arg(long = "endpoint-url", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Bake each template once per FILE (repeatable), in parallel: the common -var-file values, then
+    /// FILE's over them, then -var over both. Build names get the file's stem: `amazon-ebs (web)`.
+    #[arg(long = "each-var-file", value_name = "FILE")]
+    pub each_var_files: Vec<PathBuf>,
+    /// The templates, run in order.
+    #[arg(required = true, value_name = "TEMPLATE")]
+    pub templates: Vec<PathBuf>,
+}
+
+const SUBCOMMANDS: &[&str] = &["build", "validate", "inspect", "console", "cleanup", "help"];
+
+/// Rewrites Packer-style arguments for clap: `-flag` → `--flag` (single-dash long flags), and inserts
+/// `build` when the first argument is not a subcommand (`bake t.json`, `bake -var x=1 t.json`).
+pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut it = args.into_iter();
+    let mut out: Vec<String> = it.next().into_iter().collect();
+    let mut rest: Vec<String> = Vec::new();
+    let mut literal = false;
+    for a in it {
+        if literal {
+            rest.push(a);
+            continue;
+        }
+        if a == "--" {
+            literal = true;
+            rest.push(a);
+            continue;
+        }
+        let single_dash_long = a.len() > 2
+            && a.starts_with('-')
+            && !a.starts_with("--")
+            && a[1..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic());
+        rest.push(if single_dash_long { format!("-{a}") } else { a });
+    }
+    let first = rest.first().map(String::as_str).unwrap_or("");
+    let is_meta = matches!(first, "-h" | "--help" | "-V" | "--version");
+    if !first.is_empty() && !is_meta && !SUBCOMMANDS.contains(&first) {
+        out.push("build".into());
+    }
+    out.extend(rest);
+    out
+}
+
+/// The `bake` binary's `main`.
+pub fn main() -> std::process::ExitCode {
+    let args = std::env::args().collect();
+    bakery_core::frontend::runtime::block_on(
+        "bake",
+        async move { run(args).await.clamp(0, 255) as u8 },
+    )
+}
+
+/// Runs the `bake` command line; returns the process exit code.
+pub async fn run(args: Vec<String>) -> i32 {
+    let args = normalize_args(args);
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 1 } else { 0 };
+        }
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    match cli.command {
+        Command::Validate(v) => template::validate(
+            &v.t.template_args(),
+            v.syntax_only,
+            &mut stdout.lock(),
+            &mut stderr.lock(),
+        ),
+        Command::Inspect(t) => {
+            template::inspect(&t.template_args(), &mut stdout.lock(), &mut stderr.lock())
+        }
+        Command::Console(t) => {
+            let stdin = std::io::stdin();
+            template::console(
+                &t.template_args(),
+                &mut stdin.lock(),
+                &mut stdout.lock(),
+                &mut stderr.lock(),
+            )
+        }
+        Command::Build(b) => build::run(b).await,
+        Command::Cleanup(c) => cleanup::run(c).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(a: &[&str]) -> Vec<String> {
+        normalize_args(a.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn packer_single_dash_flags_become_long_flags() {
+        assert_eq!(
+            n(&[
+                "bake",
+                "-var",
+                "a=b",
+                "-var-file=f.json",
+                "-only=x,y",
+                "-color=false",
+                "t.json"
+            ]),
+            [
+                "bake",
+                "build",
+                "--var",
+                "a=b",
+                "--var-file=f.json",
+                "--only=x,y",
+                "--color=false",
+                "t.json"
+            ]
+        );
+        assert_eq!(
+            n(&["bake", "validate", "-syntax-only", "t.json"]),
+            ["bake", "validate", "--syntax-only", "t.json"]
+        );
+        assert_eq!(n(&["bake", "t.json"]), ["bake", "build", "t.json"]);
+        assert_eq!(n(&["bake", "--help"]), ["bake", "--help"]);
+        assert_eq!(
+            n(&["bake", "build", "--", "-weird.json"]),
+            ["bake", "build", "--", "-weird.json"]
+        );
+    }
+
+    #[test]
+    fn the_cli_parses_packer_style_builds() {
+        let cli = Cli::try_parse_from(n(&[
+            "bake",
+            "-var",
+            "SOURCE_ID=ami-1",
+            "-only",
+            "a,b",
+            "-on-error=abort",
+            "-color=false",
+            "-force",
+            "x.json",
+            "y.json",
+        ]))
+        .unwrap();
+        let Command::Build(b) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(
+            b.vars.vars,
+            vec![("SOURCE_ID".to_string(), "ami-1".to_string())]
+        );
+        assert_eq!(b.vars.only, ["a", "b"]);
+        assert_eq!(b.on_error, OnErrorArg::Abort);
+        assert!(!b.color);
+        assert!(b.force);
+        assert_eq!(b.templates.len(), 2);
+    }
+
+    #[test]
+    fn a_bad_var_is_a_usage_error() {
+        assert!(Cli::try_parse_from(n(&["bake", "-var", "novalue", "t.json"])).is_err());
+    }
+}
