@@ -13,7 +13,8 @@ use bakery_template::schema::amazon_ebs::{LATE_FIELDS, RENAMED};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-const REGENERATE: &str = "BAKERY_BLESS=1 cargo test -p bakery-template --test tests options_reference";
+const REGENERATE: &str =
+    "BAKERY_BLESS=1 cargo test -p bakery-template --test tests options_reference";
 
 /// One generated file: the plugin, what it is, and its sources in the order they are rendered.
 struct Reference {

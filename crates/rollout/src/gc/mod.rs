@@ -24,8 +24,8 @@ mod plan;
 mod report;
 mod templates;
 
-pub use report::{Action, AmiDecision, GcReport, SnapshotDecision, VersionDecision};
 pub use crate::retention::{GcConfig, Selection};
+pub use report::{Action, AmiDecision, GcReport, SnapshotDecision, VersionDecision};
 
 use crate::config::RolloutConfig;
 use crate::context::Ctx;

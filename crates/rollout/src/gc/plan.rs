@@ -2,9 +2,9 @@
 //! newest `keep`, still pending, in use, or gc cannot tell).
 
 use super::in_use::Usage;
-use crate::retention::Selection;
 use crate::context::Ctx;
 use crate::error::{AwsResultExt, RolloutError};
+use crate::retention::Selection;
 use aws_sdk_ec2::types::Image;
 use std::collections::BTreeSet;
 
