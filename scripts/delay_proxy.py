@@ -4,8 +4,8 @@ waiting overhead can be measured (moto makes every transition instant).
 
 After RunInstances the instance reports `pending` for RUNNING s; after StopInstances `stopping` for STOPPED s;
 after CreateImage the AMI reports `pending` for AMI s; after TerminateInstances the instance reports
-`shutting-down` and its security group answers DependencyViolation for TERMINATED s. Defaults are the figures
-of shared/notes/packer-observed-in-lab.md §9 (20, 10, 45, 10 s). stdlib only; listens on 127.0.0.1.
+`shutting-down` and its security group answers DependencyViolation for TERMINATED s. Defaults (20, 10, 45,
+10 s) are typical EC2 figures for a small Linux instance and AMI. stdlib only; listens on 127.0.0.1.
 
     delay_proxy.py UPSTREAM_URL PORT_FILE [RUNNING STOPPED AMI TERMINATED]
 """

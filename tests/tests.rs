@@ -14,6 +14,7 @@ mod bake_ssm;
 mod cli;
 mod common;
 mod lab_selftest;
+mod module_cycles;
 mod pipeline;
 mod rollout;
 mod template_commands;

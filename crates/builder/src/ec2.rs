@@ -1,29 +1,14 @@
-//! EC2 helpers shared by the steps and the resource table: tag specifications, filters, block-device
+//! EC2 helpers shared by the steps and the resource table: tag merging, filters, block-device
 //! mappings, what an image's snapshots are, how far an instance is from the state waited for.
 
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Filter, InstanceStateName, ResourceType, Tag,
-    TagSpecification, VolumeType,
+    BlockDeviceMapping, EbsBlockDevice, Filter, InstanceStateName, VolumeType,
 };
 use bakery_core::aws_err::{AwsError, AwsResultExt};
 use bakery_core::poll::Poll;
+use bakery_core::tags::ec2_tags;
 use bakery_template::BlockDevice;
 use std::collections::BTreeMap;
-
-/// `TagSpecification` for `rt` with the given tags.
-pub fn tag_spec(rt: ResourceType, tags: &[(String, String)]) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(rt)
-        .set_tags(Some(to_tags(tags)))
-        .build()
-}
-
-/// SDK tags from pairs.
-pub fn to_tags(tags: &[(String, String)]) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
 
 /// Pairs from a map, later entries of `extra` winning.
 pub fn merge(base: &BTreeMap<String, String>, extra: &[(String, String)]) -> Vec<(String, String)> {
@@ -61,7 +46,7 @@ pub async fn tag_snapshots(
     }
     ec2.create_tags()
         .set_resources(Some(snaps.to_vec()))
-        .set_tags(Some(to_tags(tags)))
+        .set_tags(Some(ec2_tags(tags)))
         .send()
         .await
         .aws("CreateTags")?;

@@ -1,8 +1,7 @@
 //! The one poller every wait on AWS goes through.
 //!
 //! Waiting is where bakes lose time: Packer polls every 15 s and the SDK's stock EC2 waiters start at 15 s
-//! and back off to 120 s, so each state change is noticed 5–50 s late. This poller (figures in
-//! `shared/notes/packer-observed-in-lab.md` §9):
+//! and back off to 120 s, so each state change is noticed 5–50 s late. This poller:
 //! 1. checks once at once (an instant transition costs one request and no sleep);
 //! 2. then sleeps a safe lower bound, the time the transition never takes less than (no wasted requests);
 //! 3. then polls every `interval` (1 s), measured start to start;
@@ -19,33 +18,14 @@
 
 pub mod batch;
 pub mod ec2;
+mod look;
+
+pub use look::{Poll, PollError};
 
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// One look at the resource.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Poll<T> {
-    /// Done; the value is what the caller wanted (an id, a description...).
-    Ready(T),
-    /// Not yet; the text is the state seen (`pending`, `stopping`...), shown in progress output.
-    Pending(String),
-    /// A terminal state that is not the wanted one (`failed`, `terminated` while waiting for `running`).
-    Failed(String),
-}
-
-/// Why a single look failed.
-#[derive(Debug)]
-pub enum PollError {
-    /// The service throttled us: back off.
-    Throttled,
-    /// The resource is not visible yet (right after its create call).
-    NotFound,
-    /// Anything else: the wait ends with this error.
-    Fatal(Box<dyn std::error::Error + Send + Sync>),
-}
 
 /// Why a wait ended without the wanted state.
 #[derive(Debug, thiserror::Error)]

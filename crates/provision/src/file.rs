@@ -7,7 +7,7 @@ use std::path::Path;
 
 use bakery_template::schema::FileConfig;
 
-use crate::ProvisionContext;
+use crate::context::ProvisionContext;
 use crate::error::ProvisionError;
 
 const P: &str = "file";

@@ -7,12 +7,13 @@
 //!   `shell-local` post-processor).
 //! * [`manifest::write`] is the `manifest` post-processor.
 //!
-//! Everything printed goes through the run's [`Ui`] (which masks secrets):
+//! Everything printed goes through the run's [`Ui`](bakery_core::ui::Ui) (which masks secrets):
 //! headlines such as `Provisioning with shell script: setup.sh` and every
 //! line of remote output, live.
 
 #![deny(missing_docs)]
 
+mod context;
 pub mod env;
 mod error;
 mod file;
@@ -22,49 +23,15 @@ mod shell;
 mod shell_local;
 pub mod sink;
 
-use bakery_core::ui::Ui;
-use bakery_ssh::Communicator;
 use bakery_template::duration::format_go_duration;
 use bakery_template::engine::go_quote;
-use bakery_template::late::LateContext;
 use bakery_template::schema::ProvisionerConfig;
-use tokio_util::sync::CancellationToken;
 
+pub use context::ProvisionContext;
 pub use error::ProvisionError;
 pub use shell::CMD_DISCONNECT;
 pub use shell_local::run_shell_local;
 pub use sink::UiSink;
-
-/// What a provisioner needs from the running build.
-pub struct ProvisionContext<'a> {
-    /// The build's SSH connection (reconnected here after expected disconnects).
-    pub comm: &'a mut Communicator,
-    /// The run's output.
-    pub ui: &'a Ui,
-    /// `PACKER_BUILD_NAME`: the rendered build name (also the UI prefix).
-    pub build_name: String,
-    /// `PACKER_BUILDER_TYPE`: `amazon-ebs`.
-    pub build_type: String,
-    /// Build data for `{{build `X`}}` and dot fields in late templates.
-    pub late: LateContext,
-    /// Cancels the provisioner (Ctrl-C, build aborted).
-    pub cancel: CancellationToken,
-}
-
-impl ProvisionContext<'_> {
-    /// The late context, with the build's name and type filled in when the
-    /// caller left them empty.
-    pub fn late_context(&self) -> LateContext {
-        let mut late = self.late.clone();
-        if late.build_name.is_empty() {
-            late.build_name = self.build_name.clone();
-        }
-        if late.build_type.is_empty() {
-            late.build_type = self.build_type.clone();
-        }
-        late
-    }
-}
 
 /// Runs one provisioner as Packer's core does: the whole provisioner is
 /// retried up to `max_retries` times (`Provisioner failed with "…", retrying

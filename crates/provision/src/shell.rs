@@ -17,7 +17,7 @@ use bakery_template::schema::ShellConfig;
 use bakery_template::schema::shell::random_below;
 use tokio::time::Instant;
 
-use crate::ProvisionContext;
+use crate::context::ProvisionContext;
 use crate::env;
 use crate::error::ProvisionError;
 use crate::script::{assemble_inline, unix_line_endings};

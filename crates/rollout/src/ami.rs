@@ -2,9 +2,9 @@
 //! post-processor format: the last build of the last run, its artifact for the region).
 
 use crate::error::{AwsResultExt, RolloutError};
+pub use crate::observed::ResolvedAmi;
 use bakery_core::aws::Clients;
 use bakery_core::packer_manifest::ManifestFile;
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Where the AMI comes from.
@@ -49,17 +49,6 @@ pub fn is_ami_id(s: &str) -> bool {
     s.strip_prefix("ami-").is_some_and(|h| {
         (h.len() == 8 || h.len() == 17) && h.chars().all(|c| c.is_ascii_hexdigit())
     })
-}
-
-/// An AMI checked to exist and be available in the region.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ResolvedAmi {
-    /// `ami-...`.
-    pub id: String,
-    /// What `--ami` said.
-    pub source: String,
-    /// The image's name.
-    pub name: Option<String>,
 }
 
 /// Resolves `given` to an available AMI in `clients.region`.

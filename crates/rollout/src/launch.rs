@@ -12,9 +12,10 @@ use aws_sdk_ec2::types::{
     Filter, InstanceType, LaunchTemplateHttpTokensState,
     LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
-    LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType, Tag,
+    LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType,
     TagSpecification,
 };
+use bakery_core::tags::ec2_tags;
 use serde::Serialize;
 
 /// EC2's limit on user data, before base64.
@@ -202,12 +203,6 @@ pub struct CreatedTemplate {
     pub id: String,
     /// Name.
     pub name: String,
-}
-
-fn ec2_tags(tags: &[(String, String)]) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
 }
 
 /// Creates launch template `name` for `ami`.

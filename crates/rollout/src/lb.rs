@@ -4,6 +4,7 @@
 use crate::context::Ctx;
 use crate::error::{AwsError, AwsResultExt, RolloutError};
 use crate::manifest::LbKind;
+pub use crate::observed::TargetState;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -28,23 +29,6 @@ pub struct LoadBalancer {
     pub arn: Option<String>,
     /// ALB: the target group's ARN.
     pub target_group_arn: Option<String>,
-}
-
-/// One registered instance as the load balancer sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TargetState {
-    /// `InService` / `OutOfService` (classic) or `healthy` / `unhealthy` / `initial` / `draining` /
-    /// `unused` (ALB).
-    pub state: String,
-    /// The load balancer's reason, if it gave one.
-    pub reason: Option<String>,
-}
-
-impl TargetState {
-    /// Takes traffic.
-    pub fn in_service(&self) -> bool {
-        self.state == "InService" || self.state == "healthy"
-    }
 }
 
 impl LoadBalancer {

@@ -25,6 +25,7 @@ pub mod lb;
 pub mod live;
 pub mod manifest;
 pub mod names;
+pub mod observed;
 pub mod report;
 pub mod retention;
 pub mod session;

@@ -1,7 +1,6 @@
 //! What a command did, as data: serialised for `--json`, rendered as a summary for people.
 
-use crate::ami::ResolvedAmi;
-use crate::live::{Group, GroupInstance};
+use crate::observed::{Group, GroupInstance, ResolvedAmi};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

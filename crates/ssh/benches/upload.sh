@@ -5,8 +5,8 @@
 # (/dev/shm) on a lab sshd started for this run (lab/up, stopped on exit). Both sides use Packer
 # 1.6.6's algorithms: curve25519-sha256 + aes128-gcm@openssh.com. Each run is a whole process:
 # connect + upload + close. After one warm-up pair, N pairs run alternately (A B, B A, ...); the
-# ratio is taken pair by pair and the median reported (this machine is noisy: see
-# /work/shared/notes/packer-observed-in-lab.md section 5).
+# ratio is taken pair by pair and the median reported (machines are noisy: single runs vary by
+# tens of percent; docs/benchmarks.md).
 #
 # Usage: crates/ssh/benches/upload.sh [PAIRS]      (default 7)
 # Needs: the lab installed (make lab), /usr/bin/ssh, cargo. Builds the release example into

@@ -3,12 +3,13 @@
 
 use super::ami::{image_tags, wait_available};
 use super::state::{Ctx, State};
-use crate::ec2::{tag_snapshots, to_tags};
+use crate::ec2::tag_snapshots;
 use crate::resource::{Kind, deregister_with_snapshots};
 use async_trait::async_trait;
 use bakery_core::aws::Clients;
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
+use bakery_core::tags::ec2_tags;
 use std::sync::Mutex;
 
 /// Copies the AMI to other regions.
@@ -87,7 +88,7 @@ impl CopyRegions {
         c.ec2
             .create_tags()
             .resources(&copy)
-            .set_tags(Some(to_tags(&itags)))
+            .set_tags(Some(ec2_tags(&itags)))
             .send()
             .await
             .aws("CreateTags")?;

@@ -5,12 +5,13 @@
 
 use super::ami::{image_tags, wait_available};
 use super::state::{Ctx, State};
-use crate::ec2::{block_devices, tag_snapshots, tag_spec, to_tags};
+use crate::ec2::{block_devices, tag_snapshots};
 use crate::resource::{Kind, deregister_with_snapshots};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
+use bakery_core::tags::{ec2_tag_spec, ec2_tags};
 
 /// Creates the AMI.
 #[derive(Default)]
@@ -93,7 +94,7 @@ impl Step<Ctx, State> for CreateAmi {
             .name(&name)
             .set_description(description.filter(|d| !d.is_empty()))
             .set_block_device_mappings(Some(bdm).filter(|v| !v.is_empty()))
-            .tag_specifications(tag_spec(ResourceType::Image, &image_tags))
+            .tag_specifications(ec2_tag_spec(ResourceType::Image, &image_tags))
             .send()
             .await
             .aws("CreateImage")?;
@@ -139,7 +140,7 @@ impl Step<Ctx, State> for CreateAmi {
             self.created.last_mut().expect("pushed").1 = enc_snaps.clone();
             ec2.create_tags()
                 .resources(&enc)
-                .set_tags(Some(to_tags(&image_tags)))
+                .set_tags(Some(ec2_tags(&image_tags)))
                 .send()
                 .await
                 .aws("CreateTags")?;

@@ -5,12 +5,12 @@
 //! deleted; its private key lives in memory only, except under `-debug` (`ec2_<build>.pem`, mode 0600).
 
 use super::state::{Ctx, SshKey, State};
-use crate::ec2::tag_spec;
 use crate::resource::Kind;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{KeyType, ResourceType};
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
+use bakery_core::tags::ec2_tag_spec;
 
 /// Sets up SSH credentials.
 #[derive(Default)]
@@ -120,7 +120,7 @@ impl Step<Ctx, State> for KeyPair {
             .create_key_pair()
             .key_name(&name)
             .key_type(key_type)
-            .tag_specifications(tag_spec(
+            .tag_specifications(ec2_tag_spec(
                 ResourceType::KeyPair,
                 &cx.ownership_tags("temporary-key-pair"),
             ))

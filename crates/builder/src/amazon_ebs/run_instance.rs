@@ -2,7 +2,7 @@
 //! temporary security group will be deleted after it, also wait for `terminated` here.
 
 use super::state::{Ctx, InstanceInfo, State};
-use crate::ec2::{block_devices, judge_instance, merge, tag_spec};
+use crate::ec2::{block_devices, judge_instance, merge};
 use crate::resource::{Kind, terminate_instance};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
@@ -14,6 +14,7 @@ use aws_sdk_ec2::types::{
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
 use bakery_core::poll::Poller;
+use bakery_core::tags::ec2_tag_spec;
 
 /// Launches the instance (on demand, or spot through [`super::spot_instance`]).
 #[derive(Default)]
@@ -220,8 +221,8 @@ impl RunInstance {
                     ))
                     .build(),
             )
-            .tag_specifications(tag_spec(ResourceType::Instance, instance_tags))
-            .tag_specifications(tag_spec(ResourceType::Volume, vol));
+            .tag_specifications(ec2_tag_spec(ResourceType::Instance, instance_tags))
+            .tag_specifications(ec2_tag_spec(ResourceType::Volume, vol));
         if let Some(profile) = run
             .iam_instance_profile
             .as_deref()

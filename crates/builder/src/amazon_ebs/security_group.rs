@@ -13,12 +13,13 @@
 //! to 15 minutes, instead of giving up after 5×5 s as Packer does.
 
 use super::state::{Ctx, State};
-use crate::ec2::{filters, tag_spec};
+use crate::ec2::filters;
 use crate::resource::Kind;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType};
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
+use bakery_core::tags::ec2_tag_spec;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -221,7 +222,7 @@ impl Step<Ctx, State> for SecurityGroup {
             .group_name(&name)
             .description("Temporary group for bakery")
             .set_vpc_id(st.vpc_id.clone())
-            .tag_specifications(tag_spec(
+            .tag_specifications(ec2_tag_spec(
                 ResourceType::SecurityGroup,
                 &cx.ownership_tags("temporary-security-group"),
             ))

@@ -16,7 +16,7 @@
 //!   or error, exactly as if it had polled on its own.
 //! * One call is in flight at a time per batcher; looks arriving meanwhile go into the next call.
 
-use super::PollError;
+use super::look::PollError;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;

@@ -17,9 +17,10 @@ mod mark_live;
 mod retire;
 mod wait_healthy;
 
+use super::interface::Strategy;
+use super::preflight::Preflight;
 use super::replace::{CreateLaunchTemplate, InServiceGuard, OldUntouched, Replace, RetireOld};
 use super::run::{Common, Steps};
-use super::{Preflight, Strategy};
 use crate::context::Ctx;
 use crate::error::RolloutError;
 use crate::live::Group;

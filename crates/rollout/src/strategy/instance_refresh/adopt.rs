@@ -1,7 +1,7 @@
 //! Step: after a successful refresh, the new version becomes the template's default and the group's, so
 //! later scale-outs launch the new AMI. Never fails: what it could not do needs attention.
 
-use super::Refresh;
+use super::state::Refresh;
 use super::versions::Current;
 use crate::ami::ResolvedAmi;
 use crate::context::Ctx;

@@ -2,8 +2,8 @@
 //! new `ImageId` (nothing else changes). On failure it is deleted again unless something still uses it (a
 //! group, or instances a refresh left on it).
 
-use super::Refresh;
 use super::refresh::RefreshState;
+use super::state::Refresh;
 use super::versions::{Current, delete_versions, template_numbers, versions_in_use};
 use crate::ami::ResolvedAmi;
 use crate::context::Ctx;

@@ -15,107 +15,46 @@
 //! On failure the version this run created is deleted unless something still uses it (a group, or
 //! instances a refresh left on it). Interrupted during the wait, rollout asks on a terminal whether to
 //! cancel the refresh (elsewhere it cancels), and reports what was left.
+//!
+//! This file only composes the steps: the option [`OnInterrupt`] is in `on_interrupt`, the live group and
+//! preflight's checks of it in `live_group`, the run's state in `state` ([`Refresh`]), the AWS calls in
+//! `refresh` and `versions`, each step in its own file. Steps import their siblings
+//! (`super::state::Refresh`), never this file.
 
 mod adopt;
 mod create_version;
+pub(super) mod live_group;
+mod on_interrupt;
 mod prune;
 mod read_version;
 mod refresh;
 mod run_refresh;
+mod state;
 mod versions;
 
-use super::run::{Common, State, Steps};
-use super::{Preflight, Strategy};
-use crate::ami::ResolvedAmi;
+pub use on_interrupt::OnInterrupt;
+
+use super::interface::Strategy;
+use super::preflight::Preflight;
+use super::run::{Common, Steps};
 use crate::context::Ctx;
 use crate::error::RolloutError;
-use crate::live::{self, Group};
+use crate::live;
 use crate::manifest::StrategyKind;
 use crate::report::{DeployReport, GroupSummary, Status};
 use adopt::AdoptVersion;
 use create_version::CreateVersion;
+use live_group::live_group;
 use prune::PruneVersions;
 use read_version::ReadCurrentVersion;
-use refresh::{Snapshot, active_refresh};
 use run_refresh::RunRefresh;
-use tokio::time::Instant;
-use versions::Current;
-
-/// What an interrupt (first Ctrl-C, SIGTERM, the session's cancellation token) does to a running refresh.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnInterrupt {
-    /// Ask on the terminal (`y/N`); when stdin or stderr is not a terminal, cancel.
-    #[default]
-    Ask,
-    /// Cancel the refresh.
-    Cancel,
-    /// Leave the refresh running and report it.
-    Leave,
-}
+use state::Refresh;
 
 /// A new launch template version rolled into the live group by an Auto Scaling instance refresh.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct InstanceRefresh {
     /// What an interrupt during the refresh does.
     pub on_interrupt: OnInterrupt,
-}
-
-/// The group an instance refresh replaces the instances of: the one live group.
-fn live_group(groups: &[Group]) -> Result<&Group, String> {
-    let live: Vec<&Group> = groups
-        .iter()
-        .filter(|g| !g.deleting() && !g.in_progress())
-        .collect();
-    match live.as_slice() {
-        [g] => Ok(g),
-        [] => Err(
-            "instance-refresh replaces the instances of the live group, and there is none: roll out once with \"strategy\": \"blue-green\" to create it"
-                .to_string(),
-        ),
-        many => Err(format!(
-            "instance-refresh needs exactly one live group, found {}: {} (re-run the blue-green rollout that left them, or retire the extra ones)",
-            many.len(),
-            many.iter()
-                .map(|g| g.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
-}
-
-/// Read-only checks `preflight` runs for this strategy: one live group, on a launch template, with no
-/// instance refresh running.
-pub(super) async fn preflight_problems(
-    cx: &Ctx,
-    groups: &[Group],
-) -> Result<Vec<String>, RolloutError> {
-    let g = match live_group(groups) {
-        Ok(g) => g,
-        Err(p) => return Ok(vec![p]),
-    };
-    let mut problems = Vec::new();
-    if g.launch_template.is_none() {
-        problems.push(format!(
-            "{} has no launch template{}: instance-refresh creates a new launch template version",
-            g.name,
-            g.launch_configuration
-                .as_deref()
-                .map(|lc| format!(" (it uses launch configuration {lc})"))
-                .unwrap_or_default()
-        ));
-    }
-    match active_refresh(cx, &g.name).await {
-        Ok(Some(r)) => problems.push(format!(
-            "instance refresh {} of {} is {} ({}% done): wait for it to end, or cancel it (aws autoscaling cancel-instance-refresh --auto-scaling-group-name {})",
-            r.id, g.name, r.status, r.percentage, g.name
-        )),
-        Ok(None) => {}
-        Err(e) => problems.push(format!(
-            "cannot tell whether an instance refresh of {} is running: {e}",
-            g.name
-        )),
-    }
-    Ok(problems)
 }
 
 #[async_trait::async_trait]
@@ -263,111 +202,5 @@ impl Strategy for InstanceRefresh {
             st.version.unwrap_or_default()
         ));
         Ok(report)
-    }
-}
-
-/// The state of an instance refresh.
-pub(super) struct Refresh {
-    /// Report, rollback, failure, point of no return (the refresh succeeded).
-    common: Common,
-    /// The live group whose instances are replaced.
-    group: Group,
-    /// The AMI rolled out.
-    ami: ResolvedAmi,
-    /// When the run started.
-    started: Instant,
-    /// The launch template version the group ran.
-    current: Option<Current>,
-    /// The version this run created.
-    version: Option<i64>,
-    /// The refresh this run started.
-    refresh_id: Option<String>,
-    /// How the refresh ended, or was last seen when it had not.
-    end: Option<Snapshot>,
-    /// The refresh is to be cancelled by rolling back.
-    cancel_refresh: bool,
-    /// A timed-out or broken follow counts the cancel in the health wait's duration.
-    healthy_counts_cancel: bool,
-    /// When following started.
-    follow_started: Option<Instant>,
-    /// Interrupted and told to leave the refresh running: nothing is undone.
-    left_running: bool,
-    /// Rolling back kept the new version because instances (may) run it.
-    version_in_use: bool,
-    /// When adopting the new version started.
-    adopt_started: Option<Instant>,
-}
-
-impl State for Refresh {
-    fn common(&mut self) -> &mut Common {
-        &mut self.common
-    }
-}
-
-impl Refresh {
-    fn new(common: Common, group: Group, ami: ResolvedAmi) -> Self {
-        Refresh {
-            common,
-            group,
-            ami,
-            started: Instant::now(),
-            current: None,
-            version: None,
-            refresh_id: None,
-            end: None,
-            cancel_refresh: false,
-            healthy_counts_cancel: false,
-            follow_started: None,
-            left_running: false,
-            version_in_use: false,
-            adopt_started: None,
-        }
-    }
-
-    /// The version the group ran (read by the first step).
-    fn current(&self) -> Result<&Current, RolloutError> {
-        self.current.as_ref().ok_or_else(|| {
-            RolloutError::Preflight(vec![format!(
-                "{}: its launch template version was not read",
-                self.group.name
-            )])
-        })
-    }
-
-    /// The error of a run that stopped: the original one when nothing was created; otherwise the report,
-    /// `Incomplete` when something is left (a refresh running, instances on the new version, rollback
-    /// failures), else `RolledBack`.
-    fn failed(mut self) -> RolloutError {
-        let c = &mut self.common;
-        let failure = c.failure.take();
-        if self.version.is_none() {
-            return failure.unwrap_or(RolloutError::Cancelled);
-        }
-        let mut report = c.report.clone();
-        if report.error.is_none() {
-            report.error = Some(if c.committed {
-                format!(
-                    "interrupted after instance refresh {} succeeded",
-                    self.refresh_id.as_deref().unwrap_or_default()
-                )
-            } else {
-                "interrupted before the instance refresh started".into()
-            });
-        }
-        if self.left_running || c.committed {
-            report.status = Status::Incomplete;
-            return RolloutError::Incomplete(Box::new(report));
-        }
-        let rb = std::mem::take(&mut c.rollback);
-        report.attention.extend(rb.failures.iter().cloned());
-        report.attention.extend(rb.warnings.iter().cloned());
-        report.rollback = Some(rb);
-        if self.version_in_use || !report.attention.is_empty() {
-            report.status = Status::Incomplete;
-            RolloutError::Incomplete(Box::new(report))
-        } else {
-            report.status = Status::RolledBack;
-            RolloutError::RolledBack(Box::new(report))
-        }
     }
 }

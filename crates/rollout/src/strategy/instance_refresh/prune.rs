@@ -1,7 +1,7 @@
 //! Step: bound the template's versions to `max_launch_template_versions`, oldest first. Never fails: what
 //! it could not do needs attention.
 
-use super::Refresh;
+use super::state::Refresh;
 use super::versions::{Current, delete_versions, versions_in_use};
 use crate::context::Ctx;
 use crate::error::{AwsResultExt, RolloutError};

@@ -1,6 +1,6 @@
 //! Step: the launch template version the live group runs (read only).
 
-use super::Refresh;
+use super::state::Refresh;
 use super::versions::current_version;
 use crate::context::Ctx;
 use crate::error::RolloutError;

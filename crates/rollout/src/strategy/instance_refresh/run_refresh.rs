@@ -2,10 +2,11 @@
 //! version, then follow it until it ends, at most `timeout_seconds`. A refresh that timed out, could not be
 //! followed or was interrupted (and, asked, is to be cancelled) is cancelled by this step's cleanup.
 
+use super::on_interrupt::OnInterrupt;
 use super::refresh::{
     RefreshState, Snapshot, Waited, ask_cancel, cancel_and_follow, follow, start,
 };
-use super::{OnInterrupt, Refresh};
+use super::state::Refresh;
 use crate::context::Ctx;
 use crate::error::RolloutError;
 use crate::report::Status;

@@ -1,7 +1,9 @@
 //! Step: the in-service guard. One more look at the new capacity's instances on the load balancer before
-//! the point of no return (and before each old one but the first is retired, see [`super::RetireOld`]).
+//! the point of no return (and before each old one but the first is retired, see
+//! [`RetireOld`](super::retire_old::RetireOld)).
 
-use super::{Capacity, Replace};
+use super::capacity::Capacity;
+use super::state::Replace;
 use crate::context::Ctx;
 use crate::error::RolloutError;
 use crate::strategy::run::RolloutStep;

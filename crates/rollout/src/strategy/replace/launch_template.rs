@@ -1,11 +1,12 @@
 //! Step: the new launch template (AMI, key, security groups, user data, instance profile, tags); deleted
 //! again on rollback once the capacity that launched from it is gone.
 
-use super::{Capacity, Replace};
+use super::capacity::Capacity;
+use super::state::Replace;
 use crate::context::Ctx;
 use crate::error::RolloutError;
 use crate::launch;
-use crate::strategy::Preflight;
+use crate::strategy::preflight::Preflight;
 use crate::strategy::run::RolloutStep;
 use bakery_core::pipeline::Outcome;
 

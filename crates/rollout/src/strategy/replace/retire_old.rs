@@ -1,7 +1,9 @@
 //! Step: retire the old capacity, one at a time, each only while the new capacity is serving. Past the
 //! point of no return: a failure stops here and the rest is reported, nothing is undone.
 
-use super::{Capacity, InServiceGuard, Replace};
+use super::capacity::Capacity;
+use super::in_service::InServiceGuard;
+use super::state::Replace;
 use crate::context::Ctx;
 use crate::error::RolloutError;
 use crate::launch;

@@ -1,29 +1,13 @@
 //! Step: the rollback's last word. Rollout makes no call on the old capacity before the new one is live;
 //! when a run rolls back, this shows the old groups or fleets are as they were, and serving.
 
-use super::{Capacity, Replace};
+use super::capacity::Capacity;
+use super::state::Replace;
 use crate::context::Ctx;
 use crate::error::RolloutError;
 use crate::lb::TargetState;
 use crate::strategy::run::RolloutStep;
 use bakery_core::pipeline::Outcome;
-
-/// Old capacity as seen at one moment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::strategy) struct Seen {
-    /// The group's name, the fleet's id.
-    pub name: String,
-    /// What must not change (compared before and after).
-    pub key: String,
-    /// How a change is shown.
-    pub shown: String,
-    /// Its instances.
-    pub instances: Vec<String>,
-    /// Its instances that were in service on the load balancer (known for groups only).
-    pub served: Vec<String>,
-    /// How it is reported gone: `deleted` / `cancelled`.
-    pub gone_verb: &'static str,
-}
 
 /// Records nothing when run; on rollback checks the old capacity against what preflight saw.
 pub(in crate::strategy) struct OldUntouched;

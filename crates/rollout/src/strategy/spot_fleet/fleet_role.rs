@@ -1,7 +1,6 @@
 //! Step: the fleet role's ARN, worked out before anything is created.
 
-use super::FleetLaunch;
-use super::LiveFleet;
+use super::fleet::{FleetLaunch, LiveFleet};
 use crate::context::Ctx;
 use crate::error::{AwsResultExt, RolloutError};
 use crate::launch::LaunchSpec;

@@ -1,7 +1,7 @@
 //! Step: the point of no return. The healthy new fleet is tagged `live`; from here on a failure no longer
 //! rolls back.
 
-use super::LiveFleet;
+use super::fleet::LiveFleet;
 use super::wait_healthy::new_summary;
 use crate::context::Ctx;
 use crate::error::{AwsResultExt, RolloutError};

@@ -2,8 +2,8 @@
 //! subnet, the ALB's target group in `TargetGroupsConfig`, tagged `in-progress`, ClientToken = run id +
 //! stamp (a retried request never makes a second fleet). Cancelled with its instances on rollback.
 
+use super::fleet::{LiveFleet, fleet_instances, fleets};
 use super::retire::{cancel_fleet, wait_terminated};
-use super::{LiveFleet, fleet_instances, fleets};
 use crate::context::Ctx;
 use crate::error::{AwsResultExt, RolloutError};
 use crate::launch::Placement;
@@ -13,19 +13,14 @@ use crate::strategy::run::RolloutStep;
 use aws_sdk_ec2::types::{
     AllocationStrategy, FleetLaunchTemplateSpecification, FleetType, InstanceInterruptionBehavior,
     InstanceType, LaunchTemplateConfig, LaunchTemplateOverrides, LoadBalancersConfig, ResourceType,
-    SpotFleetRequestConfigData, Tag, TagSpecification, TargetGroupsConfig,
+    SpotFleetRequestConfigData, TagSpecification, TargetGroupsConfig,
 };
 use bakery_core::pipeline::Outcome;
+use bakery_core::tags::ec2_tags;
 use std::time::SystemTime;
 
 /// Requests the run's spot fleet.
 pub(super) struct RequestFleet;
-
-fn ec2_tags(tags: &[(String, String)]) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
 
 #[async_trait::async_trait]
 impl RolloutStep<Replace<LiveFleet>> for RequestFleet {

@@ -1,7 +1,8 @@
 //! An old spot fleet as spot-fleet retires it: its instances deregistered from the target group and
 //! drained, the fleet cancelled with them, its launch template deleted if rollout made it.
 
-use super::{LiveFleet, fleet_instances, fleets, poller};
+use super::fleet::{FleetLaunch, LiveFleet, fleet_instances, fleets};
+use super::poller::poller;
 use crate::context::Ctx;
 use crate::error::{AwsError, AwsResultExt, RolloutError};
 use crate::lb::LoadBalancer;
@@ -16,7 +17,7 @@ impl Capacity for LiveFleet {
     const PLURAL: &'static str = "fleets";
     const NEW_WHOSE: &'static str = "the new fleet's";
     const TEMPLATE_KEPT_WHILE: &'static str = "its fleet still has instances";
-    type Launch = super::FleetLaunch;
+    type Launch = FleetLaunch;
 
     fn id(&self) -> &str {
         &self.id

@@ -2,7 +2,8 @@
 //! instances), then until every instance is healthy in the target group (and, if asked, has stayed so);
 //! on failure, say what the fleet looked like and why AWS did not fill it.
 
-use super::{LiveFleet, fleet_instances, is_open, poller};
+use super::fleet::{LiveFleet, fleet_instances, is_open};
+use super::poller::poller;
 use crate::context::Ctx;
 use crate::error::{AwsResultExt, RolloutError};
 use crate::lb::{LoadBalancer, TargetState};

@@ -1,0 +1,193 @@
+//! What rollout observed of AWS, as plain data: the environment's Auto Scaling groups and their instances
+//! (found by [`crate::live`]), how the load balancer sees an instance ([`crate::lb`]), an AMI checked to
+//! exist ([`crate::ami`]). Below `error` and `report`, which carry these, so nothing here calls AWS.
+
+use crate::names::{AMI_TAG, STATE_IN_PROGRESS, STATE_TAG};
+use aws_sdk_autoscaling::types::AutoScalingGroup;
+use serde::Serialize;
+
+/// An AMI checked to exist and be available in the region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedAmi {
+    /// `ami-...`.
+    pub id: String,
+    /// What `--ami` said.
+    pub source: String,
+    /// The image's name.
+    pub name: Option<String>,
+}
+
+/// One registered instance as the load balancer sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetState {
+    /// `InService` / `OutOfService` (classic) or `healthy` / `unhealthy` / `initial` / `draining` /
+    /// `unused` (ALB).
+    pub state: String,
+    /// The load balancer's reason, if it gave one.
+    pub reason: Option<String>,
+}
+
+impl TargetState {
+    /// Takes traffic.
+    pub fn in_service(&self) -> bool {
+        self.state == "InService" || self.state == "healthy"
+    }
+}
+
+/// A launch template reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LaunchTemplateRef {
+    /// `lt-...` id.
+    pub id: Option<String>,
+    /// Name.
+    pub name: Option<String>,
+    /// Version (`1`, `$Latest`).
+    pub version: Option<String>,
+}
+
+/// One instance of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupInstance {
+    /// `i-...`.
+    pub id: String,
+    /// Availability zone.
+    pub availability_zone: String,
+    /// `Pending`, `InService`, `Terminating`...
+    pub lifecycle: String,
+    /// `Healthy` / `Unhealthy`.
+    pub health: String,
+    /// How the load balancer sees it (filled in by callers that asked it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<TargetState>,
+}
+
+impl GroupInstance {
+    /// InService and Healthy in the group.
+    pub fn healthy_in_group(&self) -> bool {
+        self.lifecycle == "InService" && self.health == "Healthy"
+    }
+}
+
+/// One Auto Scaling group of the environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    /// Name.
+    pub name: String,
+    /// `bakery:rollout-state`: `live`, `in-progress`, or none.
+    pub state: Option<String>,
+    /// `bakery:run-id`.
+    pub run_id: Option<String>,
+    /// `bakery:ami`.
+    pub ami: Option<String>,
+    /// `bakery:managed` is true.
+    pub managed: bool,
+    /// Its launch template.
+    pub launch_template: Option<LaunchTemplateRef>,
+    /// Its launch configuration (groups made before launch templates).
+    pub launch_configuration: Option<String>,
+    /// Min size.
+    pub min: i32,
+    /// Max size.
+    pub max: i32,
+    /// Desired capacity.
+    pub desired: i32,
+    /// Classic load balancers attached.
+    pub load_balancers: Vec<String>,
+    /// Target groups attached.
+    pub target_groups: Vec<String>,
+    /// Instances.
+    pub instances: Vec<GroupInstance>,
+    /// `Delete in progress` while being deleted.
+    pub status: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+}
+
+impl Group {
+    pub(crate) fn from_sdk(g: &AutoScalingGroup) -> Self {
+        let tag = |k: &str| {
+            g.tags()
+                .iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+                .map(str::to_string)
+        };
+        let lt = g
+            .launch_template()
+            .or_else(|| {
+                g.mixed_instances_policy()
+                    .and_then(|m| m.launch_template())
+                    .and_then(|l| l.launch_template_specification())
+            })
+            .map(|l| LaunchTemplateRef {
+                id: l.launch_template_id().map(str::to_string),
+                name: l.launch_template_name().map(str::to_string),
+                version: l.version().map(str::to_string),
+            });
+        let mut instances: Vec<GroupInstance> = g
+            .instances()
+            .iter()
+            .map(|i| GroupInstance {
+                id: i.instance_id().unwrap_or_default().to_string(),
+                availability_zone: i.availability_zone().unwrap_or_default().to_string(),
+                lifecycle: i
+                    .lifecycle_state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                health: i.health_status().unwrap_or_default().to_string(),
+                load_balancer: None,
+            })
+            .collect();
+        instances.sort_by(|a, b| a.id.cmp(&b.id));
+        Group {
+            name: g.auto_scaling_group_name().unwrap_or_default().to_string(),
+            state: tag(STATE_TAG),
+            run_id: tag(bakery_core::tags::RUN_ID),
+            ami: tag(AMI_TAG),
+            managed: tag(bakery_core::tags::MANAGED).as_deref() == Some("true"),
+            launch_template: lt,
+            launch_configuration: g.launch_configuration_name().map(str::to_string),
+            min: g.min_size().unwrap_or(0),
+            max: g.max_size().unwrap_or(0),
+            desired: g.desired_capacity().unwrap_or(0),
+            load_balancers: g.load_balancer_names().to_vec(),
+            target_groups: g.target_group_arns().to_vec(),
+            instances,
+            status: g.status().map(str::to_string),
+            created: g.created_time().map(|t| {
+                bakery_core::ui::rfc3339(
+                    std::time::SystemTime::try_from(*t).unwrap_or(std::time::UNIX_EPOCH),
+                )
+            }),
+        }
+    }
+
+    /// The instance ids.
+    pub fn instance_ids(&self) -> Vec<String> {
+        self.instances.iter().map(|i| i.id.clone()).collect()
+    }
+
+    /// True for a group whose rollout has not finished (or died).
+    pub fn in_progress(&self) -> bool {
+        self.state.as_deref() == Some(STATE_IN_PROGRESS)
+    }
+
+    /// True while AWS deletes the group (`Delete in progress`): it is going away and is not retired again.
+    pub fn deleting(&self) -> bool {
+        self.status.is_some()
+    }
+
+    /// What an operator would check to see whether the group changed: sizes, instances, attachments.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "min={} max={} desired={} instances=[{}] lbs=[{}] tgs=[{}] lt={:?}",
+            self.min,
+            self.max,
+            self.desired,
+            self.instance_ids().join(","),
+            self.load_balancers.join(","),
+            self.target_groups.join(","),
+            self.launch_template
+        )
+    }
+}
