@@ -42,9 +42,9 @@ test: lab rust-tools
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace; status=$$?; lab/down --orphans --quiet; exit $$status
 
-# The main job on a lab of its own, through scripts/deploy (seed 004's deploy script as one command):
+# The main job on a lab of its own, through scripts/deploy (seed 004's deploy script as one command; docs/origins.md):
 # bake primal -> bake carnivore on it -> rollout setup + blue-green rollout -> gc; then a second deploy on
-# the existing primal AMI (the seed's PRIMAL_ID), whose gc removes the first carnivore, no longer in use.
+# the existing primal AMI (seed 004's PRIMAL_ID), whose gc removes the first carnivore, no longer in use.
 # The lab stops at the end.
 demo: lab
 	cargo build --bins
@@ -58,7 +58,7 @@ demo: lab
 	echo "== scripts/deploy --setup --keep 1 (lab: $$AWS_ENDPOINT_URL, sshd port $$BAKERY_LAB_SSH_PORT)"; \
 	scripts/deploy --setup --keep 1 $$vars | tee $(DEMO_LAB)/deploy.out; \
 	primal=$$(sed -n 's/^deploy: built primal image //p' $(DEMO_LAB)/deploy.out); \
-	echo "== scripts/deploy --primal $$primal --keep 1 (the seed's PRIMAL_ID: no primal bake)"; \
+	echo "== scripts/deploy --primal $$primal --keep 1 (seed 004's PRIMAL_ID: no primal bake)"; \
 	scripts/deploy --primal $$primal --keep 1 $$vars; \
 	echo "== rollout plan (what a deploy of the source AMI would do)"; $(ROLLOUT) plan --ami $$src; \
 	echo "== rollout gc --keep 0 --dry-run (the live image is kept whatever N is)"; $(ROLLOUT) gc --keep 0 --dry-run

@@ -204,7 +204,8 @@ async fn a_failing_run_fails_the_bake_while_the_others_finish() {
 
 #[test]
 fn each_var_file_rejects_pass_ami_publish_ssm_and_clashing_stems() {
-    let dir = std::env::temp_dir().join(format!("bakery-each-usage-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     std::fs::create_dir_all(dir.join("a")).unwrap();
     std::fs::create_dir_all(dir.join("b")).unwrap();
     for f in ["t.json", "a/web.json", "b/web.json", "db.json"] {
@@ -212,7 +213,7 @@ fn each_var_file_rejects_pass_ami_publish_ssm_and_clashing_stems() {
     }
     let bake = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_bake"))
-            .current_dir(&dir)
+            .current_dir(dir)
             .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
             .args(args)
             .output()
@@ -256,5 +257,4 @@ fn each_var_file_rejects_pass_ami_publish_ssm_and_clashing_stems() {
         t.contains("a/web.json and b/web.json would both label their builds \"web\""),
         "{t}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -34,9 +34,8 @@ fn the_seed_templates_validate_and_carnivore_needs_its_source() {
 
 #[test]
 fn json_errors_name_file_line_and_column_with_a_caret() {
-    let dir = std::env::temp_dir().join(format!("bakery-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("bad.json");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.json");
     std::fs::write(
         &p,
         "{\n  \"builders\": [{\"type\": \"amazon-ebs\",\n  \"ami_name\": \"x\" \"y\"}]\n}\n",
@@ -50,7 +49,6 @@ fn json_errors_name_file_line_and_column_with_a_caret() {
         err.contains("                          ^"),
         "caret under the column: {err}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -36,7 +36,7 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")  # lab/up's interpreter
 HOST_KEY_TYPES = ("ed25519", "ecdsa")
 
 REGION = "us-east-1"
-# Ubuntu 16.04 HVM EBS from moto's built-in AMIs (the seed's ami-22de994a is not among them).
+# Ubuntu 16.04 HVM EBS from moto's built-in AMIs (seed 000's ami-22de994a, docs/origins.md, is not among them).
 SOURCE_AMI = "ami-785db401"
 ACCESS_KEY = "bakerylab"
 SECRET_KEY = "bakerylab"

@@ -136,7 +136,7 @@ pub struct BuildArgs {
     /// Prefix output lines with a timestamp.
     #[arg(long = "timestamp-ui")]
     pub timestamp_ui: bool,
-    /// Builds one at a time and keep the temporary private key as ec2_<build>.pem.
+    /// Builds one at a time and keep the temporary private key as `ec2_<build>.pem`.
     #[arg(long)]
     pub debug: bool,
     /// Print what would be created and run, calling only read-only AWS APIs.

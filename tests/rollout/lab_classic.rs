@@ -761,8 +761,8 @@ async fn plan_shows_what_is_live_using_reads_only() {
         live.group
             .instances
             .iter()
-            .all(|i| i.lifecycle == "InService"
-                && i.health == "Healthy"
+            .all(|i| i.lifecycle.to_string() == "InService"
+                && i.health.to_string() == "Healthy"
                 && i.load_balancer.as_ref().map(|l| l.state.as_str()) == Some("InService"))
     );
     assert_eq!(plan.steps.len(), 4, "{:?}", plan.steps);

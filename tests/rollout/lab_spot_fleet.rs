@@ -675,7 +675,7 @@ async fn fleets_rollout_did_not_create_are_never_touched_and_an_in_progress_one_
     let e = set_up(lab).await;
     let ami1 = register_ami(lab, &e.c, "ami-1").await;
     let ami2 = register_ami(lab, &e.c, "ami-2").await;
-    // Someone else's fleet in the same target group (the seed's script would cancel it: it picks fleets by
+    // Someone else's fleet in the same target group (seed 002's script would cancel it: it picks fleets by
     // target group), without bakery's tags.
     let foreign =
         e.c.ec2

@@ -170,7 +170,7 @@ pub async fn spec(cx: &Ctx, lb: &LoadBalancer) -> Result<LaunchSpec, Vec<String>
         },
     };
 
-    // The manifest's subnets, else the load balancer's (as the seed took the ELB's zones).
+    // The manifest's subnets, else the load balancer's (as seed 004 took the ELB's zones).
     let placement = if !cfg.network.subnets.is_empty() {
         Placement::Subnets(cfg.network.subnets.clone())
     } else if !lb.subnets.is_empty() {

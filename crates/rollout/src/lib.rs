@@ -1,5 +1,5 @@
 //! bakery-rollout: the second half of bakery's mission. Blue-green Auto Scaling rollouts of baked AMIs
-//! behind a classic ELB or an ALB, after the seed's `setup` and `deploy` bash scripts, done the way an SRE
+//! behind a classic ELB or an ALB, after seed 004's `setup` and `deploy` bash scripts (docs/origins.md), done the way an SRE
 //! would trust with production:
 //!
 //! * [`setup`]: load balancer (classic or ALB + target group + listener), Route 53 ALIAS, key pair, security

@@ -21,7 +21,7 @@ pub struct RawManifest {
     pub app: Option<String>,
     /// The AWS region (else `--region`, `AWS_REGION`, the profile, us-east-1).
     pub region: Option<String>,
-    /// The environment used without `--env` (default `staging`, as in the seed).
+    /// The environment used without `--env` (default `staging`, as in seed 004).
     pub default_environment: Option<String>,
     /// How new AMIs are rolled out (default `blue-green`).
     pub strategy: Option<StrategyKind>,
@@ -169,7 +169,7 @@ pub struct InstanceRefreshSettings {
     /// Skip instances already on the new launch template version (true).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_matching: Option<bool>,
-    /// How long the refresh may take before rollout cancels it (3600, as in the seed).
+    /// How long the refresh may take before rollout cancels it (3600, as in seed 001).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
     /// Launch template versions kept; older ones beyond this are deleted (10, at least 2).
@@ -181,7 +181,7 @@ pub struct InstanceRefreshSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LbKind {
-    /// Classic Load Balancer (the seed's).
+    /// Classic Load Balancer (seed 004's).
     Classic,
     /// Application Load Balancer with one target group and one listener.
     Alb,
@@ -325,7 +325,7 @@ pub struct NetworkSettings {
     /// Subnets for the load balancer and the groups.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subnets: Option<Vec<String>>,
-    /// Availability zones, when no subnets are given (the seed's `us-east-1a us-east-1b`).
+    /// Availability zones, when no subnets are given (seed 004's `us-east-1a us-east-1b`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub availability_zones: Option<Vec<String>>,
 }
@@ -349,7 +349,7 @@ pub struct InstanceSettings {
     /// Require IMDSv2 tokens (true).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_imdsv2: Option<bool>,
-    /// Seconds the group ignores health checks after a launch (300, as in the seed).
+    /// Seconds the group ignores health checks after a launch (300, as in seed 004).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_check_grace_period_seconds: Option<u32>,
 }

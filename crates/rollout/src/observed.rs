@@ -3,8 +3,10 @@
 //! exist ([`crate::ami`]). Below `error` and `report`, which carry these, so nothing here calls AWS.
 
 use crate::names::{AMI_TAG, STATE_IN_PROGRESS, STATE_TAG};
-use aws_sdk_autoscaling::types::AutoScalingGroup;
-use serde::Serialize;
+use aws_sdk_autoscaling::types::{AutoScalingGroup, LifecycleState};
+use aws_sdk_ec2::types::InstanceStateName;
+use serde::{Serialize, Serializer};
+use std::fmt;
 
 /// An AMI checked to exist and be available in the region.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,10 +54,10 @@ pub struct GroupInstance {
     pub id: String,
     /// Availability zone.
     pub availability_zone: String,
-    /// `Pending`, `InService`, `Terminating`...
-    pub lifecycle: String,
-    /// `Healthy` / `Unhealthy`.
-    pub health: String,
+    /// Where the instance is in its life: the group's lifecycle state, or EC2's state for a fleet's.
+    pub lifecycle: Lifecycle,
+    /// The group's health check verdict.
+    pub health: Health,
     /// How the load balancer sees it (filled in by callers that asked it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<TargetState>,
@@ -64,7 +66,76 @@ pub struct GroupInstance {
 impl GroupInstance {
     /// InService and Healthy in the group.
     pub fn healthy_in_group(&self) -> bool {
-        self.lifecycle == "InService" && self.health == "Healthy"
+        self.lifecycle == Lifecycle::Group(LifecycleState::InService)
+            && self.health == Health::Healthy
+    }
+}
+
+/// An instance's lifecycle as the SDK reports it; shown and serialized as AWS spells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// An Auto Scaling group's member (`Pending`, `InService`, `Terminating`, ...).
+    Group(LifecycleState),
+    /// A spot fleet's instance, which has only EC2's state (`pending`, `running`, ...).
+    Instance(InstanceStateName),
+    /// AWS did not say.
+    Unknown,
+}
+
+impl fmt::Display for Lifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Lifecycle::Group(s) => s.as_str(),
+            Lifecycle::Instance(s) => s.as_str(),
+            Lifecycle::Unknown => "",
+        })
+    }
+}
+
+impl Serialize for Lifecycle {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Auto Scaling's health verdict on an instance (the SDK gives it as a string: `Healthy`, `Unhealthy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// `Healthy`.
+    Healthy,
+    /// `Unhealthy`.
+    Unhealthy,
+    /// A spot fleet's instance: no group judges it; the load balancer's view is what counts.
+    NotJudged,
+    /// Anything else AWS may answer, kept as given.
+    Other(String),
+}
+
+impl Health {
+    fn from_sdk(s: Option<&str>) -> Self {
+        match s {
+            Some("Healthy") => Health::Healthy,
+            Some("Unhealthy") => Health::Unhealthy,
+            other => Health::Other(other.unwrap_or_default().to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Health::Healthy => "Healthy",
+            Health::Unhealthy => "Unhealthy",
+            // What reports and JSON said before this was typed.
+            Health::NotJudged => "spot",
+            Health::Other(s) => s,
+        })
+    }
+}
+
+impl Serialize for Health {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -132,9 +203,9 @@ impl Group {
                 availability_zone: i.availability_zone().unwrap_or_default().to_string(),
                 lifecycle: i
                     .lifecycle_state()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                health: i.health_status().unwrap_or_default().to_string(),
+                    .map(|s| Lifecycle::Group(s.clone()))
+                    .unwrap_or(Lifecycle::Unknown),
+                health: Health::from_sdk(i.health_status()),
                 load_balancer: None,
             })
             .collect();

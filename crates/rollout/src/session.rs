@@ -1,5 +1,5 @@
 //! The library entry point: open a [`Session`] for one environment, then `setup`, `plan` or `deploy`.
-//! The `rollout` binary is a thin front-end over this ([`crate::cli`]); tests drive it directly.
+//! The `rollout` binary is a thin front-end over this (the root package's `src/cli/rollout.rs`); tests drive it directly.
 
 use crate::config::{Overrides, RolloutConfig};
 use crate::context::{Ctx, RequestCounter};

@@ -1,6 +1,6 @@
 //! Packer legacy JSON templates for bakery.
 //!
-//! [`load`] parses a template (with positions and duplicate-key detection),
+//! [`load()`] parses a template (with positions and duplicate-key detection),
 //! resolves its variables (defaults < `-var-file` < `-var`), renders and
 //! decodes every plugin's options weakly as Packer does, validates them, and
 //! returns the builds to run — or every error at once. Fields Packer renders

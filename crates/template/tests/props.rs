@@ -154,7 +154,7 @@ fn run_for(mut f: impl FnMut(&mut proptest::test_runner::TestRunner)) {
 }
 
 #[test]
-#[ignore = "long-running: BAKERY_PROPTEST_SECS=600 cargo test --test props -- --ignored"]
+#[ignore = "long-running: BAKERY_PROPTEST_SECS=600 cargo test -p bakery-template --test tests -- --ignored props::"]
 fn long_engine_and_load_never_panic() {
     run_for(|runner| {
         runner

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The environment used without `--env` or `default_environment`, as in the seed.
+/// The environment used without `--env` or `default_environment`, as in seed 004 (docs/origins.md).
 pub const DEFAULT_ENV: &str = "staging";
 
 /// What the command line overrides. Each field wins over the manifest.

@@ -13,9 +13,9 @@
 //! The AMI just deployed is never deregistered (as a deploy script that drops the previous image right
 //! after the swap would): the live group needs it for every later scale-out and instance replacement.
 //!
-//! One file per job: [`crate::retention`] (which AMIs), [`templates`] (every launch template's versions and
-//! images), [`in_use`] (what references AMIs), [`launch_template_versions`] (pruning), [`plan`] (the
-//! candidates and why each stays), [`deregister`] (an AMI and exactly its snapshots), [`report`].
+//! One file per job: [`crate::retention`] (which AMIs), `templates` (every launch template's versions and
+//! images), `in_use` (what references AMIs), `launch_template_versions` (pruning), `plan` (the
+//! candidates and why each stays), `deregister` (an AMI and exactly its snapshots), `report`.
 
 mod deregister;
 mod in_use;

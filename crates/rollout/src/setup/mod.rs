@@ -8,9 +8,9 @@
 //! draining, tags, missing listeners and ingress rules); it reports, but does not change, anything that
 //! would interrupt traffic (a listener pointing elsewhere, other subnets) or that it did not create.
 //!
-//! One file per resource: [`key_pair`], [`network`] (VPC and subnets), [`security_groups`], [`classic`]
-//! (classic ELB), [`alb`] (ALB and its listener), [`target_group`] (the ALB's target group), [`dns`]
-//! (Route 53 ALIAS); [`tags`] is the tag convergence they share.
+//! One file per resource: `key_pair`, `network` (VPC and subnets), `security_groups`, `classic`
+//! (classic ELB), `alb` (ALB and its listener), `target_group` (the ALB's target group), `dns`
+//! (Route 53 ALIAS); `tags` is the tag convergence they share.
 
 mod alb;
 mod classic;

@@ -1,6 +1,6 @@
 //! Execution of a parsed template with Go's semantics: pipelines pass the
 //! previous value as the last argument, functions are type-checked like Go's
-//! reflection-based calls, missing map keys print "<no value>", and errors read
+//! reflection-based calls, missing map keys print `<no value>`, and errors read
 //! "template: root:1:7: executing \"root\" at <env `HOME`>: error calling env:
 //! ...".
 

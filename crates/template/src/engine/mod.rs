@@ -4,7 +4,7 @@
 //! [`crate::funcs`].
 //!
 //! Why not the `gtmpl` crate: on the corpus it returned errors where Go
-//! prints "<no value>" (`{{ .HTTPIP }}` with no data) and it looped forever on
+//! prints `<no value>` (`{{ .HTTPIP }}` with no data) and it looped forever on
 //! the malformed action `{{ user \`a\` | ` — unacceptable for input we must
 //! never hang or panic on. handlebars has a different syntax altogether.
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// Go's invalid reflect.Value: a missing map key or field of nil data.
-    /// Prints as "<no value>".
+    /// Prints as `<no value>`.
     Missing,
     /// The `nil` constant.
     Nil,

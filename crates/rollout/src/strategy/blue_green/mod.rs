@@ -1,4 +1,4 @@
-//! Blue-green, as in the seed's deploy script, done right:
+//! Blue-green, as in seed 004's deploy script (docs/origins.md), done right:
 //!
 //! 1. create a launch template and a new group (tagged `in-progress`), attached to the load balancer;
 //! 2. wait until every desired instance is InService+Healthy in the group and in service on the load

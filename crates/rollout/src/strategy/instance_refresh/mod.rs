@@ -1,4 +1,4 @@
-//! Instance refresh, as in seed 001: the live group keeps its name, its load balancer attachment and its
+//! Instance refresh, as in seed 001 (docs/origins.md): the live group keeps its name, its load balancer attachment and its
 //! scaling policies; only its instances are replaced.
 //!
 //! 1. a new version of the group's launch template, copied from the version the group runs, with the new

@@ -1,4 +1,4 @@
-//! Spot fleet, as in seed 002's deploy script, done right:
+//! Spot fleet, as in seed 002's deploy script (docs/origins.md), done right:
 //!
 //! 1. create a launch template (AMI, key, security groups, user data, instance profile, tags) and request a
 //!    `maintain` spot fleet from it: one override per instance type × subnet, the ALB's target group in

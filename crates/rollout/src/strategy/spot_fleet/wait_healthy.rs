@@ -7,7 +7,7 @@ use super::poller::poller;
 use crate::context::Ctx;
 use crate::error::{AwsResultExt, RolloutError};
 use crate::lb::{LoadBalancer, TargetState};
-use crate::live::GroupInstance;
+use crate::observed::{GroupInstance, Health, Lifecycle};
 use crate::report::GroupSummary;
 use crate::strategy::replace::Replace;
 use crate::strategy::run::RolloutStep;
@@ -113,7 +113,7 @@ async fn instances(cx: &Ctx, lb: &LoadBalancer, ids: &[String]) -> Vec<GroupInst
         return Vec::new();
     }
     let health = lb.health(cx).await.unwrap_or_default();
-    let described: BTreeMap<String, (String, String)> = match cx
+    let described: BTreeMap<String, (String, Lifecycle)> = match cx
         .clients
         .ec2
         .describe_instances()
@@ -136,8 +136,8 @@ async fn instances(cx: &Ctx, lb: &LoadBalancer, ids: &[String]) -> Vec<GroupInst
                             .to_string(),
                         i.state()
                             .and_then(|s| s.name())
-                            .map(|n| n.as_str().to_string())
-                            .unwrap_or_default(),
+                            .map(|n| Lifecycle::Instance(n.clone()))
+                            .unwrap_or(Lifecycle::Unknown),
                     ),
                 ))
             })
@@ -146,12 +146,15 @@ async fn instances(cx: &Ctx, lb: &LoadBalancer, ids: &[String]) -> Vec<GroupInst
     };
     ids.iter()
         .map(|id| {
-            let (az, state) = described.get(id).cloned().unwrap_or_default();
+            let (az, state) = described
+                .get(id)
+                .cloned()
+                .unwrap_or((String::new(), Lifecycle::Unknown));
             GroupInstance {
                 id: id.clone(),
                 availability_zone: az,
                 lifecycle: state,
-                health: "spot".into(),
+                health: Health::NotJudged,
                 load_balancer: health.get(id).cloned(),
             }
         })
