@@ -226,6 +226,64 @@ def patch_moto_tag_lookup():
     TaggedEC2Resource.get_tags = get_tags
 
 
+def patch_moto_image_tags_and_tokens():
+    """What bake relies on to find every AMI and snapshot it makes, which moto 5.2.5 lacks:
+    * `CreateImage` with a `snapshot` tag specification tags the AMI's snapshots (moto raises
+      NotImplementedError, an HTTP 500);
+    * `CopyImage` applies its `TagSpecifications` (image and snapshot) and honours `ClientToken`: a retried
+      copy with the same token returns the same AMI instead of a second one (moto ignores both).
+    AWS does all three."""
+    from moto.ec2.models.amis import AmiBackend
+    from moto.ec2.responses.amis import AmisResponse
+
+    original_create = AmiBackend.create_image
+    original_copy = AmiBackend.copy_image
+    tokens = {}  # (account, region, client token) -> AMI id
+    lock = threading.Lock()
+    request = threading.local()
+
+    def split(specs, kind):
+        return [t for s in specs or [] if s.get("ResourceType") == kind for t in s.get("Tags", [])]
+
+    def tag(backend, resource_id, tags):
+        if resource_id and tags:
+            backend.create_tags([resource_id], {t["Key"]: t["Value"] for t in tags})
+
+    def create_image(self, instance_id, name, description, tag_specifications):
+        image_only = [s for s in tag_specifications or [] if s.get("ResourceType") != "snapshot"]
+        ami = original_create(self, instance_id, name, description, tag_specifications=image_only)
+        tag(self, getattr(getattr(ami, "ebs_snapshot", None), "id", None),
+            split(tag_specifications, "snapshot"))
+        return ami
+
+    def copy_image(self, source_image_id, source_region, name=None, description=None):
+        key = (self.account_id, self.region_name, getattr(request, "token", None))
+        with lock:
+            if key[2] and key in tokens and tokens[key] in self.amis:
+                return self.amis[tokens[key]]
+            ami = original_copy(self, source_image_id, source_region, name, description)
+            if key[2]:
+                tokens[key] = ami.id
+        specs = getattr(request, "specs", [])
+        tag(self, ami.id, split(specs, "image"))
+        tag(self, getattr(getattr(ami, "ebs_snapshot", None), "id", None), split(specs, "snapshot"))
+        return ami
+
+    original_copy_response = AmisResponse.copy_image
+
+    def copy_image_response(self):
+        request.token = self._get_param("ClientToken")
+        request.specs = self._get_param("TagSpecifications", [])
+        try:
+            return original_copy_response(self)
+        finally:
+            request.token, request.specs = None, []
+
+    AmiBackend.create_image = create_image
+    AmiBackend.copy_image = copy_image
+    AmisResponse.copy_image = copy_image_response
+
+
 def patch_moto_spot_fleets():
     """moto 5.2.5's spot fleets lack what a spot-fleet rollout relies on; the lab makes them do what AWS does:
     * `LaunchTemplateConfigs`: every override is a launch spec (moto takes only the first), instances get
@@ -384,6 +442,7 @@ def main():
     patch_moto_shared_classic_elbs()
     patch_moto_spot_fleets()
     patch_moto_tag_lookup()
+    patch_moto_image_tags_and_tokens()
     patch_moto_key_pairs_file(os.path.join(args.dir, "ec2_keys"), args.region)
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # as moto_server does

@@ -8,7 +8,8 @@ use clap::Args;
 /// `bake cleanup` options.
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
-    /// Only this run (its journal, or, without one, the temporary resources tagged with its id).
+    /// Only this run (its journal, or, without one, the temporary resources tagged with its id): the full
+    /// id or the short one bake prints.
     #[arg(long = "run-id", value_name = "ID")]
     pub run_id: Option<String>,
     /// List what would be removed; change nothing.
@@ -36,7 +37,11 @@ pub async fn run(args: CleanupArgs) -> i32 {
             ..Default::default()
         },
     };
-    let Report { removed, failures } = match clean_up(&opts).await {
+    let Report {
+        removed,
+        already_gone,
+        failures,
+    } = match clean_up(&opts).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bake cleanup: {e}");
@@ -47,6 +52,7 @@ pub async fn run(args: CleanupArgs) -> i32 {
         let v = serde_json::json!({
             "dry_run": args.dry_run,
             "removed": removed.iter().map(|e| serde_json::json!({"kind": e.kind, "id": e.id, "region": e.region})).collect::<Vec<_>>(),
+            "already_gone": already_gone.iter().map(|e| serde_json::json!({"kind": e.kind, "id": e.id, "region": e.region})).collect::<Vec<_>>(),
             "failures": failures.iter().map(ToString::to_string).collect::<Vec<_>>(),
         });
         println!("{v}");
@@ -59,7 +65,10 @@ pub async fn run(args: CleanupArgs) -> i32 {
         for e in &removed {
             println!("{verb} {} {} ({})", e.kind.label(), e.id, e.region);
         }
-        if removed.is_empty() {
+        for e in &already_gone {
+            println!("already gone: {} {} ({})", e.kind.label(), e.id, e.region);
+        }
+        if removed.is_empty() && already_gone.is_empty() {
             println!("nothing to clean up");
         }
         for f in &failures {

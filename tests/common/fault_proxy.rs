@@ -1,5 +1,7 @@
-//! A small HTTP proxy in front of moto that injects AWS errors for chosen actions: throttling, 5xx, or a
-//! failing CreateImage. moto answers one request per connection, so the proxy does the same.
+//! A small HTTP proxy in front of moto that injects AWS errors for chosen actions (throttling, 5xx, a
+//! failing CreateImage), or answers a chosen action late: moto has done what it asked, and the answer is
+//! held back, so a signal can land while the call is in flight. moto answers one request per connection,
+//! so the proxy does the same.
 
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,10 +16,20 @@ pub struct Fault {
     pub times: usize,
 }
 
+/// Answer `action` `delay` late, after moto has carried it out: every call of it whose request `when`
+/// accepts, while the proxy runs.
+#[derive(Clone)]
+pub struct Late {
+    pub action: String,
+    pub delay: std::time::Duration,
+    pub when: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+}
+
 /// A running proxy.
 pub struct FaultProxy {
     pub url: String,
     faults: Arc<Mutex<Vec<Fault>>>,
+    late: Arc<Mutex<Vec<Late>>>,
     /// Actions seen, in order, with whether they were failed.
     pub log: Arc<Mutex<Vec<(String, bool)>>>,
 }
@@ -31,20 +43,51 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let faults = Arc::new(Mutex::new(faults));
+        let late: Arc<Mutex<Vec<Late>>> = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (f2, l2) = (faults.clone(), log.clone());
+        let (f2, l2, late2) = (faults.clone(), log.clone(), late.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
                     return;
                 };
-                let (up, f, l) = (upstream.clone(), f2.clone(), l2.clone());
+                let (up, f, l, lt) = (upstream.clone(), f2.clone(), l2.clone(), late2.clone());
                 tokio::spawn(async move {
-                    let _ = serve(sock, &up, f, l).await;
+                    let _ = serve(sock, &up, f, l, lt).await;
                 });
             }
         });
-        FaultProxy { url, faults, log }
+        FaultProxy {
+            url,
+            faults,
+            late,
+            log,
+        }
+    }
+
+    /// From now on, answer `action` `delay` late when its request (form body) passes `when`.
+    pub fn answer_late(
+        &self,
+        action: &str,
+        delay: std::time::Duration,
+        when: impl Fn(&str) -> bool + Send + Sync + 'static,
+    ) {
+        self.late.lock().unwrap().push(Late {
+            action: action.to_string(),
+            delay,
+            when: Arc::new(when),
+        });
+    }
+
+    /// How many times `action` was asked for (`held:Action`: how many of its answers were held back,
+    /// each counted once moto has carried the call out).
+    pub fn seen(&self, action: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(a, _)| a == action)
+            .count()
     }
 
     /// How many times `action` was failed.
@@ -105,6 +148,7 @@ async fn serve(
     upstream: &str,
     faults: Arc<Mutex<Vec<Fault>>>,
     log: Arc<Mutex<Vec<(String, bool)>>>,
+    late: Arc<Mutex<Vec<Late>>>,
 ) -> std::io::Result<()> {
     let req = read_request(&mut sock).await?;
     let action = action_of(&req);
@@ -136,6 +180,17 @@ async fn serve(
     up.write_all(&req).await?;
     let mut resp = Vec::new();
     up.read_to_end(&mut resp).await?;
+    let body = String::from_utf8_lossy(&req).into_owned();
+    let delay = late
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l.action == action && (l.when)(&body))
+        .map(|l| l.delay);
+    if let Some(d) = delay {
+        log.lock().unwrap().push((format!("held:{action}"), false));
+        tokio::time::sleep(d).await;
+    }
     sock.write_all(&resp).await?;
     sock.shutdown().await
 }

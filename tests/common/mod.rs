@@ -6,6 +6,7 @@ pub mod fault_proxy;
 
 use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
 use bakery_lab::Lab;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -221,13 +222,197 @@ async fn leftovers_tagged(
     (instances, keys, sgs)
 }
 
-/// Asserts that nothing temporary is left.
+/// The regions lab tests use: the lab's and the one region copies go to.
+pub const COPY_REGION: &str = "us-west-2";
+
+/// Every bakery-tagged resource of every kind bake or rollout creates, in `c`'s region and
+/// [`COPY_REGION`], by kind: what a leftover check counts.
+pub async fn inventory(c: &Clients) -> BTreeMap<String, Vec<String>> {
+    use aws_sdk_ec2::types::{Filter, InstanceStateName};
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let managed = || {
+        Filter::builder()
+            .name("tag:bakery:managed")
+            .values("true")
+            .build()
+    };
+    let regions = [c.region.clone(), COPY_REGION.to_string()];
+    for region in regions {
+        let ec2 = aws_sdk_ec2::Client::from_conf(
+            c.ec2
+                .config()
+                .to_builder()
+                .region(aws_sdk_ec2::config::Region::new(region.clone()))
+                .build(),
+        );
+        let mut put = |kind: &str, ids: Vec<String>| {
+            out.entry(kind.to_string())
+                .or_default()
+                .extend(ids.into_iter().map(|id| format!("{id} ({region})")));
+        };
+        let inst = ec2
+            .describe_instances()
+            .filters(managed())
+            .send()
+            .await
+            .unwrap();
+        put(
+            "instances",
+            inst.reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter(|i| {
+                    i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Terminated)
+                })
+                .filter_map(|i| i.instance_id().map(str::to_string))
+                .collect(),
+        );
+        let vols = ec2
+            .describe_volumes()
+            .filters(managed())
+            .send()
+            .await
+            .unwrap();
+        put(
+            "volumes",
+            vols.volumes()
+                .iter()
+                .filter_map(|v| v.volume_id().map(str::to_string))
+                .collect(),
+        );
+        let keys = ec2
+            .describe_key_pairs()
+            .filters(managed())
+            .send()
+            .await
+            .unwrap();
+        put(
+            "key pairs",
+            keys.key_pairs()
+                .iter()
+                .filter_map(|k| k.key_name().map(str::to_string))
+                .collect(),
+        );
+        let sgs = ec2
+            .describe_security_groups()
+            .filters(managed())
+            .send()
+            .await
+            .unwrap();
+        put(
+            "security groups",
+            sgs.security_groups()
+                .iter()
+                .filter_map(|g| g.group_id().map(str::to_string))
+                .collect(),
+        );
+        let lts = ec2
+            .describe_launch_templates()
+            .filters(managed())
+            .send()
+            .await
+            .unwrap();
+        put(
+            "launch templates",
+            lts.launch_templates()
+                .iter()
+                .filter_map(|t| t.launch_template_id().map(str::to_string))
+                .collect(),
+        );
+        let fleets = ec2.describe_fleets().send().await.unwrap();
+        put(
+            "fleets",
+            fleets
+                .fleets()
+                .iter()
+                .filter(|f| {
+                    f.tags().iter().any(|t| t.key() == Some("bakery:managed"))
+                        && !f
+                            .fleet_state()
+                            .is_some_and(|s| s.as_str().starts_with("deleted"))
+                })
+                .filter_map(|f| f.fleet_id().map(str::to_string))
+                .collect(),
+        );
+        let images = ec2
+            .describe_images()
+            .owners("self")
+            .filters(managed())
+            .send()
+            .await
+            .unwrap();
+        put(
+            "AMIs",
+            images
+                .images()
+                .iter()
+                .filter_map(|i| i.image_id().map(str::to_string))
+                .collect(),
+        );
+        // Snapshots an AMI still uses are that AMI's; the others are orphans, tagged or not.
+        let used: Vec<String> = ec2
+            .describe_images()
+            .owners("self")
+            .send()
+            .await
+            .unwrap()
+            .images()
+            .iter()
+            .flat_map(|i| i.block_device_mappings())
+            .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
+            .collect();
+        let snaps = ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(managed())
+            .send()
+            .await
+            .unwrap();
+        put(
+            "orphan snapshots",
+            snaps
+                .snapshots()
+                .iter()
+                .filter_map(|s| s.snapshot_id().map(str::to_string))
+                .filter(|id| !used.contains(id))
+                .collect(),
+        );
+    }
+    out
+}
+
+/// Asserts that nothing temporary is left in either region: no bakery instance, volume, key pair,
+/// security group, launch template, fleet or orphan snapshot. (AMIs are a build's result: tests check
+/// them by name, or against a baseline with [`assert_nothing_new`].)
 pub async fn assert_nothing_left(c: &Clients, context: &str) {
-    let (i, k, g) = leftovers(c).await;
-    assert!(
-        i.is_empty() && k.is_empty() && g.is_empty(),
-        "{context}: left instances {i:?}, key pairs {k:?}, groups {g:?}"
-    );
+    let inv = inventory(c).await;
+    let left: BTreeMap<&String, &Vec<String>> = inv
+        .iter()
+        .filter(|(k, v)| k.as_str() != "AMIs" && !v.is_empty())
+        .collect();
+    assert!(left.is_empty(), "{context}: left {left:?}");
+}
+
+/// Asserts that, of every kind, nothing exists now that did not in `baseline` (an [`inventory`]),
+/// except the AMIs in `kept`.
+pub async fn assert_nothing_new(
+    c: &Clients,
+    baseline: &BTreeMap<String, Vec<String>>,
+    kept: &[String],
+    context: &str,
+) {
+    let now = inventory(c).await;
+    let mut new: BTreeMap<&String, Vec<&String>> = BTreeMap::new();
+    for (kind, ids) in &now {
+        for id in ids {
+            let before = baseline.get(kind).is_some_and(|b| b.contains(id));
+            let allowed = kind == "AMIs" && kept.iter().any(|k| id.starts_with(k.as_str()));
+            if !before && !allowed {
+                new.entry(kind).or_default().push(id);
+            }
+        }
+    }
+    assert!(new.is_empty(), "{context}: left {new:?}");
 }
 
 /// AMIs named `name` (owned by this account).

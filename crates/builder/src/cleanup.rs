@@ -1,9 +1,12 @@
 //! `bake cleanup`: remove what runs that did not finish (SIGKILL, a crash, `-on-error=abort`) left behind.
 //!
 //! It works from the run journals of runs that are no longer running (a live run holds its journal's lock
-//! and is never touched), and from bakery's tags for those runs (`bakery:run-id`): each resource is removed
-//! as its [`Kind`] says, in [`Kind::REMOVAL_ORDER`]. Unfinished AMIs go with exactly the snapshots of their
-//! block-device mappings; AMIs of successful builds are never touched. Running it twice is harmless.
+//! and is never touched): a journal names the regions a run worked in and what it kept; bakery's tags
+//! (`bakery:run-id`, put on every resource at its creation) say what of it is still there, including
+//! what a create call in flight made before the run was killed. Each resource is removed as its [`Kind`]
+//! says, in [`Kind::REMOVAL_ORDER`]. Unfinished AMIs go with exactly their snapshots; what a successful
+//! build kept is never touched. A journal is deleted only once nothing it names is left. Running it
+//! twice is harmless.
 
 use crate::journal::{self, Entry, Event};
 use crate::resource::Kind;
@@ -17,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 /// What to clean up, and how to reach AWS.
 #[derive(Debug, Clone, Default)]
 pub struct CleanupOptions {
-    /// Only this run (its journal, or, without one, the temporary resources tagged with its id).
+    /// Only this run (its journal, or, without one, the temporary resources tagged with its id): the full
+    /// id or a prefix of it, such as the short id bake prints.
     pub run_id: Option<String>,
     /// List what would be removed; change nothing.
     pub dry_run: bool,
@@ -46,6 +50,8 @@ pub enum Failure {
 pub struct Report {
     /// Resources removed (would be removed), in the order they went.
     pub removed: Vec<Entry>,
+    /// Journaled resources that were already gone (bakery's tags find nothing of them any more).
+    pub already_gone: Vec<Entry>,
     /// What failed.
     pub failures: Vec<Failure>,
 }
@@ -61,21 +67,61 @@ pub struct JournalsUnreadable {
     pub source: std::io::Error,
 }
 
-/// The temporary resources tagged with `run_id` in `c`'s region that are still there.
-async fn tagged(c: &Clients, run_id: &str) -> Result<Vec<Entry>, AwsError> {
+/// The resources tagged with `run_id` (a full run id, or a prefix followed by `*`) in `c`'s region that
+/// are still there: every kind when the run's journal says what it kept (`kept`), only the temporary
+/// kinds otherwise (a build's result carries the same tags).
+async fn tagged(
+    c: &Clients,
+    run_id: &str,
+    kept: Option<&BTreeSet<(Kind, String, String)>>,
+) -> Result<Vec<Entry>, AwsError> {
     let mut out = Vec::new();
     for kind in Kind::REMOVAL_ORDER {
+        let result_kind = matches!(kind, Kind::Image | Kind::Snapshot);
+        if result_kind && kept.is_none() {
+            continue;
+        }
         for id in kind.tagged(&c.ec2, run_id).await? {
+            if kept.is_some_and(|k| k.contains(&(kind, c.region.clone(), id.clone()))) {
+                continue;
+            }
             out.push(Entry {
                 event: Event::Created,
                 kind,
                 region: c.region.clone(),
                 id,
                 build: String::new(),
+                token: None,
             });
         }
     }
     Ok(out)
+}
+
+/// The journals `--run-id` names: an exact id, or a prefix of one — with or without its dashes, so the
+/// 12 hex digits in a temporary resource's name (`bakery_<12 hex>_<build>`) select their run.
+fn select_runs(runs: &mut Vec<journal::LeftRun>, wanted: &str) {
+    if runs.iter().any(|r| r.run_id == wanted) {
+        runs.retain(|r| r.run_id == wanted);
+    } else {
+        let prefix = run_id_prefix(wanted);
+        runs.retain(|r| r.run_id.starts_with(&prefix));
+    }
+}
+
+/// A run-id prefix in the run id's own form (a UUID, dashes after hex digits 8, 12, 16 and 20).
+fn run_id_prefix(wanted: &str) -> String {
+    if wanted.contains('-') {
+        return wanted.to_string();
+    }
+    let mut out = String::new();
+    for (i, c) in wanted.chars().enumerate() {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            out.push('-');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Runs `bake cleanup`.
@@ -86,7 +132,7 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
         source,
     })?;
     if let Some(id) = &opts.run_id {
-        runs.retain(|r| &r.run_id == id);
+        select_runs(&mut runs, id);
     }
     let sdk = load_sdk_config(&opts.aws).await;
     let mut clients: BTreeMap<String, Clients> = BTreeMap::new();
@@ -97,25 +143,47 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
             .clone()
     };
     let mut report = Report::default();
-    // Each run's journal entries plus what its tags find in the journal's regions; a run named only by id
-    // (no journal here) is what its tags find in the default region.
+    // Each run's journal says where it worked (every region an intent or a resource names); what bakery's
+    // tags find there is what is removed — a journal alone is not trusted to name only bakery's resources.
+    // A journaled resource the tag search does not find is already gone. A run named only by id (no
+    // journal here) is what its tags find in the default region, temporary kinds only.
     let mut work: Vec<(Option<usize>, Vec<Entry>)> = Vec::new();
-    for (i, r) in runs.iter().enumerate() {
-        let mut entries = r.outstanding.clone();
-        let regions: BTreeSet<String> = entries.iter().map(|e| e.region.clone()).collect();
+    for (i, r) in runs.iter_mut().enumerate() {
+        let regions: BTreeSet<String> = r.outstanding.iter().map(|e| e.region.clone()).collect();
+        let mut found = Vec::new();
+        let mut searched = BTreeSet::new();
         for region in regions {
-            match tagged(&client(&region), &r.run_id).await {
+            match tagged(&client(&region), &r.run_id, Some(&r.kept)).await {
                 Ok(t) => {
-                    for e in t {
-                        if !entries.iter().any(|x| x.kind == e.kind && x.id == e.id) {
-                            entries.push(e);
-                        }
-                    }
+                    found.extend(t);
+                    searched.insert(region);
                 }
                 Err(e) => report.failures.push(e.into()),
             }
         }
-        work.push((Some(i), entries));
+        // Journal entries (and intents) of searched regions are settled by the search: what it found is
+        // removed below, the rest is gone.
+        let settled: Vec<Entry> = r
+            .outstanding
+            .iter()
+            .filter(|e| searched.contains(&e.region))
+            .filter(|e| {
+                e.event == Event::Intent
+                    || !found
+                        .iter()
+                        .any(|f| f.kind == e.kind && f.id == e.id && f.region == e.region)
+            })
+            .cloned()
+            .collect();
+        report
+            .already_gone
+            .extend(settled.iter().filter(|e| e.event != Event::Intent).cloned());
+        work.push((Some(i), found));
+        if !opts.dry_run {
+            for e in &settled {
+                r.removed(e);
+            }
+        }
     }
     if let Some(id) = &opts.run_id
         && runs.is_empty()
@@ -124,7 +192,14 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
             .region()
             .map(|r| r.to_string())
             .unwrap_or_else(|| "us-east-1".into());
-        match tagged(&client(&region), id).await {
+        // A short id (as printed) matches the full one's tag by wildcard.
+        let prefix = run_id_prefix(id);
+        let pattern = if prefix.len() < 36 {
+            format!("{prefix}*")
+        } else {
+            prefix
+        };
+        match tagged(&client(&region), &pattern, None).await {
             Ok(t) => work.push((None, t)),
             Err(e) => report.failures.push(e.into()),
         }
@@ -154,4 +229,17 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_id_prefix;
+
+    #[test]
+    fn a_short_id_without_dashes_is_a_prefix_of_the_run_id() {
+        let id = "0f3a9c1e-77b2-4c0d-9e1f-123456789abc";
+        assert!(id.starts_with(&run_id_prefix("0f3a9c1e77b2")));
+        assert!(id.starts_with(&run_id_prefix("0f3a9c1e-77b2")));
+        assert_eq!(run_id_prefix("0f3a9c1e77b24c0d9e1f123456789abc"), id);
+    }
 }

@@ -4,9 +4,7 @@
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, Filter, InstanceStateName, VolumeType,
 };
-use bakery_core::aws_err::{AwsError, AwsResultExt};
 use bakery_core::poll::Poll;
-use bakery_core::tags::ec2_tags;
 use bakery_template::BlockDevice;
 use std::collections::BTreeMap;
 
@@ -33,24 +31,6 @@ pub fn image_snapshots(img: &aws_sdk_ec2::types::Image) -> Vec<String> {
         .iter()
         .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
         .collect()
-}
-
-/// Tags snapshots (one call for all of them).
-pub async fn tag_snapshots(
-    ec2: &aws_sdk_ec2::Client,
-    snaps: &[String],
-    tags: &[(String, String)],
-) -> Result<(), AwsError> {
-    if snaps.is_empty() || tags.is_empty() {
-        return Ok(());
-    }
-    ec2.create_tags()
-        .set_resources(Some(snaps.to_vec()))
-        .set_tags(Some(ec2_tags(tags)))
-        .send()
-        .await
-        .aws("CreateTags")?;
-    Ok(())
 }
 
 /// SDK block-device mappings from the template's.

@@ -1,13 +1,16 @@
-//! The run journal: a local, append-only record of every AWS resource a run creates, written the moment the
-//! create call returns (before any waiting), so that a run killed with SIGKILL can still be cleaned up by
-//! `bake cleanup`. One JSON object per line in `<state dir>/runs/<run-id>.jsonl`. A live run holds an
+//! The run journal: a local, append-only record of every AWS resource a run creates, so that a run killed
+//! with SIGKILL can still be cleaned up by `bake cleanup`. Intent comes first: before each create call the
+//! journal holds what is about to be made, where, and with which client token (fsynced); when the call
+//! returns, its id (or AWS's refusal). An intent left unresolved — a run killed while the call was in
+//! flight — is resolved by `bake cleanup` through bakery's run tag, which every resource carries from its
+//! creation. One JSON object per line in `<state dir>/runs/<run-id>.jsonl`. A live run holds an
 //! exclusive lock on its journal, so `bake cleanup` never touches a run that is still going.
 //!
 //! State directory: `BAKERY_STATE_DIR`, else `$XDG_STATE_HOME/bakery`, else `~/.local/state/bakery`.
 
 use crate::resource::Kind;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -17,6 +20,11 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Event {
+    /// About to be created: the create call is being sent. Resolved by the next `Created` or `Refused` of
+    /// the same build, kind and region.
+    Intent,
+    /// AWS refused the create call: nothing was made.
+    Refused,
     /// Created by this run.
     Created,
     /// Removed by this run's cleanup.
@@ -38,6 +46,9 @@ pub struct Entry {
     pub id: String,
     /// The build that created it.
     pub build: String,
+    /// The idempotency token the create call carried (intents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// The first line of a journal.
@@ -78,12 +89,19 @@ fn runs_dir(state: &Path) -> PathBuf {
 impl Journal {
     /// Creates and locks the journal of a new run.
     pub fn create(state: &Path, run_id: &str, command: &str) -> std::io::Result<Self> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let dir = runs_dir(state);
-        std::fs::create_dir_all(&dir)?;
+        // The journal names the run's resources and its command line: its owner's only.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
         let path = dir.join(format!("{run_id}.jsonl"));
         let mut file = OpenOptions::new()
             .create_new(true)
             .append(true)
+            // create_new (O_EXCL) never follows a symlink at the path.
+            .mode(0o600)
             .open(&path)?;
         file.try_lock()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -121,15 +139,20 @@ impl Journal {
 
     /// Appends an entry and flushes it to disk before returning.
     pub fn record(&self, event: Event, kind: Kind, region: &str, id: &str, build: &str) {
-        let e = Entry {
+        self.append(&Entry {
             event,
             kind,
             region: region.to_string(),
             id: id.to_string(),
             build: build.to_string(),
-        };
+            token: None,
+        });
+    }
+
+    /// Appends an entry as it is and flushes it to disk before returning.
+    pub fn append(&self, e: &Entry) {
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if let Ok(line) = serde_json::to_string(&e) {
+        if let Ok(line) = serde_json::to_string(e) {
             // A journal that cannot be written must not stop the cleanup of what it describes; the
             // resources also carry bakery's tags.
             let _ = writeln!(f, "{line}");
@@ -173,29 +196,52 @@ fn read_entries(path: &Path) -> std::io::Result<(Header, Vec<Entry>)> {
     Ok((header, entries))
 }
 
-/// Entries created and not later removed or kept, in creation order.
+/// Entries created and not later removed or kept, and intents no create call resolved, in journal order.
 pub fn outstanding(entries: &[Entry]) -> Vec<Entry> {
     let mut state: BTreeMap<(Kind, String, String), (usize, Event)> = BTreeMap::new();
+    // Unresolved intents by (build, kind, region), oldest first.
+    let mut intents: BTreeMap<(String, Kind, String), Vec<usize>> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
-        let key = (e.kind, e.region.clone(), e.id.clone());
+        let slot = (e.build.clone(), e.kind, e.region.clone());
         match e.event {
-            Event::Created => {
-                state.insert(key, (i, Event::Created));
+            Event::Intent => intents.entry(slot).or_default().push(i),
+            Event::Refused | Event::Created => {
+                if let Some(q) = intents.get_mut(&slot)
+                    && !q.is_empty()
+                {
+                    q.remove(0);
+                }
+                if e.event == Event::Created {
+                    state.insert(
+                        (e.kind, e.region.clone(), e.id.clone()),
+                        (i, Event::Created),
+                    );
+                }
             }
-            other => {
-                if let Some(s) = state.get_mut(&key) {
-                    s.1 = other;
+            Event::Removed | Event::Kept => {
+                if let Some(s) = state.get_mut(&(e.kind, e.region.clone(), e.id.clone())) {
+                    s.1 = e.event;
                 }
             }
         }
     }
-    let mut out: Vec<(usize, Entry)> = state
-        .into_iter()
-        .filter(|(_, (_, ev))| *ev == Event::Created)
-        .map(|(_, (i, _))| (i, entries[i].clone()))
+    let mut out: Vec<usize> = state
+        .into_values()
+        .filter(|(_, ev)| *ev == Event::Created)
+        .map(|(i, _)| i)
+        .chain(intents.into_values().flatten())
         .collect();
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, e)| e).collect()
+    out.sort();
+    out.into_iter().map(|i| entries[i].clone()).collect()
+}
+
+/// What a journal says was kept as a build's result: (kind, region, id).
+pub fn kept(entries: &[Entry]) -> BTreeSet<(Kind, String, String)> {
+    entries
+        .iter()
+        .filter(|e| e.event == Event::Kept)
+        .map(|e| (e.kind, e.region.clone(), e.id.clone()))
+        .collect()
 }
 
 /// A journal left by an earlier run.
@@ -209,21 +255,29 @@ pub struct LeftRun {
     lock: File,
     /// What it left.
     pub outstanding: Vec<Entry>,
+    /// What it kept as its builds' results (never removed, whatever a tag search finds).
+    pub kept: BTreeSet<(Kind, String, String)>,
+    /// The command line that started it (sensitive values masked).
+    pub command: String,
 }
 
 impl LeftRun {
-    /// Records that a resource was removed by `bake cleanup`.
+    /// Records that a resource was removed by `bake cleanup` (or, for an intent, that it was resolved:
+    /// whatever it made has been found by its tags and removed).
     pub fn removed(&mut self, e: &Entry) {
         let rec = Entry {
-            event: Event::Removed,
+            event: if e.event == Event::Intent {
+                Event::Refused
+            } else {
+                Event::Removed
+            },
             ..e.clone()
         };
         if let Ok(line) = serde_json::to_string(&rec) {
             let _ = writeln!(self.lock, "{line}");
             let _ = self.lock.sync_data();
         }
-        self.outstanding
-            .retain(|x| !(x.kind == e.kind && x.id == e.id && x.region == e.region));
+        self.outstanding.retain(|x| x != e);
     }
 
     /// Deletes the journal once nothing is outstanding.
@@ -264,6 +318,8 @@ pub fn left_runs(state: &Path) -> std::io::Result<Vec<LeftRun>> {
             path,
             lock,
             outstanding: outstanding(&entries),
+            kept: kept(&entries),
+            command: header.command,
         });
     }
     Ok(out)
@@ -331,6 +387,43 @@ mod tests {
         write!(f, "{{\"event\":\"crea").unwrap();
         let runs = left_runs(d).unwrap();
         assert_eq!(runs[0].outstanding.len(), 1);
+    }
+
+    #[test]
+    fn an_intent_is_outstanding_until_its_create_call_answers() {
+        let t = tmp();
+        let j = Journal::create(t.path(), "intents", "bake").unwrap();
+        let intent = |kind, region: &str| Entry {
+            event: Event::Intent,
+            kind,
+            region: region.into(),
+            id: String::new(),
+            build: "b".into(),
+            token: Some("tok".into()),
+        };
+        j.append(&intent(Kind::Instance, "us-east-1"));
+        j.append(&intent(Kind::Image, "eu-west-1"));
+        j.append(&intent(Kind::KeyPair, "us-east-1"));
+        j.record(Event::Created, Kind::Instance, "us-east-1", "i-1", "b");
+        j.record(Event::Refused, Kind::KeyPair, "us-east-1", "", "b");
+        let left = j.outstanding();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert_eq!((left[0].event, left[0].kind), (Event::Intent, Kind::Image));
+        assert_eq!(left[0].region, "eu-west-1");
+        assert_eq!(left[1].id, "i-1");
+        // Another build's answer does not resolve this build's intent.
+        j.record(Event::Created, Kind::Image, "eu-west-1", "ami-9", "other");
+        assert_eq!(j.outstanding().len(), 3);
+    }
+
+    #[test]
+    fn the_journal_is_its_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tmp();
+        let j = Journal::create(t.path(), "modes", "bake").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(j.path()), 0o600);
+        assert_eq!(mode(&t.path().join("runs")), 0o700);
     }
 
     #[test]

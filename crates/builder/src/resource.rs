@@ -30,12 +30,15 @@ pub enum Kind {
     Snapshot,
     /// The temporary launch template of a spot builder instance (delete).
     LaunchTemplate,
+    /// The instant EC2 fleet that launched a spot builder instance (delete, with its instances).
+    Fleet,
 }
 
 impl Kind {
     /// Every kind, in the order `bake cleanup` removes them: instances first (they hold the security
     /// groups and key pairs), AMIs before their snapshots.
-    pub const REMOVAL_ORDER: [Kind; 6] = [
+    pub const REMOVAL_ORDER: [Kind; 7] = [
+        Kind::Fleet,
         Kind::Instance,
         Kind::Image,
         Kind::Snapshot,
@@ -61,6 +64,7 @@ impl Kind {
             Kind::Image => "AMI",
             Kind::Snapshot => "snapshot",
             Kind::LaunchTemplate => "launch template",
+            Kind::Fleet => "fleet",
         }
     }
 
@@ -89,22 +93,8 @@ impl Kind {
                 Ok(gone_is_done(r)?)
             }
             Kind::SecurityGroup => Ok(delete_security_group(ec2, id, cancel).await?),
-            Kind::Image => {
-                // A journal may predate the snapshot ids (killed while waiting): ask the image itself.
-                let r = ec2
-                    .describe_images()
-                    .image_ids(id)
-                    .send()
-                    .await
-                    .aws("DescribeImages");
-                let snaps = match r {
-                    Ok(o) => o.images().first().map(image_snapshots).unwrap_or_default(),
-                    Err(e) if e.class() == ErrorClass::NotFound => vec![],
-                    Err(e) => return Err(e.into()),
-                };
-                Ok(deregister_with_snapshots(ec2, id, &snaps).await?)
-            }
-            Kind::Snapshot => Ok(delete_snapshot(ec2, id).await?),
+            Kind::Image => remove_image(ec2, id, &[], cancel).await.map(|_| ()),
+            Kind::Snapshot => Ok(delete_snapshot(ec2, id, cancel).await?),
             Kind::LaunchTemplate => {
                 let r = ec2
                     .delete_launch_template()
@@ -114,12 +104,22 @@ impl Kind {
                     .aws("DeleteLaunchTemplate");
                 Ok(gone_is_done(r)?)
             }
+            Kind::Fleet => {
+                let r = ec2
+                    .delete_fleets()
+                    .fleet_ids(id)
+                    .terminate_instances(true)
+                    .send()
+                    .await
+                    .aws("DeleteFleets");
+                Ok(gone_is_done(r)?)
+            }
         }
     }
 
-    /// The ids of this kind's resources tagged with `run_id` that are still there. Only temporary kinds
-    /// are searched: AMIs and snapshots carry the same tags when they are a build's result, so only a
-    /// journal can say which of those must go.
+    /// The ids of this kind's resources tagged with `run_id` that are still there. AMIs and snapshots
+    /// carry the same tags when they are a build's result: the caller leaves out what the run's journal
+    /// says it kept, and without a journal does not search them.
     pub async fn tagged(
         self,
         ec2: &aws_sdk_ec2::Client,
@@ -182,7 +182,47 @@ impl Kind {
                     .filter_map(|t| t.launch_template_id().map(str::to_string))
                     .collect()
             }
-            Kind::Image | Kind::Snapshot => vec![],
+            Kind::Image => {
+                let out = ec2
+                    .describe_images()
+                    .owners("self")
+                    .filters(f)
+                    .send()
+                    .await
+                    .aws("DescribeImages")?;
+                out.images()
+                    .iter()
+                    .filter_map(|i| i.image_id().map(str::to_string))
+                    .collect()
+            }
+            Kind::Snapshot => {
+                let out = ec2
+                    .describe_snapshots()
+                    .owner_ids("self")
+                    .filters(f)
+                    .send()
+                    .await
+                    .aws("DescribeSnapshots")?;
+                out.snapshots()
+                    .iter()
+                    .filter_map(|s| s.snapshot_id().map(str::to_string))
+                    .collect()
+            }
+            Kind::Fleet => {
+                // DescribeFleets takes no tag filter: pick ours by tag, still active.
+                let out = ec2.describe_fleets().send().await.aws("DescribeFleets")?;
+                out.fleets()
+                    .iter()
+                    .filter(|fl| {
+                        fl.tags().iter().any(|t| {
+                            t.key() == Some(bakery_core::tags::RUN_ID) && t.value() == Some(run_id)
+                        }) && !fl
+                            .fleet_state()
+                            .is_some_and(|s| s.as_str().starts_with("deleted"))
+                    })
+                    .filter_map(|fl| fl.fleet_id().map(str::to_string))
+                    .collect()
+            }
         };
         Ok(ids)
     }
@@ -302,24 +342,85 @@ async fn delete_security_group(
         .await
 }
 
-/// Deletes a snapshot; one already gone counts as deleted.
-async fn delete_snapshot(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<(), AwsError> {
-    let r = ec2
-        .delete_snapshot()
-        .snapshot_id(id)
-        .send()
+/// Deletes a snapshot, retrying while AWS still counts it in use (`InvalidSnapshot.InUse`, for a while
+/// after its AMI is deregistered) for up to 5 minutes; one already gone counts as deleted.
+async fn delete_snapshot(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    cancel: &CancellationToken,
+) -> Result<(), bakery_core::poll::WaitError> {
+    Poller::new(Duration::from_secs(2), Duration::from_secs(5 * 60))
+        .wait(
+            &format!("snapshot {id} to be deletable"),
+            cancel,
+            |_, _| {},
+            || {
+                let ec2 = ec2.clone();
+                let id = id.to_string();
+                async move {
+                    match ec2
+                        .delete_snapshot()
+                        .snapshot_id(&id)
+                        .send()
+                        .await
+                        .aws("DeleteSnapshot")
+                    {
+                        Ok(_) => Ok(Poll::Ready(())),
+                        Err(e) if e.class() == ErrorClass::NotFound => Ok(Poll::Ready(())),
+                        Err(e) if e.is("InvalidSnapshot.InUse") => {
+                            Ok(Poll::Pending("in use".into()))
+                        }
+                        Err(e) => Err(PollError::from(e)),
+                    }
+                }
+            },
+        )
         .await
-        .aws("DeleteSnapshot");
-    gone_is_done(r)
 }
 
-/// Deregisters an AMI and deletes exactly `snapshots` (never "all my snapshots": moto and real accounts
-/// hold others). A missing AMI or snapshot counts as done.
+/// The snapshots an AMI's block-device mappings name, asked of AWS now (a pending AMI lists them too);
+/// none when the AMI is gone.
+pub async fn snapshots_of(ec2: &aws_sdk_ec2::Client, ami: &str) -> Result<Vec<String>, AwsError> {
+    match ec2
+        .describe_images()
+        .image_ids(ami)
+        .send()
+        .await
+        .aws("DescribeImages")
+    {
+        Ok(o) => Ok(o.images().first().map(image_snapshots).unwrap_or_default()),
+        Err(e) if e.class() == ErrorClass::NotFound => Ok(vec![]),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deregisters an AMI and deletes exactly its snapshots: those `known` to the caller plus those the AMI
+/// lists when it is looked up again now (a run interrupted while the AMI was pending may know none),
+/// never "all my snapshots" (moto and real accounts hold others). Returns the snapshots deleted. A
+/// missing AMI or snapshot counts as done.
+pub async fn remove_image(
+    ec2: &aws_sdk_ec2::Client,
+    ami: &str,
+    known: &[String],
+    cancel: &CancellationToken,
+) -> Result<Vec<String>, StepError> {
+    let mut snapshots = snapshots_of(ec2, ami).await?;
+    for s in known {
+        if !snapshots.contains(s) {
+            snapshots.push(s.clone());
+        }
+    }
+    deregister_with_snapshots(ec2, ami, &snapshots, cancel).await?;
+    Ok(snapshots)
+}
+
+/// Deregisters an AMI and deletes exactly `snapshots`. A missing AMI or snapshot counts as done.
 pub async fn deregister_with_snapshots(
     ec2: &aws_sdk_ec2::Client,
     ami: &str,
     snapshots: &[String],
-) -> Result<(), AwsError> {
+    cancel: &CancellationToken,
+) -> Result<(), StepError> {
     let r = ec2
         .deregister_image()
         .image_id(ami)
@@ -328,7 +429,7 @@ pub async fn deregister_with_snapshots(
         .aws("DeregisterImage");
     gone_is_done(r)?;
     for s in snapshots {
-        delete_snapshot(ec2, s).await?;
+        delete_snapshot(ec2, s, cancel).await?;
     }
     Ok(())
 }
@@ -344,7 +445,7 @@ mod tests {
             .map(|k| k.removal_rank())
             .collect();
         ranks.dedup();
-        assert_eq!(ranks, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(ranks, [0, 1, 2, 3, 4, 5, 6]);
         assert!(Kind::Instance.removal_rank() < Kind::SecurityGroup.removal_rank());
         assert!(Kind::Image.removal_rank() < Kind::Snapshot.removal_rank());
     }

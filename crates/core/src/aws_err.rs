@@ -54,6 +54,22 @@ impl AwsError {
         self.class() == ErrorClass::NotFound
     }
 
+    /// True when AWS answered with an error that means the call did nothing (a client error, or
+    /// throttling): not a transport failure or a server error, after which the call may have taken effect.
+    pub fn is_refusal(&self) -> bool {
+        match self.code.as_deref() {
+            None => false,
+            Some(c) => !matches!(
+                c,
+                "InternalError"
+                    | "InternalFailure"
+                    | "ServiceUnavailable"
+                    | "Unavailable"
+                    | "RequestTimeout"
+            ),
+        }
+    }
+
     /// True when the error code is exactly `code`.
     pub fn is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)

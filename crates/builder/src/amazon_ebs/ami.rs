@@ -3,6 +3,7 @@
 
 use super::state::{Ctx, State};
 use crate::ec2::{image_snapshots, merge};
+use crate::resource::Kind;
 use aws_sdk_ec2::types::ImageState;
 use bakery_core::aws::Clients;
 use bakery_core::pipeline::StepError;
@@ -35,8 +36,10 @@ pub fn image_tags(cx: &Ctx, st: &State, region: &str) -> Result<(Tags, Tags), St
     Ok((image, snapshot))
 }
 
-/// Waits until an AMI is available in `clients`' region; returns its snapshot ids. The looks are shared
-/// with the other builds' AMI waits on the same client (one DescribeImages per tick).
+/// Waits until an AMI is available in `clients`' region; returns its snapshot ids. Each snapshot is
+/// journaled as soon as the AMI lists it (a pending AMI does), so an interrupted wait leaves nothing
+/// unknown. The looks are shared with the other builds' AMI waits on the same client (one
+/// DescribeImages per tick).
 pub async fn wait_available(
     cx: &Ctx,
     clients: &Clients,
@@ -48,6 +51,7 @@ pub async fn wait_available(
         &format!("Waiting for AMI {ami} in {region} to become ready"),
     );
     let waits = cx.ec2_waits(clients);
+    let seen = std::sync::Mutex::new(Vec::<String>::new());
     let snaps = cx
         .poller(Poller::image_available())
         .wait_batched(
@@ -56,22 +60,31 @@ pub async fn wait_available(
             |s, t| progress.state(s, t),
             &waits.images,
             ami,
-            |img| match img.state() {
-                Some(ImageState::Available) => Poll::Ready(image_snapshots(&img)),
-                Some(
-                    s @ (ImageState::Failed
-                    | ImageState::Error
-                    | ImageState::Deregistered
-                    | ImageState::Invalid),
-                ) => Poll::Failed(format!(
-                    "{} ({})",
-                    s.as_str(),
-                    img.state_reason()
-                        .and_then(|r| r.message())
-                        .unwrap_or("no reason given")
-                )),
-                Some(s) => Poll::Pending(s.as_str().to_string()),
-                None => Poll::Pending("unknown".into()),
+            |img| {
+                let mut known = seen.lock().unwrap_or_else(|e| e.into_inner());
+                for s in image_snapshots(&img) {
+                    if !known.contains(&s) {
+                        cx.created(Kind::Snapshot, region, &s);
+                        known.push(s);
+                    }
+                }
+                match img.state() {
+                    Some(ImageState::Available) => Poll::Ready(image_snapshots(&img)),
+                    Some(
+                        s @ (ImageState::Failed
+                        | ImageState::Error
+                        | ImageState::Deregistered
+                        | ImageState::Invalid),
+                    ) => Poll::Failed(format!(
+                        "{} ({})",
+                        s.as_str(),
+                        img.state_reason()
+                            .and_then(|r| r.message())
+                            .unwrap_or("no reason given")
+                    )),
+                    Some(s) => Poll::Pending(s.as_str().to_string()),
+                    None => Poll::Pending("unknown".into()),
+                }
             },
         )
         .await?;

@@ -3,13 +3,13 @@
 
 use super::ami::{image_tags, wait_available};
 use super::state::{Ctx, State};
-use crate::ec2::tag_snapshots;
-use crate::resource::{Kind, deregister_with_snapshots};
+use crate::resource::{Kind, remove_image};
 use async_trait::async_trait;
+use aws_sdk_ec2::types::ResourceType;
 use bakery_core::aws::Clients;
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
-use bakery_core::tags::ec2_tags;
+use bakery_core::tags::ec2_tag_spec;
 use std::sync::Mutex;
 
 /// Copies the AMI to other regions.
@@ -51,7 +51,9 @@ impl CopyRegions {
             .filter(|s| !s.is_empty());
         let encrypted = cx.cfg.ami.encrypt_boot == Some(true) || kms.is_some();
         cx.ui.message(&cx.name, &format!("Copying to: {region}"));
-        let out = c
+        let (itags, stags) = image_tags(cx, st, &region)?;
+        let token = cx.client_token(&format!("copy-{region}"));
+        let req = c
             .ec2
             .copy_image()
             .source_image_id(ami)
@@ -59,9 +61,14 @@ impl CopyRegions {
             .name(&cx.cfg.ami.ami_name)
             .set_encrypted(encrypted.then_some(true))
             .set_kms_key_id(kms)
-            .send()
-            .await
-            .aws("CopyImage")?;
+            .client_token(&token)
+            .tag_specifications(ec2_tag_spec(ResourceType::Image, &itags))
+            .tag_specifications(ec2_tag_spec(ResourceType::Snapshot, &stags));
+        let out = cx
+            .create(Kind::Image, &region, Some(&token), async {
+                req.send().await.aws("CopyImage")
+            })
+            .await?;
         let copy = out
             .image_id()
             .ok_or_else(|| StepError::msg("CopyImage returned no id"))?
@@ -72,9 +79,6 @@ impl CopyRegions {
             .unwrap_or_else(|e| e.into_inner())
             .push((region.clone(), copy.clone(), vec![]));
         let snaps = wait_available(cx, &c, &copy).await?;
-        for s in &snaps {
-            cx.created(Kind::Snapshot, &region, s);
-        }
         if let Some(e) = self
             .created
             .lock()
@@ -84,15 +88,6 @@ impl CopyRegions {
         {
             e.2 = snaps.clone();
         }
-        let (itags, stags) = image_tags(cx, st, &region)?;
-        c.ec2
-            .create_tags()
-            .resources(&copy)
-            .set_tags(Some(ec2_tags(&itags)))
-            .send()
-            .await
-            .aws("CreateTags")?;
-        tag_snapshots(&c.ec2, &snaps, &stags).await?;
         Ok((region, copy, snaps))
     }
 }
@@ -183,11 +178,21 @@ impl Step<Ctx, State> for CopyRegions {
                 continue;
             }
             let c = Self::clients(cx, &region);
-            deregister_with_snapshots(&c.ec2, &ami, &snaps).await?;
+            cx.ui.say(
+                &cx.name,
+                &format!(
+                    "Deregistering the AMI copy {ami} in {region} and deleting its snapshots..."
+                ),
+            );
+            let gone = remove_image(&c.ec2, &ami, &snaps, &cx.cancel_cleanup).await?;
             cx.removed(Kind::Image, &region, &ami);
-            for s in &snaps {
+            for s in &gone {
                 cx.removed(Kind::Snapshot, &region, s);
             }
+            cx.ui.message(
+                &cx.name,
+                &super::create_ami::deleted_line(&ami, &region, &gone),
+            );
         }
         Ok(())
     }

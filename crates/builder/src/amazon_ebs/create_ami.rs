@@ -5,13 +5,13 @@
 
 use super::ami::{image_tags, wait_available};
 use super::state::{Ctx, State};
-use crate::ec2::{block_devices, tag_snapshots};
-use crate::resource::{Kind, deregister_with_snapshots};
+use crate::ec2::block_devices;
+use crate::resource::{Kind, remove_image};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
-use bakery_core::tags::{ec2_tag_spec, ec2_tags};
+use bakery_core::tags::ec2_tag_spec;
 
 /// Creates the AMI.
 #[derive(Default)]
@@ -88,16 +88,21 @@ impl Step<Ctx, State> for CreateAmi {
         cx.ui
             .say(&cx.name, &format!("Creating AMI {name} from instance {id}"));
         let bdm = block_devices(&cx.cfg.ami_block_device_mappings);
-        let out = ec2
+        // The image and its snapshots carry bakery's tags from their creation, so a run killed before
+        // CreateImage answers leaves nothing `bake cleanup` cannot find.
+        let req = ec2
             .create_image()
             .instance_id(&id)
             .name(&name)
             .set_description(description.filter(|d| !d.is_empty()))
             .set_block_device_mappings(Some(bdm).filter(|v| !v.is_empty()))
             .tag_specifications(ec2_tag_spec(ResourceType::Image, &image_tags))
-            .send()
-            .await
-            .aws("CreateImage")?;
+            .tag_specifications(ec2_tag_spec(ResourceType::Snapshot, &snapshot_tags));
+        let out = cx
+            .create(Kind::Image, cx.region(), None, async {
+                req.send().await.aws("CreateImage")
+            })
+            .await?;
         let mut ami = out
             .image_id()
             .ok_or_else(|| StepError::msg("CreateImage returned no id"))?
@@ -106,27 +111,28 @@ impl Step<Ctx, State> for CreateAmi {
         self.created.push((ami.clone(), vec![]));
         cx.ui.message(&cx.name, &format!("AMI: {ami}"));
         let mut snaps = wait_available(cx, &cx.clients, &ami).await?;
-        for s in &snaps {
-            cx.created(Kind::Snapshot, cx.region(), s);
-        }
         self.created.last_mut().expect("pushed").1 = snaps.clone();
-        // Snapshot tags go on once the snapshots exist (moto does not take them in CreateImage).
-        tag_snapshots(ec2, &snaps, &snapshot_tags).await?;
         if cx.cfg.ami.encrypt_boot == Some(true) {
             cx.ui.say(
                 &cx.name,
                 "Copying AMI to an encrypted AMI (encrypt_boot)...",
             );
-            let copy = ec2
+            let token = cx.client_token("encrypted-copy");
+            let req = ec2
                 .copy_image()
                 .source_image_id(&ami)
                 .source_region(cx.region())
                 .name(&name)
                 .encrypted(true)
+                .client_token(&token)
                 .set_kms_key_id(cx.cfg.ami.kms_key_id.clone().filter(|s| !s.is_empty()))
-                .send()
-                .await
-                .aws("CopyImage")?;
+                .tag_specifications(ec2_tag_spec(ResourceType::Image, &image_tags))
+                .tag_specifications(ec2_tag_spec(ResourceType::Snapshot, &snapshot_tags));
+            let copy = cx
+                .create(Kind::Image, cx.region(), Some(&token), async {
+                    req.send().await.aws("CopyImage")
+                })
+                .await?;
             let enc = copy
                 .image_id()
                 .ok_or_else(|| StepError::msg("CopyImage returned no id"))?
@@ -134,20 +140,10 @@ impl Step<Ctx, State> for CreateAmi {
             cx.created(Kind::Image, cx.region(), &enc);
             self.created.push((enc.clone(), vec![]));
             let enc_snaps = wait_available(cx, &cx.clients, &enc).await?;
-            for s in &enc_snaps {
-                cx.created(Kind::Snapshot, cx.region(), s);
-            }
             self.created.last_mut().expect("pushed").1 = enc_snaps.clone();
-            ec2.create_tags()
-                .resources(&enc)
-                .set_tags(Some(ec2_tags(&image_tags)))
-                .send()
-                .await
-                .aws("CreateTags")?;
-            tag_snapshots(ec2, &enc_snaps, &snapshot_tags).await?;
-            deregister_with_snapshots(ec2, &ami, &snaps).await?;
+            let gone = remove_image(ec2, &ami, &snaps, &cx.cancel).await?;
             cx.removed(Kind::Image, cx.region(), &ami);
-            for s in &snaps {
+            for s in &gone {
                 cx.removed(Kind::Snapshot, cx.region(), s);
             }
             self.created.remove(0);
@@ -176,12 +172,26 @@ impl Step<Ctx, State> for CreateAmi {
                 continue;
             }
             cx.ui.say(&cx.name, &format!("Deregistering the AMI {ami} and deleting its snapshots because of cancellation or error..."));
-            deregister_with_snapshots(&cx.clients.ec2, &ami, &snaps).await?;
+            let gone = remove_image(&cx.clients.ec2, &ami, &snaps, &cx.cancel_cleanup).await?;
             cx.removed(Kind::Image, cx.region(), &ami);
-            for s in &snaps {
+            for s in &gone {
                 cx.removed(Kind::Snapshot, cx.region(), s);
             }
+            cx.ui
+                .message(&cx.name, &deleted_line(&ami, cx.region(), &gone));
         }
         Ok(())
+    }
+}
+
+/// What the cleanup of an AMI removed, for the build's output.
+pub(super) fn deleted_line(ami: &str, region: &str, snapshots: &[String]) -> String {
+    if snapshots.is_empty() {
+        format!("Deregistered AMI {ami} in {region} (it had no snapshot)")
+    } else {
+        format!(
+            "Deregistered AMI {ami} in {region} and deleted its snapshots {}",
+            snapshots.join(", ")
+        )
     }
 }

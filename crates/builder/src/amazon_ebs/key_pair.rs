@@ -114,7 +114,7 @@ impl Step<Ctx, State> for KeyPair {
         };
         cx.ui
             .say(&cx.name, &format!("Creating temporary keypair: {name}"));
-        let out = cx
+        let req = cx
             .clients
             .ec2
             .create_key_pair()
@@ -123,10 +123,12 @@ impl Step<Ctx, State> for KeyPair {
             .tag_specifications(ec2_tag_spec(
                 ResourceType::KeyPair,
                 &cx.ownership_tags("temporary-key-pair"),
-            ))
-            .send()
-            .await
-            .aws("CreateKeyPair")?;
+            ));
+        let out = cx
+            .create(Kind::KeyPair, cx.region(), None, async {
+                req.send().await.aws("CreateKeyPair")
+            })
+            .await?;
         cx.created(Kind::KeyPair, cx.region(), &name);
         self.created = Some(name.clone());
         let pem = out

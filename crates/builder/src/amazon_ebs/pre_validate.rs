@@ -55,7 +55,7 @@ impl Step<Ctx, State> for PreValidate {
                 snaps.len()
             ),
         );
-        deregister_with_snapshots(&cx.clients.ec2, &id, &snaps).await?;
+        deregister_with_snapshots(&cx.clients.ec2, &id, &snaps, &cx.cancel).await?;
         Ok(())
     }
 }

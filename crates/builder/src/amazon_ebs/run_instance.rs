@@ -50,10 +50,7 @@ fn check_spot_options(
 /// RunInstances' idempotency token: one per run and shown build name (`--each-var-file` runs share the
 /// template's build name, so that alone would hand every run the first one's instance), ≤ 64 characters.
 pub fn client_token(cx: &Ctx) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    cx.name.hash(&mut h);
-    format!("{}-{:016x}", cx.run_id, h.finish())
+    cx.client_token("")
 }
 
 fn info(i: &aws_sdk_ec2::types::Instance) -> InstanceInfo {
@@ -257,7 +254,14 @@ impl RunInstance {
                 .set_subnet_id(st.subnet_id.clone())
                 .set_security_group_ids(Some(st.security_group_ids.clone()));
         }
-        let out = req.send().await.aws("RunInstances")?;
+        let out = cx
+            .create(
+                Kind::Instance,
+                cx.region(),
+                Some(&client_token(cx)),
+                async { req.send().await.aws("RunInstances") },
+            )
+            .await?;
         let first = out
             .instances()
             .first()

@@ -217,7 +217,7 @@ impl Step<Ctx, State> for SecurityGroup {
             &cx.name,
             "Creating temporary security group for this instance...",
         );
-        let out = ec2
+        let req = ec2
             .create_security_group()
             .group_name(&name)
             .description("Temporary group for bakery")
@@ -225,10 +225,12 @@ impl Step<Ctx, State> for SecurityGroup {
             .tag_specifications(ec2_tag_spec(
                 ResourceType::SecurityGroup,
                 &cx.ownership_tags("temporary-security-group"),
-            ))
-            .send()
-            .await
-            .aws("CreateSecurityGroup")?;
+            ));
+        let out = cx
+            .create(Kind::SecurityGroup, cx.region(), None, async {
+                req.send().await.aws("CreateSecurityGroup")
+            })
+            .await?;
         let id = out
             .group_id()
             .ok_or_else(|| StepError::msg("CreateSecurityGroup returned no id"))?

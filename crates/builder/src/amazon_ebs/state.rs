@@ -1,8 +1,10 @@
 //! The typed state one amazon-ebs build carries through its steps, and the context every step reads.
 
-use crate::journal::{Event, Journal};
+use crate::journal::{Entry, Event, Journal};
 use crate::resource::Kind;
 use bakery_core::aws::Clients;
+use bakery_core::aws_err::AwsError;
+use bakery_core::pipeline::InFlight;
 use bakery_core::poll::ec2::{Ec2Waits, WaitRegistry};
 use bakery_core::poll::{PollOverrides, Poller};
 use bakery_core::ui::Ui;
@@ -42,6 +44,8 @@ pub struct Ctx {
     pub poll: PollOverrides,
     /// Run the `error-cleanup-provisioner` when provisioning fails.
     pub error_cleanup: bool,
+    /// The run's create calls in flight (shared with the pipeline, which settles them on an interrupt).
+    pub in_flight: Arc<InFlight>,
     /// The run's batched EC2 looks, shared by all its builds (one Describe call per tick for all of them).
     pub waits: Arc<WaitRegistry>,
 }
@@ -78,6 +82,52 @@ impl Ctx {
     /// Records a created resource in the journal.
     pub fn created(&self, kind: Kind, region: &str, id: &str) {
         self.record(Event::Created, kind, region, id);
+    }
+
+    /// Sends one create call as an intent first: journals (fsynced) what is about to be made, where, and
+    /// with which client token, and holds the run's in-flight guard while the call is out, so that an
+    /// interrupt lets it answer instead of dropping it. The caller records the id with [`Ctx::created`]
+    /// before its next `.await`. An AWS refusal is journaled as such; an answer that never came leaves the
+    /// intent for `bake cleanup`, which finds what it made by bakery's tags.
+    pub async fn create<T>(
+        &self,
+        kind: Kind,
+        region: &str,
+        token: Option<&str>,
+        call: impl std::future::Future<Output = Result<T, AwsError>>,
+    ) -> Result<T, AwsError> {
+        let _in_flight = self.in_flight.enter();
+        let entry = |event| Entry {
+            event,
+            kind,
+            region: region.to_string(),
+            id: String::new(),
+            build: self.name.clone(),
+            token: token.map(str::to_string),
+        };
+        if let Some(j) = &self.journal {
+            j.append(&entry(Event::Intent));
+        }
+        let r = call.await;
+        if let (Err(e), Some(j)) = (&r, &self.journal)
+            && e.is_refusal()
+        {
+            j.append(&entry(Event::Refused));
+        }
+        r
+    }
+
+    /// An idempotency token for one create call of this build: one per run, shown build name
+    /// (`--each-var-file` runs share the template's build name, so that alone would hand every run the
+    /// first one's resource) and call site (`what`; empty for RunInstances), ≤ 64 characters as EC2 wants.
+    pub fn client_token(&self, what: &str) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.name.hash(&mut h);
+        if !what.is_empty() {
+            what.hash(&mut h);
+        }
+        format!("{}-{:016x}", self.run_id, h.finish())
     }
 
     /// Records a removed resource in the journal.

@@ -9,7 +9,7 @@ use super::summary::{Finished, Outcome, summarize};
 use super::template::run_template;
 use crate::journal::{self, Journal};
 use bakery_core::frontend::interrupt::Tokens;
-use bakery_core::pipeline::{AskFn, RunControl};
+use bakery_core::pipeline::{AskFn, InFlight, RunControl, SETTLE_DEADLINE};
 use bakery_core::poll::ec2::WaitRegistry;
 use bakery_core::ui::Ui;
 use std::path::PathBuf;
@@ -55,12 +55,15 @@ pub async fn build(
         on_error: config.on_error,
         cleanup_deadline: CLEANUP_DEADLINE,
         ask,
+        in_flight: InFlight::new(),
+        settle_deadline: SETTLE_DEADLINE,
     };
     let mut sdk = SdkConfigs::default();
     let mut finished: Vec<Finished> = Vec::new();
     let mut passed: Option<String> = None;
     let mut failed = false;
-    'templates: for group in &checked.groups {
+    let mut interrupted_after_success = false;
+    'templates: for (g, group) in checked.groups.iter().enumerate() {
         let extra: Vec<(String, String)> = match (&config.pass_ami, &passed) {
             (Some(var), Some(ami)) => vec![(var.clone(), ami.clone())],
             _ => vec![],
@@ -84,6 +87,7 @@ pub async fn build(
             cancel_cleanup: cancel_cleanup.clone(),
             on_error: config.on_error,
             waits: Arc::new(WaitRegistry::new()),
+            in_flight: ctl.in_flight.clone(),
         };
         let results = run_template(config, &loaded, &shared, &ctl, &mut sdk).await;
         // The build region's AMI of the first build that succeeded.
@@ -93,26 +97,57 @@ pub async fn build(
             .and_then(|f| f.amis.get(&f.region).cloned());
         let any_failed = results.iter().any(|f| f.error.is_some());
         finished.extend(results);
-        if any_failed || cancel.is_cancelled() {
+        if any_failed {
             failed = true;
             break;
+        }
+        if cancel.is_cancelled() {
+            // Every build so far succeeded; the interrupt stops what has not started.
+            if g + 1 < checked.groups.len() {
+                failed = true;
+                break;
+            }
+            interrupted_after_success = true;
         }
     }
     summarize(ui, &finished);
     if !failed && let Some(param) = &config.publish_ssm {
         failed |= !publish_ssm(ui, &mut sdk, config, param, &finished).await;
     }
-    if let Ok(j) = Arc::try_unwrap(journal)
-        && let Some(path) = j.close()
-    {
+    if interrupted_after_success {
         ui.error(
             "bake",
-            &format!(
-                "Some resources were left behind (journal: {}). Run `bake cleanup` to remove them.",
-                path.display()
-            ),
+            "Interrupt received after every build had succeeded: nothing was undone; the AMIs listed above are kept and the temporary resources were removed.",
         );
-        failed = true;
+    }
+    if let Ok(j) = Arc::try_unwrap(journal) {
+        let left = j.outstanding();
+        if let Some(path) = j.close() {
+            say_what_is_left(ui, &run_id, &left, &path);
+            failed = true;
+        }
     }
     Ok(Outcome::from_failed(failed))
+}
+
+/// After a run that could not clean up everything: every resource left (kind, id, region), each create
+/// call whose answer never came, and the exact command that removes them.
+fn say_what_is_left(ui: &Ui, run_id: &str, left: &[journal::Entry], path: &std::path::Path) {
+    let mut lines = vec![format!(
+        "Run {run_id} left these resources behind (journal: {}):",
+        path.display()
+    )];
+    for e in left {
+        lines.push(if e.event == journal::Event::Intent {
+            format!(
+                "  {} in {}: the create call was sent and its answer never came (found by tag)",
+                e.kind.label(),
+                e.region
+            )
+        } else {
+            format!("  {} {} ({})", e.kind.label(), e.id, e.region)
+        });
+    }
+    lines.push(format!("Remove them with: bake cleanup --run-id {run_id}"));
+    ui.error("bake", &lines.join("\n"));
 }

@@ -75,6 +75,8 @@ pub(crate) struct Shared<'a> {
     pub(crate) on_error: OnError,
     /// The builds' waits share one Describe call per tick (bakery_core::poll::batch).
     pub(crate) waits: Arc<WaitRegistry>,
+    /// The run's create calls in flight (the pipeline's tracker).
+    pub(crate) in_flight: Arc<bakery_core::pipeline::InFlight>,
 }
 
 /// The context of build `b`, shown as `name`.
@@ -119,5 +121,6 @@ pub(crate) async fn context(
             OnError::Cleanup | OnError::RunCleanupProvisioner | OnError::Ask
         ),
         waits: shared.waits.clone(),
+        in_flight: shared.in_flight.clone(),
     }
 }

@@ -24,6 +24,7 @@ pub async fn dry_run(config: &BuildConfig, checked: &Checked, ui: &Ui) -> Outcom
         cancel_cleanup: CancellationToken::new(),
         on_error: config.on_error,
         waits: Arc::new(WaitRegistry::new()),
+        in_flight: bakery_core::pipeline::InFlight::new(),
     };
     let mut failed = false;
     for (i, job) in checked.jobs() {

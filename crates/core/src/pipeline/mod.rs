@@ -8,9 +8,16 @@
 //! - cleanup is async and each step's cleanup has its own deadline, so a stuck terminate cannot hang the run;
 //! - cleanup errors are collected and reported after the error that failed the build, never over it;
 //! - cancellation (Ctrl-C, SIGTERM) goes through a token that `run` observes; cleanup gets a token of its own,
-//!   cancelled only by a second interrupt.
+//!   cancelled only by a second interrupt;
+//! - a create call in flight when the first interrupt comes is settled, not dropped ([`in_flight`]): the
+//!   step runs on until it has recorded what the call made, then cleanup removes it.
+
+mod in_flight;
+
+pub use in_flight::{InFlight, InFlightGuard};
 
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -147,7 +154,15 @@ pub struct RunControl {
     pub cleanup_deadline: Duration,
     /// Asked when `on_error` is `Ask`.
     pub ask: Option<AskFn>,
+    /// The create calls the steps have in flight (the steps hold guards from the same tracker).
+    pub in_flight: Arc<InFlight>,
+    /// After the first interrupt, how long a step may run on to settle its create calls in flight.
+    pub settle_deadline: Duration,
 }
+
+/// How long a create call in flight may take to settle after an interrupt by default: an EC2 create call
+/// answers in seconds, and the SDK's own retries stay well under this.
+pub const SETTLE_DEADLINE: Duration = Duration::from_secs(90);
 
 /// A cleanup that did not complete.
 #[derive(Debug)]
@@ -193,10 +208,22 @@ pub async fn run<C: Sync, S: Send>(
         let result = if step.observes_cancel() {
             step.run(cx, st).await
         } else {
+            let run = step.run(cx, st);
+            tokio::pin!(run);
             tokio::select! {
                 biased;
-                r = step.run(cx, st) => r,
-                _ = ctl.cancel.cancelled() => Err(StepError::Cancelled),
+                r = &mut run => r,
+                _ = ctl.cancel.cancelled() => {
+                    // Keep polling the step while it has a create call in flight, so that what the call
+                    // makes is recorded (and then cleaned up) rather than dropped with the future.
+                    tokio::select! {
+                        biased;
+                        r = &mut run => r,
+                        _ = tokio::time::timeout(ctl.settle_deadline, ctl.in_flight.settled()) => {
+                            Err(StepError::Cancelled)
+                        }
+                    }
+                }
             }
         };
         match result {

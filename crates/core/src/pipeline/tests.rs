@@ -85,6 +85,8 @@ fn ctl(on_error: OnError) -> RunControl {
         on_error,
         cleanup_deadline: Duration::from_secs(5),
         ask: None,
+        in_flight: InFlight::new(),
+        settle_deadline: Duration::from_secs(5),
     }
 }
 
@@ -273,6 +275,98 @@ async fn a_step_that_observes_cancellation_is_not_dropped() {
     assert_eq!(
         log.all(),
         ["run a", "observer saw the interrupt", "cleanup a Cancelled"]
+    );
+}
+
+/// Makes something with a "create call" that takes 200 ms, records it, then waits forever; its cleanup
+/// removes what it recorded.
+struct Creator {
+    in_flight: Arc<InFlight>,
+    made: Option<&'static str>,
+}
+
+#[async_trait]
+impl Step<Log, u32> for Creator {
+    fn name(&self) -> &'static str {
+        "creator"
+    }
+    async fn run(&mut self, cx: &Log, _st: &mut u32) -> Result<(), StepError> {
+        let made = {
+            let _call = self.in_flight.enter();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            "thing-1"
+        };
+        self.made = Some(made);
+        cx.push(format!("made {made}"));
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+    async fn cleanup(&mut self, cx: &Log, _st: &mut u32, _o: Outcome) -> Result<(), StepError> {
+        if let Some(m) = self.made.take() {
+            cx.push(format!("removed {m}"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_create_call_in_flight_at_the_interrupt_is_settled_then_cleaned_up() {
+    let log = Log::default();
+    let c = ctl(OnError::Cleanup);
+    let mut s: Vec<Box<dyn Step<Log, u32>>> = vec![Box::new(Creator {
+        in_flight: c.in_flight.clone(),
+        made: None,
+    })];
+    let cancel = c.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cancel.cancel();
+    });
+    let r = run(&mut s, &log, &mut 0, &c).await;
+    assert_eq!(r.outcome, Outcome::Cancelled);
+    assert_eq!(log.all(), ["made thing-1", "removed thing-1"]);
+    assert_eq!(c.in_flight.count(), 0);
+}
+
+#[tokio::test]
+async fn a_create_call_that_never_answers_is_dropped_at_the_settle_deadline() {
+    struct Stuck(Arc<InFlight>);
+    #[async_trait]
+    impl Step<Log, u32> for Stuck {
+        fn name(&self) -> &'static str {
+            "stuck"
+        }
+        async fn run(&mut self, _cx: &Log, _st: &mut u32) -> Result<(), StepError> {
+            let _call = self.0.enter();
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    }
+    let log = Log::default();
+    let mut c = ctl(OnError::Cleanup);
+    c.settle_deadline = Duration::from_millis(100);
+    let mut s: Vec<Box<dyn Step<Log, u32>>> = vec![Box::new(Stuck(c.in_flight.clone()))];
+    c.cancel.cancel();
+    // Cancelled before the step started: it never runs.
+    let r = run(&mut s, &log, &mut 0, &c).await;
+    assert_eq!(r.outcome, Outcome::Cancelled);
+    let c2 = {
+        let mut c2 = ctl(OnError::Cleanup);
+        c2.settle_deadline = Duration::from_millis(100);
+        c2
+    };
+    let mut s: Vec<Box<dyn Step<Log, u32>>> = vec![Box::new(Stuck(c2.in_flight.clone()))];
+    let cancel = c2.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        cancel.cancel();
+    });
+    let r = run(&mut s, &log, &mut 0, &c2).await;
+    assert_eq!(r.outcome, Outcome::Cancelled);
+    assert_eq!(
+        c2.in_flight.count(),
+        0,
+        "the guard went with the dropped step"
     );
 }
 
