@@ -6,6 +6,7 @@
 
 use crate::common::fault_proxy::FaultProxy;
 use crate::common::*;
+use bakery_core::aws::Clients;
 use bakery_lab::Lab;
 use std::time::{Duration, Instant};
 
@@ -204,4 +205,57 @@ async fn a_double_ctrl_c_names_what_is_left_and_bake_cleanup_removes_it() {
     assert!(cleanup.status.success(), "{t}");
     assert!(t.contains("removed instance i-"), "{t}");
     assert_nothing_new(&c, &baseline, &[], "after a double Ctrl-C and bake cleanup").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupt_after_the_build_succeeded_keeps_the_ami_and_exits_0() {
+    let lab = Lab::shared();
+    let _serial = SERIAL.lock().await;
+    let c = clients(lab).await;
+    let baseline = inventory(&c).await;
+    let proxy = FaultProxy::start(lab.moto_url(), vec![]).await;
+    // The cleanup of a successful build terminates its instance: the interrupt lands then.
+    proxy.answer_late("TerminateInstances", HOLD, |_| true);
+    let s = Scratch::new(lab, "late-int");
+    let row = Row {
+        action: "TerminateInstances",
+        extra: "",
+        when: any,
+    };
+    let (code, out) =
+        tokio::task::block_in_place(|| bake_and_signal(lab, &s, &proxy, &row, &["-INT"]));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("Interrupt received after every build had succeeded"),
+        "{out}"
+    );
+    let ami = out
+        .lines()
+        .find_map(|l| l.split("AMI: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no AMI in:\n{out}"))
+        .to_string();
+    assert_eq!(
+        amis_named_like(&c, &ami).await,
+        1,
+        "the AMI is kept: {ami}\n{out}"
+    );
+    assert_nothing_new(
+        &c,
+        &baseline,
+        &[ami],
+        "after an interrupt once the build succeeded",
+    )
+    .await;
+}
+
+/// How many AMIs with this id exist (0 or 1).
+async fn amis_named_like(c: &Clients, ami: &str) -> usize {
+    c.ec2
+        .describe_images()
+        .image_ids(ami)
+        .send()
+        .await
+        .map(|o| o.images().len())
+        .unwrap_or(0)
 }

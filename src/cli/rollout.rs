@@ -126,6 +126,17 @@ pub enum CommandArgs {
     Deploy(DeployArgs),
     /// Remove this app's old AMIs (and old launch template versions) that nothing uses.
     Gc(GcArgs),
+    /// Undo what a killed rollout left: its in-progress group or fleet, and its launch templates.
+    Abandon(AbandonArgs),
+}
+
+/// `rollout abandon`: which dead run.
+#[derive(Debug, Args, Clone, Default, PartialEq)]
+pub struct AbandonArgs {
+    /// Only this run (as printed by the rollout and by the refusal of the next one); also finds a run
+    /// killed before its group existed. Without it: every in-progress rollout of the environment.
+    #[arg(long = "run-id", value_name = "ID")]
+    pub run_id: Option<String>,
 }
 
 /// `rollout gc`: what to keep and which AMIs are the app's.
@@ -240,6 +251,9 @@ fn lift(cli: Cli) -> Result<Invocation, &'static str> {
     let (command, deploy_args) = match cli.command {
         Some(CommandArgs::Setup) => (Command::Setup { dry_run }, DeployArgs::default()),
         Some(CommandArgs::Gc(a)) => (Command::Gc(a.request(dry_run)), DeployArgs::default()),
+        Some(CommandArgs::Abandon(a)) => {
+            (Command::Abandon { run_id: a.run_id }, DeployArgs::default())
+        }
         Some(CommandArgs::Plan(a)) => (Command::Plan { ami: a.ami.clone() }, a),
         Some(CommandArgs::Deploy(a)) => (deploy(&a, dry_run)?, a),
         None => (deploy(&cli.deploy, dry_run)?, cli.deploy),
@@ -426,6 +440,16 @@ pub async fn run(
                 }
             }
         }
+        Command::Abandon { run_id } => match session.abandon(run_id.as_deref()).await {
+            Ok(r) => {
+                printer.report(serde_json::to_string_pretty(&r), r.render());
+                u8::from(!r.failures.is_empty())
+            }
+            Err(e) => {
+                printer.error(&e);
+                1
+            }
+        },
         Command::Setup { dry_run } => match session.setup(dry_run).await {
             Ok(r) => {
                 printer.report(serde_json::to_string_pretty(&r), r.render());

@@ -894,3 +894,158 @@ async fn the_command_line_reports_json_and_exit_codes() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The environment's launch templates (by rollout's tags).
+async fn env_templates(c: &Clients, app: &str) -> Vec<String> {
+    let out = c
+        .ec2
+        .describe_launch_templates()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:bakery:app")
+                .values(app)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.launch_templates()
+        .iter()
+        .filter_map(|t| t.launch_template_name().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_rollout_is_undone_by_rollout_abandon_and_the_next_one_proceeds() {
+    let (lab, _serial) = lab().await;
+    let e = set_up_env(lab).await;
+    let ami1 = register_ami(lab, &e.c, "ami-1").await;
+    let ami2 = register_ami(lab, &e.c, "ami-2").await;
+    let (s, out) = session(lab, &e.manifest, ENV, Overrides::default()).await;
+    s.deploy(&ami1)
+        .await
+        .unwrap_or_else(|err| panic!("{err}\n{}", out.text()));
+    let (live, _, live_ids) = assert_one_group_on(&e, &ami1).await;
+    let templates_before = env_templates(&e.c, &e.app).await;
+
+    // A rollout killed mid-way: its task is dropped while it waits for its new group, as a SIGKILL would
+    // stop the process — no rollback runs.
+    let (slow, _) = session(
+        lab,
+        &e.manifest,
+        ENV,
+        Overrides {
+            min_healthy: Some(Duration::from_secs(30)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let killed_run = slow.ctx().run_id.clone();
+    let second = ami2.clone();
+    let task = tokio::spawn(async move { slow.deploy(&second).await });
+    let mut waited = 0;
+    while env_groups(&e.c, &e.app, ENV).await.len() < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+        assert!(waited < 500, "the rollout never created its group");
+    }
+    task.abort();
+    let _ = task.await;
+    assert_eq!(env_groups(&e.c, &e.app, ENV).await.len(), 2);
+
+    // The next rollout refuses and names the command that undoes the dead one.
+    let (next, _) = session(lab, &e.manifest, ENV, Overrides::default()).await;
+    match next.deploy(&ami2).await {
+        Err(RolloutError::Preflight(p)) => assert!(
+            p.iter()
+                .any(|m| m.contains(&format!("rollout abandon --run-id {killed_run}"))),
+            "{p:?}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // Through the command line, as a user would.
+    let manifest = e.manifest.to_str().unwrap().to_string();
+    let (code, stdout, stderr) = cli(
+        lab,
+        &[
+            "--manifest",
+            &manifest,
+            "--env",
+            ENV,
+            "abandon",
+            "--run-id",
+            &killed_run,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("abandoned run(s) {killed_run}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("removed group asg-"), "{stdout}");
+    assert!(stdout.contains("removed launch template lt-"), "{stdout}");
+
+    // Back to the state before the killed rollout: the live group untouched, no other group or template.
+    let (still_live, _, ids) = assert_one_group_on(&e, &ami1).await;
+    assert_eq!(still_live, live);
+    assert_eq!(ids, live_ids);
+    assert_eq!(env_templates(&e.c, &e.app).await, templates_before);
+
+    // Idempotent, and the next rollout proceeds.
+    let (code, stdout, _) = cli(lab, &["--manifest", &manifest, "--env", ENV, "abandon"]).await;
+    assert_eq!(code, 0);
+    assert!(stdout.contains("nothing to abandon"), "{stdout}");
+    next.deploy(&ami2).await.unwrap();
+    assert_one_group_on(&e, &ami2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_while_a_create_call_is_in_flight_leaves_the_state_before() {
+    use crate::common::fault_proxy::FaultProxy;
+    let (lab, _serial) = lab().await;
+    let e = set_up_env(lab).await;
+    let ami1 = register_ami(lab, &e.c, "ami-1").await;
+    let ami2 = register_ami(lab, &e.c, "ami-2").await;
+    let (s, out) = session(lab, &e.manifest, ENV, Overrides::default()).await;
+    s.deploy(&ami1)
+        .await
+        .unwrap_or_else(|err| panic!("{err}\n{}", out.text()));
+    let (live, _, live_ids) = assert_one_group_on(&e, &ami1).await;
+    let templates_before = env_templates(&e.c, &e.app).await;
+    for action in ["CreateLaunchTemplate", "CreateAutoScalingGroup"] {
+        // moto carries the call out; the proxy holds its answer while the interrupt lands.
+        let proxy = FaultProxy::start(lab.moto_url(), vec![]).await;
+        proxy.answer_late(action, Duration::from_secs(2), |_| true);
+        let (s, out) = session_via(lab, &e.manifest, ENV, Overrides::default(), &proxy.url).await;
+        let cancel = s.cancel_token();
+        let ami = ami2.clone();
+        let task = tokio::spawn(async move { s.deploy(&ami).await });
+        let held = format!("held:{action}");
+        let mut waited = 0;
+        while proxy.seen(&held) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += 1;
+            assert!(waited < 1000, "{action} was never sent\n{}", out.text());
+        }
+        cancel.cancel();
+        let r = task.await.unwrap();
+        assert!(
+            matches!(
+                r,
+                Err(RolloutError::RolledBack(_) | RolloutError::Cancelled)
+            ),
+            "{action}: {r:?}\n{}",
+            out.text()
+        );
+        let (still_live, _, ids) = assert_one_group_on(&e, &ami1).await;
+        assert_eq!((&still_live, &ids), (&live, &live_ids), "{action}");
+        assert_eq!(
+            env_templates(&e.c, &e.app).await,
+            templates_before,
+            "{action}: the new launch template is rolled back\n{}",
+            out.text()
+        );
+    }
+}

@@ -1087,6 +1087,7 @@ mod fake {
             cancel: CancellationToken::new(),
             cancel_cleanup: CancellationToken::new(),
             requests,
+            in_flight: bakery_core::pipeline::InFlight::new(),
         }
     }
 }

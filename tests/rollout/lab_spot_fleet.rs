@@ -1008,6 +1008,7 @@ mod sdk_mocks {
             cancel: CancellationToken::new(),
             cancel_cleanup: CancellationToken::new(),
             requests,
+            in_flight: bakery_core::pipeline::InFlight::new(),
         }
     }
 

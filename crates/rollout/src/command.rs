@@ -21,6 +21,11 @@ pub enum Command {
         /// The AMI reference (`ami-…`, `ssm:/…`, a bake manifest).
         ami: String,
     },
+    /// Undo what a killed rollout left (its in-progress group or fleet and its launch templates).
+    Abandon {
+        /// Only this run (also finds a run killed before its group existed).
+        run_id: Option<String>,
+    },
     /// Remove the app's old AMIs and launch template versions that nothing uses.
     Gc(GcRequest),
 }

@@ -50,8 +50,7 @@ pub enum RolloutError {
     /// Another rollout of this environment has a group that is not live yet.
     #[error(
         "another rollout of {env} is in progress: {group} (run {run_id}) is not live yet; if that run is dead, \
-         delete the group (`aws autoscaling delete-auto-scaling-group --force-delete --auto-scaling-group-name {group}`) \
-         and its launch template, then retry"
+         undo it with `rollout abandon --run-id {run_id}`, then retry"
     )]
     InProgress {
         /// The environment.

@@ -57,6 +57,7 @@ impl Session {
                 cancel: CancellationToken::new(),
                 cancel_cleanup: CancellationToken::new(),
                 requests,
+                in_flight: bakery_core::pipeline::InFlight::new(),
             },
         })
     }
@@ -108,9 +109,10 @@ impl Session {
         let started = Instant::now();
         let before = cx.requests.snapshot();
         cx.say(&format!(
-            "Preflight: {} in {}, live groups, AMI {ami}",
+            "Preflight: {} in {}, live groups, AMI {ami} (run {})",
             cx.cfg.names.load_balancer(),
-            cx.clients.region
+            cx.clients.region,
+            cx.run_id
         ));
         let pf = strategy::preflight(cx, Some(ami)).await?;
         if !pf.problems.is_empty() {
@@ -140,6 +142,14 @@ impl Session {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// `rollout abandon`: undoes what a killed rollout of this environment left (or only `run_id`'s).
+    pub async fn abandon(
+        &self,
+        run_id: Option<&str>,
+    ) -> Result<strategy::AbandonReport, RolloutError> {
+        strategy::abandon(&self.cx, run_id).await
     }
 
     /// `rollout gc`: removes this app's old AMIs (and the environment's old launch template versions)

@@ -94,6 +94,17 @@ pub async fn session(
     env: &str,
     overrides: Overrides,
 ) -> (Session, Buf) {
+    session_via(lab, manifest, env, overrides, lab.moto_url()).await
+}
+
+/// A session whose AWS calls go to `endpoint` (a proxy in front of the lab's moto).
+pub async fn session_via(
+    lab: &Lab,
+    manifest: &Path,
+    env: &str,
+    overrides: Overrides,
+    endpoint: &str,
+) -> (Session, Buf) {
     let buf = Buf::default();
     let ui = Ui::to_writer(
         UiOptions {
@@ -108,7 +119,10 @@ pub async fn session(
     let s = Session::open(Options {
         manifest: manifest.to_path_buf(),
         env: Some(env.to_string()),
-        aws: settings(lab),
+        aws: AwsSettings {
+            endpoint_url: Some(endpoint.to_string()),
+            ..settings(lab)
+        },
         overrides,
         ui,
     })

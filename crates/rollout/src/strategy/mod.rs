@@ -11,6 +11,7 @@
 //! `interface`, each strategy in its own directory, and [`for_kind`] picks one. Submodules import each
 //! other (`super::preflight::Preflight`), never this file.
 
+mod abandon;
 mod blue_green;
 mod instance_refresh;
 mod interface;
@@ -19,6 +20,7 @@ mod replace;
 mod run;
 mod spot_fleet;
 
+pub use abandon::{AbandonReport, abandon};
 pub use blue_green::BlueGreen;
 pub use instance_refresh::{InstanceRefresh, OnInterrupt};
 pub use interface::Strategy;

@@ -146,7 +146,7 @@ impl<S: State + 'static> Steps<S> {
             on_error: OnError::Cleanup,
             cleanup_deadline: cleanup_deadline(cx),
             ask: None,
-            in_flight: pipeline::InFlight::new(),
+            in_flight: cx.in_flight.clone(),
             settle_deadline: pipeline::SETTLE_DEADLINE,
         };
         let r = pipeline::run(&mut self.0, cx, st, &ctl).await;

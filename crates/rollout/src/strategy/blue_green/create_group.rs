@@ -90,7 +90,7 @@ impl RolloutStep<Replace<Group>> for CreateGroup {
 }
 
 /// Deletes group `name` (`force`: with its instances).
-pub(super) async fn delete_group(
+pub(in crate::strategy) async fn delete_group(
     cx: &Ctx,
     name: &str,
     force: bool,

@@ -12,7 +12,7 @@
 //! balancer never has zero healthy instances. A failure in step 4 stops there and reports what is left; the
 //! new group is live and serving, and the remaining old groups keep serving too.
 
-mod create_group;
+pub(super) mod create_group;
 mod mark_live;
 mod retire;
 mod wait_healthy;

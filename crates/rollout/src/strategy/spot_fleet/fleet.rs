@@ -195,12 +195,13 @@ pub(in crate::strategy) async fn preflight(
         .filter(|f| f.rollout_state.as_deref() == Some(STATE_IN_PROGRESS))
         .map(|f| {
             format!(
-                "another rollout of {} is in progress: spot fleet {} (run {}) is not live yet; if that run is dead, cancel it \
-                 (`aws ec2 cancel-spot-fleet-requests --terminate-instances --spot-fleet-request-ids {}`) and retry",
+                "another rollout of {} is in progress: spot fleet {} (run {run}) is not live yet; if that run is dead, \
+                 undo it with `rollout abandon --run-id {run}` (or cancel the fleet: \
+                 `aws ec2 cancel-spot-fleet-requests --terminate-instances --spot-fleet-request-ids {}`) and retry",
                 cx.cfg.names.env,
                 f.id,
-                f.run_id.as_deref().unwrap_or("unknown"),
-                f.id
+                f.id,
+                run = f.run_id.as_deref().unwrap_or("unknown"),
             )
         })
         .collect();

@@ -24,7 +24,7 @@ mod fleet_role;
 mod mark_live;
 mod poller;
 mod request;
-mod retire;
+pub(super) mod retire;
 mod wait_healthy;
 
 pub use fleet::LiveFleet;

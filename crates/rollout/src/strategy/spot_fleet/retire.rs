@@ -62,7 +62,7 @@ impl Capacity for LiveFleet {
 }
 
 /// Cancels fleet `id` and terminates its instances.
-pub(super) async fn cancel_fleet(cx: &Ctx, id: &str) -> Result<(), RolloutError> {
+pub(in crate::strategy) async fn cancel_fleet(cx: &Ctx, id: &str) -> Result<(), RolloutError> {
     let out = cx
         .clients
         .ec2
