@@ -388,7 +388,8 @@ async fn sigkill_mid_run_then_bake_cleanup_removes_everything() {
         (1, 1, 1),
         "a SIGKILLed run leaves its instance, key pair and group"
     );
-    let out = s.run(lab, lab.moto_url(), &["cleanup"]);
+    // The environment now points nowhere: cleanup reaches AWS as the run did, through its journal.
+    let out = s.run(lab, "http://127.0.0.1:9", &["cleanup"]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains(&format!("removed instance {}", i[0])), "{t}");
@@ -406,4 +407,50 @@ async fn sigkill_mid_run_then_bake_cleanup_removes_everything() {
         "{}",
         text(&again)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bake_cleanup_older_than_finds_a_dead_runners_leftovers_without_a_journal() {
+    let lab = Lab::shared();
+    let _serial = SERIAL.lock().await;
+    let c = clients(lab).await;
+    let (s, _name, r) = bake_until_provisioning(lab, "runner");
+    r.signal("-KILL");
+    let (code, _) = tokio::task::spawn_blocking(move || r.finish())
+        .await
+        .unwrap();
+    assert_eq!(code, None, "killed by a signal");
+    let (i, k, g) = leftovers(&c).await;
+    assert_eq!((i.len(), k.len(), g.len()), (1, 1, 1));
+    // Another machine: no journal of that run.
+    let elsewhere = Scratch::new(lab, "elsewhere");
+    let region = lab.region().to_string();
+    let young = elsewhere.run(
+        lab,
+        lab.moto_url(),
+        &["cleanup", "--older-than", "1h", "--region", &region],
+    );
+    assert!(young.status.success(), "{}", text(&young));
+    assert!(
+        text(&young).contains("nothing to clean up"),
+        "a run younger than --older-than may be alive elsewhere: {}",
+        text(&young)
+    );
+    assert_eq!(leftovers(&c).await.0.len(), 1);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let old = elsewhere.run(
+        lab,
+        lab.moto_url(),
+        &["cleanup", "--older-than", "1s", "--region", &region],
+    );
+    let t = text(&old);
+    assert!(old.status.success(), "{t}");
+    assert!(t.contains(&format!("removed instance {}", i[0])), "{t}");
+    assert!(
+        t.contains(&format!("removed security group {}", g[0])),
+        "{t}"
+    );
+    assert!(t.contains(&format!("removed key pair {}", k[0])), "{t}");
+    assert_nothing_left(&c, "after bake cleanup --older-than").await;
+    drop(s);
 }

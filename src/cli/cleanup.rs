@@ -18,9 +18,14 @@ pub struct CleanupArgs {
     /// An endpoint URL for every AWS service (like AWS_ENDPOINT_URL).
     #[arg(long = "endpoint-url", value_name = "URL")]
     pub endpoint_url: Option<String>,
-    /// The region for tag searches of runs without a journal.
+    /// The region for tag searches of runs without a journal; with --older-than, each region to search
+    /// (repeat the flag for several).
     #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
+    pub region: Vec<String>,
+    /// Also remove bake's temporary resources of runs with no journal on this machine (a CI runner that
+    /// died) whose every resource is older than this (`2h`, `90m`, `3600`), in each --region.
+    #[arg(long = "older-than", value_name = "DURATION", value_parser = super::rollout::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -31,9 +36,11 @@ pub async fn run(args: CleanupArgs) -> i32 {
     let opts = CleanupOptions {
         run_id: args.run_id.clone(),
         dry_run: args.dry_run,
+        older_than: args.older_than,
+        regions: args.region.clone(),
         aws: AwsSettings {
             endpoint_url: args.endpoint_url.clone(),
-            region: args.region.clone(),
+            region: args.region.first().cloned(),
             ..Default::default()
         },
     };

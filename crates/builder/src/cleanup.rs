@@ -8,7 +8,7 @@
 //! build kept is never touched. A journal is deleted only once nothing it names is left. Running it
 //! twice is harmless.
 
-use crate::journal::{self, Entry, Event};
+use crate::journal::{self, Entry, Event, RunAccess};
 use crate::resource::Kind;
 use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
 use bakery_core::aws_err::AwsError;
@@ -25,6 +25,11 @@ pub struct CleanupOptions {
     pub run_id: Option<String>,
     /// List what would be removed; change nothing.
     pub dry_run: bool,
+    /// Also remove bake's temporary resources of runs with no journal here (an ephemeral CI runner that
+    /// died) whose every resource was created longer ago than this, in `regions`.
+    pub older_than: Option<std::time::Duration>,
+    /// Where `older_than` looks (empty: the default region).
+    pub regions: Vec<String>,
     /// The endpoint and the region for tag searches of runs without a journal.
     pub aws: AwsSettings,
 }
@@ -135,11 +140,35 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
         select_runs(&mut runs, id);
     }
     let sdk = load_sdk_config(&opts.aws).await;
-    let mut clients: BTreeMap<String, Clients> = BTreeMap::new();
-    let mut client = |region: &str| {
+    // Each run is cleaned up the way it reached AWS (its journal's endpoint and profile), unless the
+    // command line says otherwise.
+    let given = RunAccess::new(
+        opts.aws.endpoint_url.as_deref(),
+        opts.aws.profile.as_deref(),
+    );
+    let access_of = |r: &journal::LeftRun| RunAccess {
+        endpoint_url: given.endpoint_url.clone().or(r.access.endpoint_url.clone()),
+        profile: given.profile.clone().or(r.access.profile.clone()),
+    };
+    let mut sdks: BTreeMap<RunAccess, aws_config::SdkConfig> = BTreeMap::new();
+    sdks.insert(given.clone(), sdk.clone());
+    for r in &runs {
+        let a = access_of(r);
+        if let std::collections::btree_map::Entry::Vacant(slot) = sdks.entry(a) {
+            let settings = AwsSettings {
+                endpoint_url: slot.key().endpoint_url.clone(),
+                profile: slot.key().profile.clone(),
+                ..opts.aws.clone()
+            };
+            slot.insert(load_sdk_config(&settings).await);
+        }
+    }
+    let run_access: Vec<RunAccess> = runs.iter().map(access_of).collect();
+    let mut clients: BTreeMap<(RunAccess, String), Clients> = BTreeMap::new();
+    let mut client_as = |access: &RunAccess, region: &str| {
         clients
-            .entry(region.to_string())
-            .or_insert_with(|| Clients::for_region(&sdk, Some(region), None))
+            .entry((access.clone(), region.to_string()))
+            .or_insert_with(|| Clients::for_region(&sdks[access], Some(region), None))
             .clone()
     };
     let mut report = Report::default();
@@ -153,7 +182,13 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
         let mut found = Vec::new();
         let mut searched = BTreeSet::new();
         for region in regions {
-            match tagged(&client(&region), &r.run_id, Some(&r.kept)).await {
+            match tagged(
+                &client_as(&run_access[i], &region),
+                &r.run_id,
+                Some(&r.kept),
+            )
+            .await
+            {
                 Ok(t) => {
                     found.extend(t);
                     searched.insert(region);
@@ -199,9 +234,40 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
         } else {
             prefix
         };
-        match tagged(&client(&region), &pattern, None).await {
+        match tagged(&client_as(&given, &region), &pattern, None).await {
             Ok(t) => work.push((None, t)),
             Err(e) => report.failures.push(e.into()),
+        }
+    }
+    if let Some(age) = opts.older_than {
+        let mut regions = opts.regions.clone();
+        if regions.is_empty() {
+            regions.push(
+                sdk.region()
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "us-east-1".into()),
+            );
+        }
+        let journaled: BTreeSet<String> = runs.iter().map(|r| r.run_id.clone()).collect();
+        for region in regions {
+            let c = client_as(&given, &region);
+            let strays = match stray_runs(&c, age).await {
+                Ok(s) => s,
+                Err(e) => {
+                    report.failures.push(e.into());
+                    continue;
+                }
+            };
+            for run in strays {
+                // A run with a journal here is handled above; a live one here is never touched.
+                if journaled.contains(&run) || journal::is_live(&dir, &run) {
+                    continue;
+                }
+                match tagged(&c, &run, None).await {
+                    Ok(t) => work.push((None, t)),
+                    Err(e) => report.failures.push(e.into()),
+                }
+            }
         }
     }
     let never = CancellationToken::new();
@@ -212,7 +278,12 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
                 report.removed.push(e);
                 continue;
             }
-            match e.kind.remove(&client(&e.region).ec2, &e.id, &never).await {
+            let access = run.map_or(&given, |i| &run_access[i]);
+            match e
+                .kind
+                .remove(&client_as(access, &e.region).ec2, &e.id, &never)
+                .await
+            {
                 Ok(()) => {
                     if let Some(i) = run {
                         runs[i].removed(&e);
@@ -229,6 +300,105 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
         }
     }
     Ok(report)
+}
+
+/// The runs whose bake temporary resources in `c`'s region were all created more than `age` ago (by
+/// their `bakery:created` tag, else the instance's launch time or the key pair's or launch template's
+/// creation time). A run with any younger resource may still be going on another machine: it is left.
+async fn stray_runs(c: &Clients, age: std::time::Duration) -> Result<BTreeSet<String>, AwsError> {
+    use aws_sdk_ec2::types::{Filter, InstanceStateName, Tag};
+    use bakery_core::aws_err::AwsResultExt;
+    let roles = || {
+        Filter::builder()
+            .name(format!("tag:{}", bakery_core::tags::ROLE))
+            .set_values(Some(
+                crate::resource::TEMPORARY_ROLES
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect(),
+            ))
+            .build()
+    };
+    let cutoff = std::time::SystemTime::now() - age;
+    // (run id, created) of every temporary resource found.
+    let mut seen: Vec<(String, Option<std::time::SystemTime>)> = Vec::new();
+    let mut note = |tags: &[Tag], fallback: Option<&aws_smithy_types::DateTime>| {
+        let tag = |k: &str| {
+            tags.iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+        };
+        let Some(run) = tag(bakery_core::tags::RUN_ID) else {
+            return;
+        };
+        let created = tag(crate::resource::CREATED_TAG)
+            .and_then(|v| {
+                aws_smithy_types::DateTime::from_str(
+                    v,
+                    aws_smithy_types::date_time::Format::DateTime,
+                )
+                .ok()
+            })
+            .or(fallback.copied())
+            .and_then(|d| std::time::SystemTime::try_from(d).ok());
+        seen.push((run.to_string(), created));
+    };
+    let out = c
+        .ec2
+        .describe_instances()
+        .filters(roles())
+        .send()
+        .await
+        .aws("DescribeInstances")?;
+    for i in out.reservations().iter().flat_map(|r| r.instances()) {
+        if i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Terminated) {
+            note(i.tags(), i.launch_time());
+        }
+    }
+    let out = c
+        .ec2
+        .describe_security_groups()
+        .filters(roles())
+        .send()
+        .await
+        .aws("DescribeSecurityGroups")?;
+    for g in out.security_groups() {
+        note(g.tags(), None);
+    }
+    let out = c
+        .ec2
+        .describe_key_pairs()
+        .filters(roles())
+        .send()
+        .await
+        .aws("DescribeKeyPairs")?;
+    for k in out.key_pairs() {
+        note(k.tags(), k.create_time());
+    }
+    let out = c
+        .ec2
+        .describe_launch_templates()
+        .filters(roles())
+        .send()
+        .await
+        .aws("DescribeLaunchTemplates")?;
+    for t in out.launch_templates() {
+        note(t.tags(), t.create_time());
+    }
+    let mut runs: BTreeMap<String, (bool, bool)> = BTreeMap::new(); // (any old, any young)
+    for (run, created) in seen {
+        let e = runs.entry(run).or_default();
+        match created {
+            Some(t) if t <= cutoff => e.0 = true,
+            Some(_) => e.1 = true,
+            None => {}
+        }
+    }
+    Ok(runs
+        .into_iter()
+        .filter(|(_, (old, young))| *old && !*young)
+        .map(|(run, _)| run)
+        .collect())
 }
 
 #[cfg(test)]

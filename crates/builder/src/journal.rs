@@ -58,6 +58,39 @@ struct Header {
     pid: u32,
     started: u64,
     command: String,
+    /// How the run reached AWS, so `bake cleanup` can use the same.
+    #[serde(default)]
+    access: RunAccess,
+}
+
+/// How a run reached AWS: its endpoint (credentials in the URL removed) and profile. Never keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RunAccess {
+    /// `AWS_ENDPOINT_URL` / `--endpoint-url`, if the run used one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// `AWS_PROFILE`, if the run used one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+impl RunAccess {
+    /// `endpoint_url` with any `user:password@` removed.
+    pub fn new(endpoint_url: Option<&str>, profile: Option<&str>) -> Self {
+        let endpoint_url = endpoint_url.filter(|e| !e.is_empty()).map(|e| {
+            match (e.split_once("://"), e.rfind('@')) {
+                (Some((scheme, rest)), Some(_)) => match rest.split_once('@') {
+                    Some((_, host)) => format!("{scheme}://{host}"),
+                    None => e.to_string(),
+                },
+                _ => e.to_string(),
+            }
+        });
+        RunAccess {
+            endpoint_url,
+            profile: profile.filter(|p| !p.is_empty()).map(str::to_string),
+        }
+    }
 }
 
 /// The journal of the current run.
@@ -89,6 +122,16 @@ fn runs_dir(state: &Path) -> PathBuf {
 impl Journal {
     /// Creates and locks the journal of a new run.
     pub fn create(state: &Path, run_id: &str, command: &str) -> std::io::Result<Self> {
+        Self::create_for(state, run_id, command, RunAccess::default())
+    }
+
+    /// Creates and locks the journal of a new run that reaches AWS as `access` says.
+    pub fn create_for(
+        state: &Path,
+        run_id: &str,
+        command: &str,
+        access: RunAccess,
+    ) -> std::io::Result<Self> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let dir = runs_dir(state);
         // The journal names the run's resources and its command line: its owner's only.
@@ -113,6 +156,7 @@ impl Journal {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             command: command.to_string(),
+            access,
         };
         writeln!(
             file,
@@ -257,8 +301,10 @@ pub struct LeftRun {
     pub outstanding: Vec<Entry>,
     /// What it kept as its builds' results (never removed, whatever a tag search finds).
     pub kept: BTreeSet<(Kind, String, String)>,
-    /// The command line that started it (sensitive values masked).
+    /// The command line that started it.
     pub command: String,
+    /// How it reached AWS.
+    pub access: RunAccess,
 }
 
 impl LeftRun {
@@ -291,6 +337,15 @@ impl LeftRun {
     }
 }
 
+/// True when run `run_id`'s journal is held by a live run on this machine.
+pub fn is_live(state: &Path, run_id: &str) -> bool {
+    let path = runs_dir(state).join(format!("{run_id}.jsonl"));
+    match OpenOptions::new().append(true).open(&path) {
+        Ok(f) => f.try_lock().is_err(),
+        Err(_) => false,
+    }
+}
+
 /// The journals of runs that are not running any more (their lock is free).
 pub fn left_runs(state: &Path) -> std::io::Result<Vec<LeftRun>> {
     let dir = runs_dir(state);
@@ -320,6 +375,7 @@ pub fn left_runs(state: &Path) -> std::io::Result<Vec<LeftRun>> {
             outstanding: outstanding(&entries),
             kept: kept(&entries),
             command: header.command,
+            access: header.access,
         });
     }
     Ok(out)
@@ -424,6 +480,23 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(j.path()), 0o600);
         assert_eq!(mode(&t.path().join("runs")), 0o700);
+    }
+
+    #[test]
+    fn the_journal_keeps_the_runs_endpoint_without_credentials() {
+        let t = tmp();
+        let access = RunAccess::new(Some("http://user:secret@127.0.0.1:5000"), Some("ci"));
+        assert_eq!(
+            access.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        let j = Journal::create_for(t.path(), "access", "bake", access.clone()).unwrap();
+        j.record(Event::Created, Kind::Instance, "us-east-1", "i-1", "b");
+        drop(j);
+        let text = std::fs::read_to_string(t.path().join("runs/access.jsonl")).unwrap();
+        assert!(!text.contains("secret"), "{text}");
+        let runs = left_runs(t.path()).unwrap();
+        assert_eq!(runs[0].access, access);
     }
 
     #[test]

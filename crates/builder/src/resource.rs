@@ -14,6 +14,29 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The `bakery:role` of bake's temporary resources (the builder instance and its volumes, the temporary
+/// key pair and security group, a spot builder's launch template, fleet and request). Rollout's resources
+/// carry other roles, so a search by these never finds them.
+pub const TEMPORARY_ROLES: [&str; 7] = [
+    "builder-instance",
+    "builder-volume",
+    "temporary-key-pair",
+    "temporary-security-group",
+    "builder-launch-template",
+    "builder-fleet",
+    "builder-spot-request",
+];
+
+/// When a temporary resource was created (RFC 3339, UTC).
+pub const CREATED_TAG: &str = "bakery:created";
+
+/// Now, as [`CREATED_TAG`] holds it.
+pub fn now_tag() -> String {
+    aws_smithy_types::DateTime::from(std::time::SystemTime::now())
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}
+
 /// What kind of resource something bake created is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -140,9 +140,18 @@ impl Ctx {
         self.record(Event::Kept, kind, region, id);
     }
 
-    /// Bakery's ownership tags for a resource of this build.
+    /// Bakery's ownership tags for a resource of this build; a temporary resource also carries its
+    /// creation time (`bakery:created`), so `bake cleanup --older-than` can tell a stray from a live
+    /// run's on another machine.
     pub fn ownership_tags(&self, role: &str) -> Vec<(String, String)> {
-        bakery_core::tags::ownership(&self.run_id, &self.build.name, role)
+        let mut tags = bakery_core::tags::ownership(&self.run_id, &self.build.name, role);
+        if crate::resource::TEMPORARY_ROLES.contains(&role) {
+            tags.push((
+                crate::resource::CREATED_TAG.to_string(),
+                crate::resource::now_tag(),
+            ));
+        }
+        tags
     }
 
     /// A name for temporary resources: unique per run and build, recognisably bakery's.

@@ -41,7 +41,15 @@ pub async fn build(
 ) -> Result<Outcome, JournalError> {
     let run_id = uuid::Uuid::new_v4().to_string();
     let state = journal::state_dir();
-    let journal = match Journal::create(&state, &run_id, &config.command_line) {
+    let access = journal::RunAccess::new(
+        config
+            .endpoint_url
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .as_deref(),
+        std::env::var("AWS_PROFILE").ok().as_deref(),
+    );
+    let journal = match Journal::create_for(&state, &run_id, &config.command_line, access) {
         Ok(j) => Arc::new(j),
         Err(source) => return Err(JournalError { dir: state, source }),
     };
