@@ -292,9 +292,15 @@ async fn gc_keeps_what_is_in_use_and_removes_exactly_the_rest_with_their_snapsho
     let counts = lab.request_counts();
     assert_eq!(counts.get("DeregisterImage"), Some(&2), "{counts:?}");
     assert_eq!(counts.get("DeleteSnapshot"), Some(&2), "{counts:?}");
+    // One CreateTags per removed AMI: its snapshots marked `bakery:gc-pending` before deregistering.
+    assert_eq!(counts.get("CreateTags"), Some(&2), "{counts:?}");
     assert_eq!(
         writes(&counts),
-        vec!["DeleteSnapshot".to_string(), "DeregisterImage".to_string()]
+        vec![
+            "CreateTags".to_string(),
+            "DeleteSnapshot".to_string(),
+            "DeregisterImage".to_string()
+        ]
     );
 
     // A second run removes nothing, and sends no write; the human summary says why each one stays.
@@ -1022,6 +1028,13 @@ mod fake {
             ));
             aws_sdk_ec2::operation::delete_snapshot::DeleteSnapshotOutput::builder().build()
         });
+        // gc marks an AMI's snapshots before deregistering it, and looks for marked ones first.
+        let tag = mock!(Ec2::create_tags).then_output(|| {
+            aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build()
+        });
+        let marked = mock!(Ec2::describe_snapshots).then_output(|| {
+            aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput::builder().build()
+        });
         vec![
             images,
             templates,
@@ -1033,6 +1046,8 @@ mod fake {
             delete_versions,
             deregister,
             delete_snapshot,
+            tag,
+            marked,
         ]
     }
 
@@ -1260,4 +1275,96 @@ async fn the_newest_n_stay_by_creation_date() {
         decision(&r, "ami-00000003").snapshots[0].action,
         Action::WouldRemove
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshots_an_interrupted_gc_left_are_deleted_by_the_next_one() {
+    let (lab, _serial) = lab().await;
+    let c = clients(lab).await;
+    let app = app_name(lab);
+    let m = manifest(lab, &app);
+    let (s, out) = session(lab, &m, ENV, Overrides::default()).await;
+    let (old, old_snaps) = image(lab, &c, &format!("{app}-1"), &[("app", &app)]).await;
+    let (kept, kept_snaps) = image(lab, &c, &format!("{app}-2"), &[("app", &app)]).await;
+    // A gc killed after deregistering `old`: its snapshots carry gc's mark, nothing holds them.
+    c.ec2
+        .create_tags()
+        .set_resources(Some(old_snaps.clone()))
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("bakery:gc-pending")
+                .value(&old)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    c.ec2
+        .deregister_image()
+        .image_id(&old)
+        .send()
+        .await
+        .unwrap();
+    // A marked snapshot whose AMI is still there stays (gc was killed before deregistering it).
+    c.ec2
+        .create_tags()
+        .set_resources(Some(kept_snaps.clone()))
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("bakery:gc-pending")
+                .value(&kept)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dry = s
+        .gc(&GcRequest {
+            keep: Some(5),
+            dry_run: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("gc: {e}\n{}", out.text()));
+    let listed: Vec<&str> = dry
+        .unfinished_snapshots
+        .iter()
+        .map(|d| d.id.as_str())
+        .collect();
+    assert_eq!(
+        listed,
+        old_snaps.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{}",
+        dry.render()
+    );
+    assert!(
+        owned_snapshots(&c)
+            .await
+            .is_superset(&old_snaps.iter().cloned().collect())
+    );
+    let r = s
+        .gc(&GcRequest {
+            keep: Some(5),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("gc: {e}\n{}", out.text()));
+    assert!(r.problems.is_empty(), "{}", r.render());
+    assert!(
+        r.render().contains("Snapshots an interrupted gc left"),
+        "{}",
+        r.render()
+    );
+    let now = owned_snapshots(&c).await;
+    for snap in &old_snaps {
+        assert!(!now.contains(snap), "{snap} deleted\n{}", r.render());
+    }
+    for snap in &kept_snaps {
+        assert!(
+            now.contains(snap),
+            "{snap} of a live AMI kept\n{}",
+            r.render()
+        );
+    }
+    assert!(image_exists(&c, &kept).await);
 }

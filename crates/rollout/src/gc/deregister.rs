@@ -1,5 +1,7 @@
 //! Removing an AMI: deregistration, then exactly the snapshots of its block-device mappings — a snapshot
-//! another image still holds stays.
+//! another image still holds stays. Before deregistering, the snapshots are tagged
+//! `bakery:gc-pending=<AMI>`: a gc killed between the two leaves snapshots the next gc recognises (their
+//! AMI gone, no image holding them) and deletes.
 
 use super::report::{Action, AmiDecision, SnapshotDecision};
 use crate::context::Ctx;
@@ -17,6 +19,9 @@ fn snapshots_of(image: &Image) -> Vec<String> {
         .collect()
 }
 
+/// Marks a snapshot whose AMI gc is about to deregister.
+const GC_PENDING_TAG: &str = "bakery:gc-pending";
+
 /// Which images hold each snapshot, updated as images go.
 pub(super) struct SnapshotHolders(BTreeMap<String, BTreeSet<String>>);
 
@@ -33,6 +38,11 @@ impl SnapshotHolders {
             }
         }
         SnapshotHolders(holders)
+    }
+
+    /// True when some image holds `snap`.
+    fn held(&self, snap: &str) -> bool {
+        self.0.get(snap).is_some_and(|h| !h.is_empty())
     }
 
     /// Drops `image` as a holder of `snap`; returns the images that still hold it.
@@ -61,6 +71,29 @@ pub(super) async fn remove(
     if dry_run {
         d.action = Action::WouldRemove;
     } else {
+        let snaps = snapshots_of(image);
+        if !snaps.is_empty()
+            && let Err(e) = cx
+                .clients
+                .ec2
+                .create_tags()
+                .set_resources(Some(snaps))
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key(GC_PENDING_TAG)
+                        .value(&id)
+                        .build(),
+                )
+                .send()
+                .await
+                .aws("CreateTags")
+        {
+            // Without the mark, an interruption could orphan the snapshots: leave the AMI for now.
+            d.action = Action::Failed;
+            d.reasons.push(e.to_string());
+            problems.push(format!("{id}: {e}"));
+            return;
+        }
         cx.say(&format!("Deregistering {id}"));
         match cx
             .clients
@@ -131,4 +164,57 @@ async fn delete_snapshot(
         action,
         reason,
     }
+}
+
+/// Deletes (with `dry_run`: lists) the snapshots an interrupted gc marked and did not delete: tagged
+/// `bakery:gc-pending`, held by no image (their AMI was deregistered).
+pub(super) async fn finish_interrupted(
+    cx: &Ctx,
+    holders: &SnapshotHolders,
+    dry_run: bool,
+    problems: &mut Vec<String>,
+) -> Result<Vec<SnapshotDecision>, crate::error::RolloutError> {
+    let out = cx
+        .clients
+        .ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag-key")
+                .values(GC_PENDING_TAG)
+                .build(),
+        )
+        .send()
+        .await
+        .aws("DescribeSnapshots")?;
+    let mut done = Vec::new();
+    for s in out.snapshots() {
+        let Some(snap) = s.snapshot_id() else {
+            continue;
+        };
+        if holders.held(snap) {
+            continue; // its AMI is still there: this gc decides about it again
+        }
+        let ami = s
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(GC_PENDING_TAG))
+            .and_then(|t| t.value())
+            .unwrap_or("?")
+            .to_string();
+        done.push(if dry_run {
+            SnapshotDecision {
+                id: snap.to_string(),
+                action: Action::WouldRemove,
+                reason: Some(format!("of {ami}, deregistered")),
+            }
+        } else {
+            let mut d = delete_snapshot(cx, snap.to_string(), &ami, problems).await;
+            d.reason
+                .get_or_insert_with(|| format!("of {ami}, deregistered"));
+            d
+        });
+    }
+    Ok(done)
 }

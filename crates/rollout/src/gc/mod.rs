@@ -123,6 +123,8 @@ pub async fn run(cx: &Ctx, req: &GcRequest) -> Result<GcReport, RolloutError> {
         .collect();
 
     let mut holders = deregister::SnapshotHolders::of(&images);
+    let unfinished_snapshots =
+        deregister::finish_interrupted(cx, &holders, req.dry_run, &mut problems).await?;
     let mut amis = Vec::new();
     for (rank, image) in plan::newest_first(&images, &selection)
         .into_iter()
@@ -159,6 +161,7 @@ pub async fn run(cx: &Ctx, req: &GcRequest) -> Result<GcReport, RolloutError> {
         selection,
         amis,
         launch_template_versions: versions,
+        unfinished_snapshots,
         problems,
         aws_requests,
     })

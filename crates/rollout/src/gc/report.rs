@@ -93,6 +93,8 @@ pub struct GcReport {
     pub amis: Vec<AmiDecision>,
     /// The environment's launch template versions.
     pub launch_template_versions: Vec<VersionDecision>,
+    /// Snapshots an interrupted gc left: their AMI was deregistered, the run stopped before deleting them.
+    pub unfinished_snapshots: Vec<SnapshotDecision>,
     /// What needs attention (also: exit code 1).
     pub problems: Vec<String>,
     /// Requests sent, by `Service.Operation`.
@@ -161,6 +163,16 @@ impl GcReport {
         }
         if self.amis.is_empty() {
             s.push_str("  (no AMI matches)\n");
+        }
+        if !self.unfinished_snapshots.is_empty() {
+            s.push_str("Snapshots an interrupted gc left (their AMI is deregistered):\n");
+            for sn in &self.unfinished_snapshots {
+                s.push_str(&format!("  {:<12} {}", sn.action.label(), sn.id));
+                if let Some(r) = &sn.reason {
+                    s.push_str(&format!(" ({r})"));
+                }
+                s.push('\n');
+            }
         }
         if !self.launch_template_versions.is_empty() {
             s.push_str("Launch template versions:\n");
