@@ -177,6 +177,9 @@ async fn deploy_bakes_rolls_out_and_collects_then_honours_the_seeds_skips() {
     // 2. The seed's PRIMAL_ID: no primal bake; the new carnivore goes live and gc (keep 1) removes the
     //    previous carnivore, which no group uses any more. The primal base image is not the app's
     //    deployable image and stays.
+    // moto's CreationDate has one-second resolution and gc keeps the newest by it: two carnivores made in
+    // the same second would tie (AWS records milliseconds).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let o = deploy(lab, &s, &["--primal", &primals[0], "--keep", "1"]);
     assert!(o.status.success(), "deploy --primal failed:\n{}", text(&o));
     assert!(

@@ -31,8 +31,10 @@ pub(super) async fn owned_images(cx: &Ctx) -> Result<Vec<Image>, RolloutError> {
 pub(super) fn newest_first<'a>(images: &'a [Image], selection: &Selection) -> Vec<&'a Image> {
     let mut selected: Vec<&Image> = images.iter().filter(|i| selection.matches(i)).collect();
     selected.sort_by(|a, b| {
+        // Ties (a second's resolution, as moto's) go by name: baked names usually end in a timestamp.
         b.creation_date()
             .cmp(&a.creation_date())
+            .then_with(|| b.name().cmp(&a.name()))
             .then_with(|| b.image_id().cmp(&a.image_id()))
     });
     selected
