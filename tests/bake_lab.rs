@@ -371,23 +371,34 @@ async fn ctrl_c_during_provisioning_cleans_up() {
     assert_nothing_left(&c, "after Ctrl-C").await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sigkill_mid_run_then_bake_cleanup_removes_everything() {
-    let lab = Lab::shared();
-    let _serial = SERIAL.lock().await;
-    let c = clients(lab).await;
-    let (s, _name, r) = bake_until_provisioning(lab, "sigkill");
+/// A bake SIGKILLed while provisioning: its scratch dir and what it left (instances, key pairs, groups),
+/// one of each.
+async fn kill_while_provisioning(
+    lab: &Lab,
+    c: &bakery_core::aws::Clients,
+    prefix: &str,
+) -> (Scratch, (Vec<String>, Vec<String>, Vec<String>)) {
+    let (s, _name, r) = bake_until_provisioning(lab, prefix);
     r.signal("-KILL");
     let (code, _) = tokio::task::spawn_blocking(move || r.finish())
         .await
         .unwrap();
     assert_eq!(code, None, "killed by a signal");
-    let (i, k, g) = leftovers(&c).await;
+    let (i, k, g) = leftovers(c).await;
     assert_eq!(
         (i.len(), k.len(), g.len()),
         (1, 1, 1),
         "a SIGKILLed run leaves its instance, key pair and group"
     );
+    (s, (i, k, g))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_run_then_bake_cleanup_removes_everything() {
+    let lab = Lab::shared();
+    let _serial = SERIAL.lock().await;
+    let c = clients(lab).await;
+    let (s, (i, k, g)) = kill_while_provisioning(lab, &c, "sigkill").await;
     // The environment now points nowhere: cleanup reaches AWS as the run did, through its journal.
     let out = s.run(lab, "http://127.0.0.1:9", &["cleanup"]);
     let t = text(&out);
@@ -414,14 +425,7 @@ async fn bake_cleanup_older_than_finds_a_dead_runners_leftovers_without_a_journa
     let lab = Lab::shared();
     let _serial = SERIAL.lock().await;
     let c = clients(lab).await;
-    let (s, _name, r) = bake_until_provisioning(lab, "runner");
-    r.signal("-KILL");
-    let (code, _) = tokio::task::spawn_blocking(move || r.finish())
-        .await
-        .unwrap();
-    assert_eq!(code, None, "killed by a signal");
-    let (i, k, g) = leftovers(&c).await;
-    assert_eq!((i.len(), k.len(), g.len()), (1, 1, 1));
+    let (s, (i, k, g)) = kill_while_provisioning(lab, &c, "runner").await;
     // Another machine: no journal of that run.
     let elsewhere = Scratch::new(lab, "elsewhere");
     let region = lab.region().to_string();

@@ -915,9 +915,19 @@ async fn env_templates(c: &Clients, app: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_rollout_is_undone_by_rollout_abandon_and_the_next_one_proceeds() {
-    let (lab, _serial) = lab().await;
+/// An environment live on its first AMI, with a second AMI ready to roll out.
+struct Live {
+    e: Env,
+    ami1: String,
+    ami2: String,
+    /// The live group and its instances.
+    group: String,
+    instances: Vec<String>,
+    /// The environment's launch templates.
+    templates: Vec<String>,
+}
+
+async fn live_on_a_first_ami(lab: &'static Lab) -> Live {
     let e = set_up_env(lab).await;
     let ami1 = register_ami(lab, &e.c, "ami-1").await;
     let ami2 = register_ami(lab, &e.c, "ami-2").await;
@@ -925,8 +935,29 @@ async fn a_killed_rollout_is_undone_by_rollout_abandon_and_the_next_one_proceeds
     s.deploy(&ami1)
         .await
         .unwrap_or_else(|err| panic!("{err}\n{}", out.text()));
-    let (live, _, live_ids) = assert_one_group_on(&e, &ami1).await;
-    let templates_before = env_templates(&e.c, &e.app).await;
+    let (group, _, instances) = assert_one_group_on(&e, &ami1).await;
+    let templates = env_templates(&e.c, &e.app).await;
+    Live {
+        e,
+        ami1,
+        ami2,
+        group,
+        instances,
+        templates,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_rollout_is_undone_by_rollout_abandon_and_the_next_one_proceeds() {
+    let (lab, _serial) = lab().await;
+    let Live {
+        e,
+        ami1,
+        ami2,
+        group: live,
+        instances: live_ids,
+        templates: templates_before,
+    } = live_on_a_first_ami(lab).await;
 
     // A rollout killed mid-way: its task is dropped while it waits for its new group, as a SIGKILL would
     // stop the process — no rollback runs.
@@ -1005,15 +1036,14 @@ async fn a_killed_rollout_is_undone_by_rollout_abandon_and_the_next_one_proceeds
 async fn an_interrupt_while_a_create_call_is_in_flight_leaves_the_state_before() {
     use crate::common::fault_proxy::FaultProxy;
     let (lab, _serial) = lab().await;
-    let e = set_up_env(lab).await;
-    let ami1 = register_ami(lab, &e.c, "ami-1").await;
-    let ami2 = register_ami(lab, &e.c, "ami-2").await;
-    let (s, out) = session(lab, &e.manifest, ENV, Overrides::default()).await;
-    s.deploy(&ami1)
-        .await
-        .unwrap_or_else(|err| panic!("{err}\n{}", out.text()));
-    let (live, _, live_ids) = assert_one_group_on(&e, &ami1).await;
-    let templates_before = env_templates(&e.c, &e.app).await;
+    let Live {
+        e,
+        ami1,
+        ami2,
+        group: live,
+        instances: live_ids,
+        templates: templates_before,
+    } = live_on_a_first_ami(lab).await;
     for action in ["CreateLaunchTemplate", "CreateAutoScalingGroup"] {
         // moto carries the call out; the proxy holds its answer while the interrupt lands.
         let proxy = FaultProxy::start(lab.moto_url(), vec![]).await;

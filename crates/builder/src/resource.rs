@@ -331,6 +331,39 @@ async fn wait_terminated(
         .await
 }
 
+/// Sends a delete call (`delete`) until it succeeds or the resource is gone, waiting out `busy` — AWS's
+/// answer while something still holds the resource — for up to `limit`.
+async fn delete_while_busy<F, Fut>(
+    what: &str,
+    busy: &'static str,
+    limit: Duration,
+    cancel: &CancellationToken,
+    delete: F,
+) -> Result<(), bakery_core::poll::WaitError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), AwsError>>,
+{
+    Poller::new(Duration::from_secs(2), limit)
+        .wait(
+            &format!("{what} to be deletable"),
+            cancel,
+            |_, _| {},
+            || {
+                let call = delete();
+                async move {
+                    match call.await {
+                        Ok(()) => Ok(Poll::Ready(())),
+                        Err(e) if e.class() == ErrorClass::NotFound => Ok(Poll::Ready(())),
+                        Err(e) if e.is(busy) => Ok(Poll::Pending("in use".into())),
+                        Err(e) => Err(PollError::from(e)),
+                    }
+                }
+            },
+        )
+        .await
+}
+
 /// Deletes a security group, retrying while a network interface still holds it (`DependencyViolation`,
 /// while its instance shuts down), for up to 15 minutes; a group already gone counts as deleted.
 async fn delete_security_group(
@@ -338,31 +371,25 @@ async fn delete_security_group(
     id: &str,
     cancel: &CancellationToken,
 ) -> Result<(), bakery_core::poll::WaitError> {
-    Poller::new(Duration::from_secs(2), Duration::from_secs(15 * 60))
-        .wait(
-            &format!("security group {id} to be deletable"),
-            cancel,
-            |_, _| {},
-            || {
-                let ec2 = ec2.clone();
-                let id = id.to_string();
-                async move {
-                    match ec2
-                        .delete_security_group()
-                        .group_id(&id)
-                        .send()
-                        .await
-                        .aws("DeleteSecurityGroup")
-                    {
-                        Ok(_) => Ok(Poll::Ready(())),
-                        Err(e) if e.class() == ErrorClass::NotFound => Ok(Poll::Ready(())),
-                        Err(e) if e.is("DependencyViolation") => Ok(Poll::Pending("in use".into())),
-                        Err(e) => Err(PollError::from(e)),
-                    }
-                }
-            },
-        )
-        .await
+    let what = format!("security group {id}");
+    delete_while_busy(
+        &what,
+        "DependencyViolation",
+        Duration::from_secs(15 * 60),
+        cancel,
+        || {
+            let (ec2, id) = (ec2.clone(), id.to_string());
+            async move {
+                ec2.delete_security_group()
+                    .group_id(&id)
+                    .send()
+                    .await
+                    .aws("DeleteSecurityGroup")
+                    .map(|_| ())
+            }
+        },
+    )
+    .await
 }
 
 /// Deletes a snapshot, retrying while AWS still counts it in use (`InvalidSnapshot.InUse`, for a while
@@ -372,33 +399,25 @@ async fn delete_snapshot(
     id: &str,
     cancel: &CancellationToken,
 ) -> Result<(), bakery_core::poll::WaitError> {
-    Poller::new(Duration::from_secs(2), Duration::from_secs(5 * 60))
-        .wait(
-            &format!("snapshot {id} to be deletable"),
-            cancel,
-            |_, _| {},
-            || {
-                let ec2 = ec2.clone();
-                let id = id.to_string();
-                async move {
-                    match ec2
-                        .delete_snapshot()
-                        .snapshot_id(&id)
-                        .send()
-                        .await
-                        .aws("DeleteSnapshot")
-                    {
-                        Ok(_) => Ok(Poll::Ready(())),
-                        Err(e) if e.class() == ErrorClass::NotFound => Ok(Poll::Ready(())),
-                        Err(e) if e.is("InvalidSnapshot.InUse") => {
-                            Ok(Poll::Pending("in use".into()))
-                        }
-                        Err(e) => Err(PollError::from(e)),
-                    }
-                }
-            },
-        )
-        .await
+    let what = format!("snapshot {id}");
+    delete_while_busy(
+        &what,
+        "InvalidSnapshot.InUse",
+        Duration::from_secs(5 * 60),
+        cancel,
+        || {
+            let (ec2, id) = (ec2.clone(), id.to_string());
+            async move {
+                ec2.delete_snapshot()
+                    .snapshot_id(&id)
+                    .send()
+                    .await
+                    .aws("DeleteSnapshot")
+                    .map(|_| ())
+            }
+        },
+    )
+    .await
 }
 
 /// The snapshots an AMI's block-device mappings name, asked of AWS now (a pending AMI lists them too);
