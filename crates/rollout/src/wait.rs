@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The pollers' shape: a first look at once, then every 2 s (two requests per look at most), slowing to
 /// 10 s after two minutes.
-fn poller(lower_bound: Duration, timeout: Duration) -> Poller {
+pub(crate) fn poller(lower_bound: Duration, timeout: Duration) -> Poller {
     Poller {
         lower_bound,
         interval: Duration::from_secs(2),

@@ -16,13 +16,12 @@
 //! DescribeSpotFleetRequests has no filters: fleets are listed and picked by their tags here.
 //!
 //! This file only composes the steps: the fleets as AWS lists them, preflight's checks and what the steps
-//! hand each other are in `fleet`, the waits' poller in `poller`, each step in its own file. Steps import
+//! hand each other are in `fleet` (its waits use `crate::wait::poller`), each step in its own file. Steps import
 //! their siblings (`super::fleet::LiveFleet`), never this file.
 
 pub(super) mod fleet;
 mod fleet_role;
 mod mark_live;
-mod poller;
 mod request;
 pub(super) mod retire;
 mod wait_healthy;

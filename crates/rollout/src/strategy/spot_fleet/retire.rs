@@ -2,12 +2,12 @@
 //! drained, the fleet cancelled with them, its launch template deleted if rollout made it.
 
 use super::fleet::{FleetLaunch, LiveFleet, fleet_instances, fleets};
-use super::poller::poller;
 use crate::context::Ctx;
 use crate::error::{AwsError, AwsResultExt, RolloutError};
 use crate::lb::LoadBalancer;
 use crate::report::DeployReport;
 use crate::strategy::replace::{Capacity, Seen, retire_template};
+use crate::wait::poller;
 use bakery_core::poll::{Poll, PollError, WaitError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

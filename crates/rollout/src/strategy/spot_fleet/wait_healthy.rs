@@ -3,7 +3,6 @@
 //! on failure, say what the fleet looked like and why AWS did not fill it.
 
 use super::fleet::{LiveFleet, fleet_instances, is_open};
-use super::poller::poller;
 use crate::context::Ctx;
 use crate::error::{AwsResultExt, RolloutError};
 use crate::lb::{LoadBalancer, TargetState};
@@ -11,6 +10,7 @@ use crate::observed::{GroupInstance, Health, Lifecycle};
 use crate::report::GroupSummary;
 use crate::strategy::replace::Replace;
 use crate::strategy::run::RolloutStep;
+use crate::wait::poller;
 use aws_sdk_ec2::types::{ActivityStatus, BatchState, EventType};
 use bakery_core::poll::{Poll, PollError, WaitError};
 use std::collections::BTreeMap;
