@@ -1079,3 +1079,83 @@ async fn an_interrupt_while_a_create_call_is_in_flight_leaves_the_state_before()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollout_binary_signalled_with_a_create_call_in_flight_leaves_the_state_before() {
+    use crate::common::Running;
+    use crate::common::fault_proxy::FaultProxy;
+    let (lab, _serial) = lab().await;
+    let Live {
+        e,
+        ami1,
+        ami2,
+        group: live,
+        instances: live_ids,
+        templates: templates_before,
+    } = live_on_a_first_ami(lab).await;
+    let manifest = e.manifest.to_str().unwrap().to_string();
+    for action in ["CreateLaunchTemplate", "CreateAutoScalingGroup"] {
+        for signal in ["-INT", "-TERM", "-KILL"] {
+            let ctx = format!("{action} × {signal}");
+            // moto carries the call out; the proxy holds its answer while the signal lands.
+            let proxy = FaultProxy::start(lab.moto_url(), vec![]).await;
+            proxy.answer_late(action, Duration::from_secs(2), |_| true);
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rollout"));
+            for (k, v) in lab.aws_env() {
+                cmd.env(k, v);
+            }
+            cmd.env("AWS_ENDPOINT_URL", &proxy.url)
+                .env_remove("AWS_PROFILE")
+                .args(["--manifest", &manifest, "--env", ENV, "--ami", &ami2]);
+            let mut r = Running::spawn(cmd);
+            let held = format!("held:{action}");
+            let mut waited = 0;
+            while proxy.seen(&held) == 0 {
+                assert!(
+                    r.child.try_wait().unwrap().is_none(),
+                    "{ctx}: rollout ended before the call was held"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                waited += 1;
+                assert!(waited < 1000, "{ctx}: never sent");
+            }
+            r.signal(signal);
+            let (code, out) = tokio::task::spawn_blocking(move || r.finish())
+                .await
+                .unwrap();
+            if signal == "-KILL" {
+                assert_eq!(code, None, "{ctx}\n{out}");
+                // The run id is in the rollout's first line.
+                let run_id = out
+                    .split("(run ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(')').next())
+                    .unwrap_or_else(|| panic!("{ctx}: no run id in\n{out}"))
+                    .to_string();
+                let (code, stdout, stderr) = cli(
+                    lab,
+                    &[
+                        "--manifest",
+                        &manifest,
+                        "--env",
+                        ENV,
+                        "abandon",
+                        "--run-id",
+                        &run_id,
+                    ],
+                )
+                .await;
+                assert_eq!(code, 0, "{ctx}: {stdout}{stderr}");
+            } else {
+                assert_eq!(code, Some(1), "{ctx}: rolled back\n{out}");
+            }
+            let (still_live, _, ids) = assert_one_group_on(&e, &ami1).await;
+            assert_eq!((&still_live, &ids), (&live, &live_ids), "{ctx}");
+            assert_eq!(
+                env_templates(&e.c, &e.app).await,
+                templates_before,
+                "{ctx}: the new launch template is gone\n{out}"
+            );
+        }
+    }
+}
