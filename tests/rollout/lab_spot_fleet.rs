@@ -1104,3 +1104,83 @@ mod sdk_mocks {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_request_in_flight_at_an_interrupt_is_cancelled_and_a_killed_fleet_rollout_is_abandoned()
+ {
+    use crate::common::fault_proxy::FaultProxy;
+    let (lab, _serial) = lab().await;
+    let e = set_up(lab).await;
+    let ami1 = register_ami(lab, &e.c, "ami-1").await;
+    let ami2 = register_ami(lab, &e.c, "ami-2").await;
+    let (s, _) = session(lab, &e.manifest, ENV, Overrides::default()).await;
+    s.deploy(&ami1).await.unwrap();
+    let live = assert_one_fleet_on(&e, &ami1).await;
+
+    // Interrupted while RequestSpotFleet is in flight (moto made the fleet; its answer is held): the
+    // request is let answer, then the fleet is cancelled by the rollback.
+    let proxy = FaultProxy::start(lab.moto_url(), vec![]).await;
+    proxy.answer_late("RequestSpotFleet", Duration::from_secs(2), |_| true);
+    let (s2, out) = session_via(lab, &e.manifest, ENV, Overrides::default(), &proxy.url).await;
+    let cancel = s2.cancel_token();
+    let ami = ami2.clone();
+    let task = tokio::spawn(async move { s2.deploy(&ami).await });
+    let mut waited = 0;
+    while proxy.seen("held:RequestSpotFleet") == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+        assert!(waited < 1000, "RequestSpotFleet never sent\n{}", out.text());
+    }
+    cancel.cancel();
+    match task.await.unwrap() {
+        Err(RolloutError::RolledBack(r)) => {
+            let rb = r.rollback.as_ref().unwrap();
+            assert!(
+                rb.actions
+                    .iter()
+                    .any(|a| a.starts_with("cancelled spot fleet")),
+                "{rb:?}\n{}",
+                out.text()
+            );
+        }
+        other => panic!("expected a rollback: {other:?}\n{}", out.text()),
+    }
+    assert_eq!(assert_one_fleet_on(&e, &ami1).await, live);
+
+    // Killed while its new fleet fills: `rollout abandon` cancels that fleet and nothing else.
+    let (slow, _) = session(
+        lab,
+        &e.manifest,
+        ENV,
+        Overrides {
+            min_healthy: Some(Duration::from_secs(30)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let run_id = slow.ctx().run_id.clone();
+    let ami = ami2.clone();
+    let task = tokio::spawn(async move { slow.deploy(&ami).await });
+    let mut waited = 0;
+    while !env_fleets(&e).await.iter().any(|f| {
+        f.tags()
+            .iter()
+            .any(|t| t.key() == Some("bakery:run-id") && t.value() == Some(run_id.as_str()))
+    }) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+        assert!(waited < 500, "the rollout never requested its fleet");
+    }
+    task.abort();
+    let _ = task.await;
+    let manifest = e.manifest.to_str().unwrap().to_string();
+    let (code, stdout, stderr) =
+        cli(lab, &["--manifest", &manifest, "--env", ENV, "abandon"]).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("abandoned run(s) {run_id}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("removed fleet sfr-"), "{stdout}");
+    assert_eq!(assert_one_fleet_on(&e, &ami1).await, live);
+}
