@@ -334,6 +334,20 @@ pub async fn inventory(c: &Clients) -> BTreeMap<String, Vec<String>> {
                 .filter_map(|f| f.fleet_id().map(str::to_string))
                 .collect(),
         );
+        let sfrs = ec2.describe_spot_fleet_requests().send().await.unwrap();
+        put(
+            "spot fleet requests",
+            sfrs.spot_fleet_request_configs()
+                .iter()
+                .filter(|f| {
+                    f.tags().iter().any(|t| t.key() == Some("bakery:managed"))
+                        && f.spot_fleet_request_state().is_some_and(|s| {
+                            matches!(s.as_str(), "submitted" | "active" | "modifying")
+                        })
+                })
+                .filter_map(|f| f.spot_fleet_request_id().map(str::to_string))
+                .collect(),
+        );
         let images = ec2
             .describe_images()
             .owners("self")

@@ -958,6 +958,7 @@ async fn a_killed_rollout_is_undone_by_rollout_abandon_and_the_next_one_proceeds
         instances: live_ids,
         templates: templates_before,
     } = live_on_a_first_ami(lab).await;
+    let baseline = crate::common::inventory(&e.c).await;
 
     // A rollout killed mid-way: its task is dropped while it waits for its new group, as a SIGKILL would
     // stop the process — no rollback runs.
@@ -1028,6 +1029,7 @@ async fn a_killed_rollout_is_undone_by_rollout_abandon_and_the_next_one_proceeds
     let (code, stdout, _) = cli(lab, &["--manifest", &manifest, "--env", ENV, "abandon"]).await;
     assert_eq!(code, 0);
     assert!(stdout.contains("nothing to abandon"), "{stdout}");
+    crate::common::assert_nothing_new(&e.c, &baseline, &[], "after rollout abandon").await;
     next.deploy(&ami2).await.unwrap();
     assert_one_group_on(&e, &ami2).await;
 }
@@ -1044,6 +1046,7 @@ async fn an_interrupt_while_a_create_call_is_in_flight_leaves_the_state_before()
         instances: live_ids,
         templates: templates_before,
     } = live_on_a_first_ami(lab).await;
+    let baseline = crate::common::inventory(&e.c).await;
     for action in ["CreateLaunchTemplate", "CreateAutoScalingGroup"] {
         // moto carries the call out; the proxy holds its answer while the interrupt lands.
         let proxy = FaultProxy::start(lab.moto_url(), vec![]).await;
@@ -1077,6 +1080,7 @@ async fn an_interrupt_while_a_create_call_is_in_flight_leaves_the_state_before()
             "{action}: the new launch template is rolled back\n{}",
             out.text()
         );
+        crate::common::assert_nothing_new(&e.c, &baseline, &[], action).await;
     }
 }
 
@@ -1093,6 +1097,7 @@ async fn the_rollout_binary_signalled_with_a_create_call_in_flight_leaves_the_st
         instances: live_ids,
         templates: templates_before,
     } = live_on_a_first_ami(lab).await;
+    let baseline = crate::common::inventory(&e.c).await;
     let manifest = e.manifest.to_str().unwrap().to_string();
     for action in ["CreateLaunchTemplate", "CreateAutoScalingGroup"] {
         for signal in ["-INT", "-TERM", "-KILL"] {
@@ -1156,6 +1161,7 @@ async fn the_rollout_binary_signalled_with_a_create_call_in_flight_leaves_the_st
                 templates_before,
                 "{ctx}: the new launch template is gone\n{out}"
             );
+            crate::common::assert_nothing_new(&e.c, &baseline, &[], &ctx).await;
         }
     }
 }

@@ -1116,6 +1116,7 @@ async fn a_fleet_request_in_flight_at_an_interrupt_is_cancelled_and_a_killed_fle
     let (s, _) = session(lab, &e.manifest, ENV, Overrides::default()).await;
     s.deploy(&ami1).await.unwrap();
     let live = assert_one_fleet_on(&e, &ami1).await;
+    let baseline = crate::common::inventory(&e.c).await;
 
     // Interrupted while RequestSpotFleet is in flight (moto made the fleet; its answer is held): the
     // request is let answer, then the fleet is cancelled by the rollback.
@@ -1183,4 +1184,5 @@ async fn a_fleet_request_in_flight_at_an_interrupt_is_cancelled_and_a_killed_fle
     );
     assert!(stdout.contains("removed fleet sfr-"), "{stdout}");
     assert_eq!(assert_one_fleet_on(&e, &ami1).await, live);
+    crate::common::assert_nothing_new(&e.c, &baseline, &[], "after rollout abandon").await;
 }
