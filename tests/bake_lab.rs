@@ -410,6 +410,11 @@ async fn sigkill_mid_run_then_bake_cleanup_removes_everything() {
     );
     assert!(t.contains(&format!("removed key pair {}", k[0])), "{t}");
     assert_nothing_left(&c, "after bake cleanup").await;
+    let journals = std::fs::read_dir(s.dir.join("state/runs")).unwrap().count();
+    assert_eq!(
+        journals, 0,
+        "the journal goes once everything it named is gone"
+    );
     // Idempotent.
     let again = s.run(lab, lab.moto_url(), &["cleanup"]);
     assert!(again.status.success());

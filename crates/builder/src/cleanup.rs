@@ -290,7 +290,14 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
                     }
                     report.removed.push(e);
                 }
-                Err(error) => report.failures.push(Failure::Remove { entry: e, error }),
+                Err(error) => {
+                    // Found by its tags and still there: the journal keeps it, so the run is not
+                    // forgotten before it is really gone.
+                    if let Some(i) = run {
+                        runs[i].adopt(&e);
+                    }
+                    report.failures.push(Failure::Remove { entry: e, error })
+                }
             }
         }
     }

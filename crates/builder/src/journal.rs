@@ -323,7 +323,32 @@ impl LeftRun {
             let _ = writeln!(self.lock, "{line}");
             let _ = self.lock.sync_data();
         }
-        self.outstanding.retain(|x| x != e);
+        self.outstanding.retain(|x| {
+            if e.event == Event::Intent {
+                x != e
+            } else {
+                !(x.event != Event::Intent
+                    && x.kind == e.kind
+                    && x.region == e.region
+                    && x.id == e.id)
+            }
+        });
+    }
+
+    /// Records a resource found by the run's tags that is still there (its removal failed), so the journal
+    /// is kept until it is gone.
+    pub fn adopt(&mut self, e: &Entry) {
+        let rec = Entry {
+            event: Event::Created,
+            ..e.clone()
+        };
+        if let Ok(line) = serde_json::to_string(&rec) {
+            let _ = writeln!(self.lock, "{line}");
+            let _ = self.lock.sync_data();
+        }
+        if !self.outstanding.contains(&rec) {
+            self.outstanding.push(rec);
+        }
     }
 
     /// Deletes the journal once nothing is outstanding.
@@ -423,6 +448,39 @@ mod tests {
         r.removed(&e);
         assert!(r.finish());
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_resource_found_by_tag_settles_its_journal_entry_and_one_still_there_is_kept() {
+        let t = tmp();
+        let j = Journal::create(t.path(), "tags", "bake").unwrap();
+        j.record(
+            Event::Created,
+            Kind::Instance,
+            "us-east-1",
+            "i-1",
+            "build-a",
+        );
+        drop(j);
+        let mut runs = left_runs(t.path()).unwrap();
+        let mut r = runs.pop().unwrap();
+        // As bake cleanup's tag search reports it: no build name.
+        let found = |id: &str| Entry {
+            event: Event::Created,
+            kind: Kind::Instance,
+            region: "us-east-1".into(),
+            id: id.into(),
+            build: String::new(),
+            token: None,
+        };
+        r.adopt(&found("i-2"));
+        r.removed(&found("i-1"));
+        assert_eq!(r.outstanding.len(), 1, "{:?}", r.outstanding);
+        assert!(!r.finish(), "i-2 is still there: the journal stays");
+        let mut r = left_runs(t.path()).unwrap().pop().unwrap();
+        assert_eq!(r.outstanding[0].id, "i-2");
+        r.removed(&found("i-2"));
+        assert!(r.finish());
     }
 
     #[test]
