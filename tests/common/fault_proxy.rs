@@ -79,6 +79,22 @@ impl FaultProxy {
         });
     }
 
+    /// Waits (up to 20 s) until an answer to `action` is being held back, while `going` says the caller
+    /// is still running; true when it is.
+    pub async fn until_held(&self, action: &str, mut going: impl FnMut() -> bool) -> bool {
+        let held = format!("held:{action}");
+        for _ in 0..1000 {
+            if self.seen(&held) > 0 {
+                return true;
+            }
+            if !going() {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        false
+    }
+
     /// How many times `action` was asked for (`held:Action`: how many of its answers were held back,
     /// each counted once moto has carried the call out).
     pub fn seen(&self, action: &str) -> usize {

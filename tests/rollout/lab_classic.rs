@@ -1055,13 +1055,11 @@ async fn an_interrupt_while_a_create_call_is_in_flight_leaves_the_state_before()
         let cancel = s.cancel_token();
         let ami = ami2.clone();
         let task = tokio::spawn(async move { s.deploy(&ami).await });
-        let held = format!("held:{action}");
-        let mut waited = 0;
-        while proxy.seen(&held) == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            waited += 1;
-            assert!(waited < 1000, "{action} was never sent\n{}", out.text());
-        }
+        assert!(
+            proxy.until_held(action, || true).await,
+            "{action} was never sent\n{}",
+            out.text()
+        );
         cancel.cancel();
         let r = task.await.unwrap();
         assert!(
@@ -1113,17 +1111,13 @@ async fn the_rollout_binary_signalled_with_a_create_call_in_flight_leaves_the_st
                 .env_remove("AWS_PROFILE")
                 .args(["--manifest", &manifest, "--env", ENV, "--ami", &ami2]);
             let mut r = Running::spawn(cmd);
-            let held = format!("held:{action}");
-            let mut waited = 0;
-            while proxy.seen(&held) == 0 {
-                assert!(
-                    r.child.try_wait().unwrap().is_none(),
-                    "{ctx}: rollout ended before the call was held"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                waited += 1;
-                assert!(waited < 1000, "{ctx}: never sent");
-            }
+            let child = &mut r.child;
+            assert!(
+                proxy
+                    .until_held(action, || child.try_wait().unwrap().is_none())
+                    .await,
+                "{ctx}: rollout ended or never sent the call"
+            );
             r.signal(signal);
             let (code, out) = tokio::task::spawn_blocking(move || r.finish())
                 .await

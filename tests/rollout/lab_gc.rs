@@ -1102,7 +1102,6 @@ mod fake {
             cancel: CancellationToken::new(),
             cancel_cleanup: CancellationToken::new(),
             requests,
-            in_flight: bakery_core::pipeline::InFlight::new(),
         }
     }
 }

@@ -1008,7 +1008,6 @@ mod sdk_mocks {
             cancel: CancellationToken::new(),
             cancel_cleanup: CancellationToken::new(),
             requests,
-            in_flight: bakery_core::pipeline::InFlight::new(),
         }
     }
 
@@ -1126,12 +1125,11 @@ async fn a_fleet_request_in_flight_at_an_interrupt_is_cancelled_and_a_killed_fle
     let cancel = s2.cancel_token();
     let ami = ami2.clone();
     let task = tokio::spawn(async move { s2.deploy(&ami).await });
-    let mut waited = 0;
-    while proxy.seen("held:RequestSpotFleet") == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        waited += 1;
-        assert!(waited < 1000, "RequestSpotFleet never sent\n{}", out.text());
-    }
+    assert!(
+        proxy.until_held("RequestSpotFleet", || true).await,
+        "RequestSpotFleet never sent\n{}",
+        out.text()
+    );
     cancel.cancel();
     match task.await.unwrap() {
         Err(RolloutError::RolledBack(r)) => {

@@ -140,9 +140,6 @@ pub struct Ctx {
     pub cancel_cleanup: CancellationToken,
     /// Requests sent so far.
     pub requests: RequestCounter,
-    /// The create calls in flight: on the first interrupt the runner lets them answer, so what they make
-    /// is rolled back instead of leaked.
-    pub in_flight: std::sync::Arc<bakery_core::pipeline::InFlight>,
 }
 
 impl Ctx {

@@ -247,8 +247,6 @@ pub async fn create_launch_template(
             b.name(p).build()
         });
     }
-    // Held across the call: an interrupt lets it answer, and the step records the template.
-    let _in_flight = cx.in_flight.enter();
     let out = cx
         .clients
         .ec2
@@ -340,8 +338,6 @@ pub async fn create_group(
         Placement::Subnets(s) => req.vpc_zone_identifier(s.join(",")),
         Placement::Zones(z) => req.set_availability_zones(Some(z.clone())),
     };
-    // Held across the call: an interrupt lets it answer, so rollback finds the group it made.
-    let _in_flight = cx.in_flight.enter();
     req.send().await.aws("CreateAutoScalingGroup")?;
     Ok(())
 }

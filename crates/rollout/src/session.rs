@@ -57,7 +57,6 @@ impl Session {
                 cancel: CancellationToken::new(),
                 cancel_cleanup: CancellationToken::new(),
                 requests,
-                in_flight: bakery_core::pipeline::InFlight::new(),
             },
         })
     }

@@ -519,7 +519,6 @@ fn ctx(w: &Shared, manifest: &str) -> Ctx {
         cancel: CancellationToken::new(),
         cancel_cleanup: CancellationToken::new(),
         requests,
-        in_flight: bakery_core::pipeline::InFlight::new(),
     }
 }
 

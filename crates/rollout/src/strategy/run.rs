@@ -146,7 +146,9 @@ impl<S: State + 'static> Steps<S> {
             on_error: OnError::Cleanup,
             cleanup_deadline: cleanup_deadline(cx),
             ask: None,
-            in_flight: cx.in_flight.clone(),
+            // Rollout steps observe the interrupt themselves and are never dropped mid-call, so
+            // nothing is ever in flight for the runner to settle.
+            in_flight: pipeline::InFlight::new(),
             settle_deadline: pipeline::SETTLE_DEADLINE,
         };
         let r = pipeline::run(&mut self.0, cx, st, &ctl).await;

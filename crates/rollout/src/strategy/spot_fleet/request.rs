@@ -86,9 +86,6 @@ impl RolloutStep<Replace<LiveFleet>> for RequestFleet {
             cx.cfg.names.target_group()
         ));
         st.launch.requested_at = Some(SystemTime::now());
-        // Held until the fleet id is recorded: an interrupt lets the request answer, so rollback cancels
-        // the fleet instead of leaking it.
-        let _in_flight = cx.in_flight.enter();
         let out = cx
             .clients
             .ec2
