@@ -343,13 +343,29 @@ async fn throttling_and_5xx_are_retried_and_the_bake_succeeds() {
 }
 
 /// Starts a bake whose provisioner sleeps, and returns once it is provisioning.
+/// The value of the sensitive variable `bake_until_provisioning` sets on the command line.
+const RUN_SECRET: &str = "pa55-w0rd-in-journal";
+
 fn bake_until_provisioning(lab: &Lab, prefix: &str) -> (Scratch, String, Running) {
     let s = Scratch::new(lab, prefix);
     let name = lab.unique(prefix);
     let provisioners = r#"[{"type":"shell","inline":["echo sleeping","sleep 60"]}]"#;
-    let tpl = s.write("t.json", &template(&name, "", provisioners));
+    // A sensitive variable set on the command line, which the run's journal records (masked).
+    let text = template(&name, "", provisioners).replacen(
+        r#""variables": {"#,
+        r#""sensitive-variables": ["db_password"], "variables": { "db_password": "","#,
+        1,
+    );
+    let tpl = s.write("t.json", &text);
     let vars = lab.var_file();
-    let args = ["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()];
+    let secret = format!("db_password={RUN_SECRET}");
+    let args = [
+        "-var-file",
+        vars.to_str().unwrap(),
+        "-var",
+        &secret,
+        tpl.to_str().unwrap(),
+    ];
     let mut r = Running::spawn(s.bake(lab, lab.moto_url(), &args));
     r.wait_for("sleeping");
     (s, name, r)
@@ -399,6 +415,13 @@ async fn sigkill_mid_run_then_bake_cleanup_removes_everything() {
     let _serial = SERIAL.lock().await;
     let c = clients(lab).await;
     let (s, (i, k, g)) = kill_while_provisioning(lab, &c, "sigkill").await;
+    // The journal a kill leaves records the command line with the sensitive value masked.
+    let runs = s.dir.join("state/runs");
+    let journals: Vec<_> = std::fs::read_dir(&runs).unwrap().flatten().collect();
+    assert_eq!(journals.len(), 1, "one journal in {}", runs.display());
+    let journal = std::fs::read_to_string(journals[0].path()).unwrap();
+    assert!(journal.contains("db_password=<sensitive>"), "{journal}");
+    assert!(!journal.contains(RUN_SECRET), "{journal}");
     // The environment now points nowhere: cleanup reaches AWS as the run did, through its journal.
     let out = s.run(lab, "http://127.0.0.1:9", &["cleanup"]);
     let t = text(&out);

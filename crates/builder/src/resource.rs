@@ -466,6 +466,9 @@ pub async fn deregister_with_snapshots(
     let r = ec2
         .deregister_image()
         .image_id(ami)
+        // AWS removes the image's snapshots with it where it can; the loop below covers the rest (and
+        // moto, which ignores the flag).
+        .delete_associated_snapshots(true)
         .send()
         .await
         .aws("DeregisterImage");

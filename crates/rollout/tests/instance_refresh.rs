@@ -41,6 +41,8 @@ struct World {
     log: Vec<String>,
     /// Launch template versions: number -> ImageId.
     versions: BTreeMap<i64, String>,
+    /// Version descriptions, for those that have one.
+    descriptions: BTreeMap<i64, String>,
     default: i64,
     /// The version the environment's group references.
     group_version: String,
@@ -55,6 +57,8 @@ struct World {
     /// Looks after CancelInstanceRefresh.
     after_cancel: u32,
     cancelled: bool,
+    /// RollbackInstanceRefresh was called: the refresh rolls back, then ends RollbackSuccessful.
+    rolled_back: bool,
     /// A successful refresh moves the group to the desired version, as AWS does (tests turn it off).
     refresh_moves_group: bool,
     /// CancelInstanceRefresh fails (LimitExceeded).
@@ -66,6 +70,7 @@ impl World {
         World {
             log: Vec::new(),
             versions: versions.iter().map(|(n, i)| (*n, i.to_string())).collect(),
+            descriptions: BTreeMap::new(),
             default,
             group_version: group_version.to_string(),
             other_group_version: "1".into(),
@@ -74,6 +79,7 @@ impl World {
             desired: None,
             after_cancel: 0,
             cancelled: false,
+            rolled_back: false,
             refresh_moves_group: true,
             cancel_fails: false,
         }
@@ -100,6 +106,7 @@ fn version_out(w: &World, n: i64) -> LaunchTemplateVersion {
         .launch_template_name(LT_NAME)
         .version_number(n)
         .default_version(n == w.default)
+        .set_version_description(w.descriptions.get(&n).cloned())
         .launch_template_data(
             ResponseLaunchTemplateData::builder()
                 .image_id(&w.versions[&n])
@@ -211,10 +218,43 @@ fn rules(w: &Shared) -> (Vec<Rule>, Vec<Rule>) {
                             .build(),
                     );
                 }
+                // The started refresh, while it runs (as a dead run leaves it).
+                if let Some(v) = w.desired
+                    && !w.cancelled
+                    && !w.rolled_back
+                    && let Some((st, pct, _)) = w.script.front().cloned()
+                {
+                    out = out.instance_refreshes(
+                        SdkRefresh::builder()
+                            .instance_refresh_id("ir-1")
+                            .auto_scaling_group_name(GROUP)
+                            .status(st)
+                            .percentage_complete(pct)
+                            .desired_configuration(
+                                aws_sdk_autoscaling::types::DesiredConfiguration::builder()
+                                    .launch_template(
+                                        LaunchTemplateSpecification::builder()
+                                            .launch_template_id(LT_ID)
+                                            .launch_template_name(LT_NAME)
+                                            .version(v.to_string())
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                            .build(),
+                    );
+                }
                 return out.build();
             }
             w.log.push(format!("DescribeInstanceRefreshes id={}", ids.join(",")));
-            let (status, pct, reason) = if w.cancelled {
+            let (status, pct, reason) = if w.rolled_back {
+                w.after_cancel += 1;
+                if w.after_cancel == 1 {
+                    (InstanceRefreshStatus::RollbackInProgress, 50, None)
+                } else {
+                    (InstanceRefreshStatus::RollbackSuccessful, 100, Some("Rolled back by user".into()))
+                }
+            } else if w.cancelled {
                 w.after_cancel += 1;
                 let pct = w.script.front().map(|s| s.1).unwrap_or(0);
                 if w.after_cancel == 1 {
@@ -308,6 +348,29 @@ fn rules(w: &Shared) -> (Vec<Rule>, Vec<Rule>) {
 
     let s = w.clone();
     asg.push(
+        mock!(Asg::rollback_instance_refresh).then_compute_output(move |req| {
+            let mut w = s.lock().unwrap();
+            w.log.push(format!(
+                "RollbackInstanceRefresh group={}",
+                req.auto_scaling_group_name().unwrap_or_default()
+            ));
+            w.rolled_back = true;
+            aws_sdk_autoscaling::operation::rollback_instance_refresh::RollbackInstanceRefreshOutput::builder()
+                .instance_refresh_id("ir-1")
+                .build()
+        }),
+    );
+
+    let s = w.clone();
+    ec2.push(
+        mock!(Ec2::describe_spot_fleet_requests).then_compute_output(move |_req| {
+            s.lock().unwrap().log.push("DescribeSpotFleetRequests".to_string());
+            aws_sdk_ec2::operation::describe_spot_fleet_requests::DescribeSpotFleetRequestsOutput::builder().build()
+        }),
+    );
+
+    let s = w.clone();
+    asg.push(
         mock!(Asg::update_auto_scaling_group).then_compute_output(move |req| {
             let mut w = s.lock().unwrap();
             let v = req
@@ -376,6 +439,9 @@ fn rules(w: &Shared) -> (Vec<Rule>, Vec<Rule>) {
             ));
             let n = w.latest() + 1;
             w.versions.insert(n, image);
+            if let Some(d) = req.version_description() {
+                w.descriptions.insert(n, d.to_string());
+            }
             aws_sdk_ec2::operation::create_launch_template_version::CreateLaunchTemplateVersionOutput::builder()
                 .launch_template_version(version_out(&w, n))
                 .build()
@@ -999,4 +1065,61 @@ fn settings_defaults_and_validation() {
     )
     .unwrap_err();
     assert!(m.to_string().contains("`instance-refresh`"), "{m}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_killed_during_its_refresh_is_rolled_back_by_rollout_abandon() {
+    let w = world_with_history();
+    script(&w, &[(InstanceRefreshStatus::InProgress, 50, None)]);
+    let cx = ctx(&w, MANIFEST);
+    let pf = preflight(&cx).await;
+    take_log(&w);
+    // A kill: the rollout's future is dropped while it follows the refresh, nothing of it runs again.
+    let strategy = InstanceRefresh::default();
+    tokio::select! {
+        r = strategy.deploy(&cx, pf) => panic!("the refresh never ends: {r:?}"),
+        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+    }
+    let log = take_log(&w);
+    assert!(log.contains(&START.to_string()), "{log:?}");
+    assert_eq!(
+        w.lock().unwrap().versions.len(),
+        4,
+        "the dead run's version 4"
+    );
+
+    let report = strategy::abandon(&cx, None).await.unwrap();
+    assert_eq!(report.runs, vec![cx.run_id.clone()]);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let text = report.render();
+    assert!(
+        text.contains("instance refresh ir-1 of asg-shop-staging-20260101T000000Z-abcd: rolled back (RollbackSuccessful"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("removed launch template {LT_NAME} version 4")),
+        "{text}"
+    );
+    let log = take_log(&w);
+    assert!(
+        log.contains(
+            &"RollbackInstanceRefresh group=asg-shop-staging-20260101T000000Z-abcd".to_string()
+        ),
+        "{log:?}"
+    );
+    assert!(
+        log.contains(&"DeleteLaunchTemplateVersions 4".to_string()),
+        "{log:?}"
+    );
+    // The state before the rollout: the group on version 3, the default 3, version 4 gone.
+    let w = w.lock().unwrap();
+    assert_eq!(
+        w.versions.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!((w.group_version.as_str(), w.default), ("3", 3));
+    drop(w);
+    // Nothing left to abandon.
+    let again = strategy::abandon(&cx, None).await.unwrap();
+    assert!(again.runs.is_empty(), "{:?}", again.runs);
 }

@@ -49,7 +49,9 @@ pub async fn build(
             .as_deref(),
         std::env::var("AWS_PROFILE").ok().as_deref(),
     );
-    let journal = match Journal::create_for(&state, &run_id, &config.command_line, access) {
+    // The command line carries `-var` values: a sensitive one is masked like everything else printed.
+    let command_line = ui.mask(&config.command_line);
+    let journal = match Journal::create_for(&state, &run_id, &command_line, access) {
         Ok(j) => Arc::new(j),
         Err(source) => return Err(JournalError { dir: state, source }),
     };

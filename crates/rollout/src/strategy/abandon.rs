@@ -4,10 +4,12 @@
 //!
 //! What it removes is only what the dead run made, found by bakery's tags (`bakery:app`, `bakery:env`,
 //! `bakery:run-id`): its `in-progress` group (force-deleted with its instances) or fleet (cancelled with its
-//! instances), and its launch templates. Live groups and fleets are never touched. With `--run-id` it also
-//! finds a run killed before its group existed (only a launch template was made).
+//! instances), and its launch templates. Live groups and fleets are never touched, except to roll back an
+//! instance refresh a dead run started on one (`instance_refresh::abandon_refresh`). With `--run-id` it
+//! also finds a run killed before its group existed (only a launch template was made).
 
 use super::blue_green::create_group::delete_group;
+use super::instance_refresh::abandon_refresh;
 use super::spot_fleet::fleet::fleets;
 use super::spot_fleet::retire::cancel_fleet;
 use crate::context::Ctx;
@@ -51,10 +53,14 @@ pub async fn abandon(cx: &Ctx, run_id: Option<&str>) -> Result<AbandonReport, Ro
         Some(id) => r == Some(id),
         None => true,
     };
-    let groups: Vec<_> = live::groups(cx)
+    let (groups, live_groups): (Vec<_>, Vec<_>) = live::groups(cx)
         .await?
         .into_iter()
-        .filter(|g| g.in_progress() && !g.deleting() && wanted(g.run_id.as_deref()))
+        .filter(|g| !g.deleting())
+        .partition(|g| g.in_progress());
+    let groups: Vec<_> = groups
+        .into_iter()
+        .filter(|g| wanted(g.run_id.as_deref()))
         .collect();
     let fleets: Vec<_> = fleets(cx)
         .await?
@@ -64,16 +70,26 @@ pub async fn abandon(cx: &Ctx, run_id: Option<&str>) -> Result<AbandonReport, Ro
                 && wanted(f.run_id.as_deref())
         })
         .collect();
+    // A dead instance-refresh run left its refresh running on a live group.
+    let mut refreshes = Vec::new();
+    for g in &live_groups {
+        refreshes.extend(abandon_refresh(cx, g, wanted).await?);
+    }
     let mut runs: BTreeSet<String> = groups
         .iter()
         .filter_map(|g| g.run_id.clone())
         .chain(fleets.iter().filter_map(|f| f.run_id.clone()))
         .collect();
     runs.extend(run_id.map(str::to_string));
+    runs.extend(refreshes.iter().map(|r| r.run.clone()));
     let mut report = AbandonReport {
         runs: runs.iter().cloned().collect(),
         ..Default::default()
     };
+    for r in refreshes {
+        report.removed.extend(r.removed);
+        report.failures.extend(r.failures);
+    }
     let t = cx.cfg.timeouts.rollback;
     let cancel = &cx.cancel_cleanup;
     for f in &fleets {

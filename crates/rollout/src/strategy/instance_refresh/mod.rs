@@ -21,6 +21,7 @@
 //! `refresh` and `versions`, each step in its own file. Steps import their siblings
 //! (`super::state::Refresh`), never this file.
 
+mod abandon;
 mod adopt;
 mod create_version;
 pub(super) mod live_group;
@@ -32,6 +33,7 @@ mod run_refresh;
 mod state;
 mod versions;
 
+pub(super) use abandon::abandon_refresh;
 pub use on_interrupt::OnInterrupt;
 
 use super::interface::Strategy;

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Refresh states that will not change any more.
-fn is_terminal(s: &InstanceRefreshStatus) -> bool {
+pub(super) fn is_terminal(s: &InstanceRefreshStatus) -> bool {
     matches!(
         s,
         InstanceRefreshStatus::Successful
