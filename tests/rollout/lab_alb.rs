@@ -216,6 +216,13 @@ async fn alb_setup_builds_the_target_group_and_listener_once() {
     assert!(again.unchanged(), "{}", again.render());
     assert!(again.warnings.is_empty(), "{:?}", again.warnings);
     assert_eq!(writes(&lab.request_counts()), Vec::<String>::new());
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "alb_setup_builds_the_target_group_and_listener_once",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,6 +302,13 @@ async fn alb_rollouts_overlap_and_never_leave_the_target_group_empty() {
         r.aws_requests_total,
         samples.len()
     );
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "alb_rollouts_overlap_and_never_leave_the_target_group_empty",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,6 +407,7 @@ async fn alb_unhealthy_new_group_is_rolled_back() {
             .all(|s| old_ids.iter().all(|i| s.contains(i))),
         "an old instance left service"
     );
+    common::assert_settled(&e.c, &e.app, ENV, "alb_unhealthy_new_group_is_rolled_back").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -472,4 +487,11 @@ async fn an_interrupt_during_the_health_wait_rolls_back() {
     let groups = env_groups(&e.c, &e.app, ENV).await;
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].auto_scaling_group_name(), Some(old.as_str()));
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "an_interrupt_during_the_health_wait_rolls_back",
+    )
+    .await;
 }

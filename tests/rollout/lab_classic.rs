@@ -529,6 +529,13 @@ async fn rollouts_replace_the_group_and_never_leave_the_load_balancer_empty() {
         r3.aws_requests_total,
         r3.aws_requests
     );
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "rollouts_replace_the_group_and_never_leave_the_load_balancer_empty",
+    )
+    .await;
 }
 
 /// Waits for a group of the environment other than `old` with instances, then stops its instances (moto's
@@ -662,6 +669,13 @@ async fn an_unhealthy_new_group_is_rolled_back_and_the_old_group_is_untouched() 
             .all(|s| old_ids.iter().all(|i| s.contains(i))),
         "an old instance left service during the failed rollout"
     );
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "an_unhealthy_new_group_is_rolled_back_and_the_old_group_is_untouched",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -703,6 +717,13 @@ async fn a_second_rollout_refuses_while_one_is_in_progress() {
         .unwrap()
         .unwrap_or_else(|err| panic!("{err}\n{}", out.text()));
     assert_one_group_on(&e, &ami1).await;
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "a_second_rollout_refuses_while_one_is_in_progress",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -806,6 +827,13 @@ async fn plan_shows_what_is_live_using_reads_only() {
         "{:?}",
         plan.problems
     );
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "plan_shows_what_is_live_using_reads_only",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1032,6 +1060,13 @@ async fn a_killed_rollout_is_undone_by_rollout_abandon_and_the_next_one_proceeds
     crate::common::assert_nothing_new(&e.c, &baseline, &[], "after rollout abandon").await;
     next.deploy(&ami2).await.unwrap();
     assert_one_group_on(&e, &ami2).await;
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "a_killed_rollout_is_undone_by_rollout_abandon_and_the_next_one_proceeds",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1080,6 +1115,13 @@ async fn an_interrupt_while_a_create_call_is_in_flight_leaves_the_state_before()
         );
         crate::common::assert_nothing_new(&e.c, &baseline, &[], action).await;
     }
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "an_interrupt_while_a_create_call_is_in_flight_leaves_the_state_before",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1158,4 +1200,11 @@ async fn the_rollout_binary_signalled_with_a_create_call_in_flight_leaves_the_st
             crate::common::assert_nothing_new(&e.c, &baseline, &[], &ctx).await;
         }
     }
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "the_rollout_binary_signalled_with_a_create_call_in_flight_leaves_the_state_before",
+    )
+    .await;
 }

@@ -347,6 +347,13 @@ async fn fleet_to_fleet_leaves_one_active_fleet_on_the_new_ami() {
         "figures: spot fleet rollout (1 s stabilisation) {:.2} s / {} requests",
         r2.durations.total_s, r2.aws_requests_total
     );
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "fleet_to_fleet_leaves_one_active_fleet_on_the_new_ami",
+    )
+    .await;
 }
 
 /// Stops the instances of the first open fleet of the environment other than `old` as soon as it has
@@ -475,6 +482,13 @@ async fn a_new_fleet_that_never_turns_healthy_is_cancelled_and_the_old_one_untou
         "figures: spot fleet rollback (4 s timeout) {:.2} s / {} requests, rollback {:.2} s",
         report.durations.total_s, report.aws_requests_total, report.durations.rollback_s
     );
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "a_new_fleet_that_never_turns_healthy_is_cancelled_and_the_old_one_untouched",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -533,6 +547,13 @@ async fn an_interrupt_during_the_health_wait_cancels_the_new_fleet() {
         "{rb:?}"
     );
     assert_eq!(assert_one_fleet_on(&e, &ami1).await, (fleet1, ids1));
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "an_interrupt_during_the_health_wait_cancels_the_new_fleet",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -586,6 +607,13 @@ async fn plan_lists_the_live_fleet_and_the_steps_read_only() {
         .filter(|k| !bakery_rollout::context::is_read_only(k))
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
+    common::assert_settled(
+        &e.c,
+        &e.app,
+        ENV,
+        "plan_lists_the_live_fleet_and_the_steps_read_only",
+    )
+    .await;
 }
 
 fn resolve(src: &str) -> Result<RolloutConfig, String> {
@@ -1183,4 +1211,5 @@ async fn a_fleet_request_in_flight_at_an_interrupt_is_cancelled_and_a_killed_fle
     assert!(stdout.contains("removed fleet sfr-"), "{stdout}");
     assert_eq!(assert_one_fleet_on(&e, &ami1).await, live);
     crate::common::assert_nothing_new(&e.c, &baseline, &[], "after rollout abandon").await;
+    common::assert_settled(&e.c, &e.app, ENV, "a_fleet_request_in_flight_at_an_interrupt_is_cancelled_and_a_killed_fleet_rollout_is_abandoned").await;
 }

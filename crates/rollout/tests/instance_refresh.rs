@@ -1112,13 +1112,14 @@ async fn a_rollout_killed_during_its_refresh_is_rolled_back_by_rollout_abandon()
         "{log:?}"
     );
     // The state before the rollout: the group on version 3, the default 3, version 4 gone.
-    let w = w.lock().unwrap();
-    assert_eq!(
-        w.versions.keys().copied().collect::<Vec<_>>(),
-        vec![1, 2, 3]
-    );
-    assert_eq!((w.group_version.as_str(), w.default), ("3", 3));
-    drop(w);
+    {
+        let w = w.lock().unwrap();
+        assert_eq!(
+            w.versions.keys().copied().collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!((w.group_version.as_str(), w.default), ("3", 3));
+    }
     // Nothing left to abandon.
     let again = strategy::abandon(&cx, None).await.unwrap();
     assert!(again.runs.is_empty(), "{:?}", again.runs);

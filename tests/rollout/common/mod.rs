@@ -470,3 +470,164 @@ pub async fn set_up_alb(
         tg,
     }
 }
+
+/// Asserts that environment `app`/`env` is settled — the state before or after a rollout, never between:
+/// no group, fleet or launch template of the environment is `in-progress`; every launch template the
+/// environment's tags name is used by one of its groups or fleets; every running instance launched for
+/// one of its groups still belongs to a group of the environment. Checked in the lab's region and in
+/// `COPY_REGION`, the other region tests use.
+pub async fn assert_settled(c: &Clients, app: &str, env: &str, context: &str) {
+    use aws_sdk_ec2::types::Filter;
+    let groups = env_groups(c, app, env).await;
+    let tag = |g: &aws_sdk_autoscaling::types::AutoScalingGroup, k: &str| {
+        g.tags()
+            .iter()
+            .find(|t| t.key() == Some(k))
+            .and_then(|t| t.value())
+            .map(str::to_string)
+    };
+    let mut problems = Vec::new();
+    for g in &groups {
+        let state = tag(g, "bakery:rollout-state");
+        if state.as_deref() == Some("in-progress") {
+            problems.push(format!(
+                "group {} is in-progress",
+                g.auto_scaling_group_name().unwrap_or_default()
+            ));
+        }
+    }
+    let in_groups: std::collections::BTreeSet<String> = groups
+        .iter()
+        .flat_map(|g| g.instances().iter().filter_map(|i| i.instance_id()))
+        .map(str::to_string)
+        .collect();
+    let used_templates: std::collections::BTreeSet<String> = groups
+        .iter()
+        .filter_map(|g| g.launch_template().and_then(|l| l.launch_template_id()))
+        .map(str::to_string)
+        .collect();
+    let env_filters = || {
+        vec![
+            Filter::builder().name("tag:bakery:app").values(app).build(),
+            Filter::builder().name("tag:bakery:env").values(env).build(),
+        ]
+    };
+    // Spot fleets of the environment: none in progress; their templates are in use while they are active.
+    let mut fleet_templates = std::collections::BTreeSet::new();
+    let mut fleet_instances = std::collections::BTreeSet::new();
+    let fleets = c
+        .ec2
+        .describe_spot_fleet_requests()
+        .send()
+        .await
+        .expect("DescribeSpotFleetRequests");
+    for f in fleets.spot_fleet_request_configs() {
+        let t = |k: &str| {
+            f.tags()
+                .iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+        };
+        if t("bakery:app") != Some(app) || t("bakery:env") != Some(env) {
+            continue;
+        }
+        let id = f.spot_fleet_request_id().unwrap_or_default();
+        let active = matches!(
+            f.spot_fleet_request_state().map(|s| s.as_str()),
+            Some("active" | "submitted" | "modifying")
+        );
+        if active && t("bakery:rollout-state") == Some("in-progress") {
+            problems.push(format!("fleet {id} is in-progress"));
+        }
+        if !active {
+            continue;
+        }
+        for lt in f
+            .spot_fleet_request_config()
+            .map(|c| c.launch_template_configs())
+            .unwrap_or_default()
+        {
+            if let Some(id) = lt
+                .launch_template_specification()
+                .and_then(|s| s.launch_template_id())
+            {
+                fleet_templates.insert(id.to_string());
+            }
+        }
+        let active_instances = c
+            .ec2
+            .describe_spot_fleet_instances()
+            .spot_fleet_request_id(id)
+            .send()
+            .await
+            .expect("DescribeSpotFleetInstances");
+        fleet_instances.extend(
+            active_instances
+                .active_instances()
+                .iter()
+                .filter_map(|i| i.instance_id())
+                .map(str::to_string),
+        );
+    }
+    let templates = c
+        .ec2
+        .describe_launch_templates()
+        .set_filters(Some(env_filters()))
+        .send()
+        .await
+        .expect("DescribeLaunchTemplates");
+    for lt in templates.launch_templates() {
+        let id = lt.launch_template_id().unwrap_or_default();
+        if !used_templates.contains(id) && !fleet_templates.contains(id) {
+            problems.push(format!(
+                "launch template {} ({id}) is used by no group or fleet of the environment",
+                lt.launch_template_name().unwrap_or_default()
+            ));
+        }
+    }
+    // Instances of the environment's groups (AWS and moto tag them with their group's name) or fleets.
+    let prefix = format!("asg-{app}-{env}-");
+    let instances = c
+        .ec2
+        .describe_instances()
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeInstances");
+    for i in instances.reservations().iter().flat_map(|r| r.instances()) {
+        let id = i.instance_id().unwrap_or_default().to_string();
+        let group = i
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some("aws:autoscaling:groupName"))
+            .and_then(|t| t.value());
+        let of_env_fleet = i
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("bakery:env") && t.value() == Some(env))
+            && i.tags()
+                .iter()
+                .any(|t| t.key() == Some("bakery:app") && t.value() == Some(app));
+        let of_env_group = group.is_some_and(|g| g.starts_with(&prefix));
+        if (of_env_group || of_env_fleet)
+            && !in_groups.contains(&id)
+            && !fleet_instances.contains(&id)
+        {
+            problems.push(format!(
+                "instance {id} ({}) belongs to no group or fleet of the environment",
+                group.unwrap_or("no group")
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{context}: environment {app}/{env} is not settled:\n  {}",
+        problems.join("\n  ")
+    );
+}

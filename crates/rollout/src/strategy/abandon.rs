@@ -72,7 +72,9 @@ pub async fn abandon(cx: &Ctx, run_id: Option<&str>) -> Result<AbandonReport, Ro
         .collect();
     // A dead instance-refresh run left its refresh running on a live group.
     let mut refreshes = Vec::new();
-    for g in &live_groups {
+    // Only an instance-refresh environment has one to look for (and only AWS, not moto, answers for it).
+    let refreshing = cx.cfg.strategy == crate::manifest::StrategyKind::InstanceRefresh;
+    for g in live_groups.iter().filter(|_| refreshing) {
         refreshes.extend(abandon_refresh(cx, g, wanted).await?);
     }
     let mut runs: BTreeSet<String> = groups
