@@ -486,3 +486,52 @@ async fn bake_cleanup_older_than_finds_a_dead_runners_leftovers_without_a_journa
     assert_nothing_left(&c, "after bake cleanup --older-than").await;
     drop(s);
 }
+
+/// IMDS: `HttpTokens` is sent only when the template sets `metadata_options.http_tokens`; unset, the AMI's
+/// and the account's default apply (an account that enforces IMDSv2 refuses `optional`).
+#[tokio::test(flavor = "multi_thread")]
+async fn http_tokens_are_sent_only_when_the_template_sets_them() {
+    let lab = Lab::shared();
+    let _serial = SERIAL.lock().await;
+    let c = clients(lab).await;
+    let vars = lab.var_file();
+    for (metadata, expected) in [
+        ("", None),
+        (
+            r#", "metadata_options": {"http_tokens": "required"}"#,
+            Some("MetadataOptions.HttpTokens=required"),
+        ),
+        (
+            r#", "metadata_options": {"http_tokens": "optional"}"#,
+            Some("MetadataOptions.HttpTokens=optional"),
+        ),
+    ] {
+        let s = Scratch::new(lab, "imds");
+        let name = lab.unique("imds");
+        let extra = format!(r#", "run_tags": {{"probe": "{name}"}}{metadata}"#);
+        let tpl = s.write(
+            "t.json",
+            &template(&name, &extra, r#"[{"type":"shell","inline":["exit 1"]}]"#),
+        );
+        let out = s.run(
+            lab,
+            lab.moto_url(),
+            &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let sent: Vec<String> = bodies(lab, "RunInstances")
+            .into_iter()
+            .filter(|b| b.contains(&name))
+            .collect();
+        assert_eq!(sent.len(), 1, "{metadata}: {sent:?}");
+        match expected {
+            None => assert!(
+                !sent[0].contains("HttpTokens"),
+                "unset http_tokens is not sent: {}",
+                sent[0]
+            ),
+            Some(field) => assert!(sent[0].contains(field), "{field}: {}", sent[0]),
+        }
+    }
+    assert_nothing_left(&c, "after the IMDS bakes").await;
+}

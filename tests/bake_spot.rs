@@ -68,23 +68,6 @@ async fn assert_no_spot_leftovers(c: &bakery_core::aws::Clients, context: &str) 
     );
 }
 
-/// The request bodies moto recorded for `action` since the last reset.
-fn bodies(lab: &Lab, action: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(lab.recording()).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| {
-            let body = v["body"].as_str()?.to_string();
-            if v["body_encoded"].as_bool() == Some(true) {
-                String::from_utf8(aws_smithy_types::base64::decode(&body).ok()?).ok()
-            } else {
-                Some(body)
-            }
-        })
-        .filter(|b| b.contains(&format!("Action={action}&")))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spot_bake_produces_its_ami_and_leaves_no_instance_template_fleet_or_request() {
     let lab = Lab::shared();

@@ -478,3 +478,20 @@ pub fn own_lab(cell: &'static OwnLab) -> &'static Lab {
         Err(message) => panic!("{message}"),
     }
 }
+
+/// The request bodies moto recorded for `action` since the last reset.
+pub fn bodies(lab: &Lab, action: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(lab.recording()).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let body = v["body"].as_str()?.to_string();
+            if v["body_encoded"].as_bool() == Some(true) {
+                String::from_utf8(aws_smithy_types::base64::decode(&body).ok()?).ok()
+            } else {
+                Some(body)
+            }
+        })
+        .filter(|b| b.contains(&format!("Action={action}&")))
+        .collect()
+}

@@ -55,6 +55,28 @@ pub struct AwsSettings {
     pub max_retries: Option<u32>,
 }
 
+/// The SDK's retries: `max_retries` (+1 attempts) when set, else `AWS_MAX_ATTEMPTS` (the SDK's own variable:
+/// a retry config given to the loader replaces the SDK's reading of it, so it is read here), else 8.
+fn retry_config(
+    max_retries: Option<u32>,
+    env_max_attempts: Option<&str>,
+    env_mode: Option<&str>,
+) -> RetryConfig {
+    let retry = match env_mode {
+        Some("adaptive") => RetryConfig::adaptive(),
+        _ => RetryConfig::standard(),
+    };
+    let attempts = match (
+        max_retries,
+        env_max_attempts.and_then(|v| v.trim().parse::<u32>().ok()),
+    ) {
+        (Some(n), _) => n.saturating_add(1),
+        (None, Some(n)) => n.max(1),
+        (None, None) => 8,
+    };
+    retry.with_max_attempts(attempts)
+}
+
 /// Resolves the settings into one `SdkConfig`. Retries are the SDK's standard mode (exponential backoff
 /// with jitter, a retry quota), 8 attempts; the poller adds its own jittered backoff on throttling.
 /// Not adaptive mode by default: its client-side rate limiter, once throttled, held a lone bake on the
@@ -81,16 +103,11 @@ pub async fn load_sdk_config(s: &AwsSettings) -> SdkConfig {
     if let Some(url) = &s.endpoint_url {
         loader = loader.endpoint_url(url.clone());
     }
-    let mut retry = match std::env::var("AWS_RETRY_MODE").as_deref() {
-        Ok("adaptive") => RetryConfig::adaptive(),
-        _ => RetryConfig::standard(),
-    };
-    if let Some(n) = s.max_retries {
-        retry = retry.with_max_attempts(n.saturating_add(1));
-    } else if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
-        retry = retry.with_max_attempts(8);
-    }
-    loader = loader.retry_config(retry);
+    loader = loader.retry_config(retry_config(
+        s.max_retries,
+        std::env::var("AWS_MAX_ATTEMPTS").ok().as_deref(),
+        std::env::var("AWS_RETRY_MODE").ok().as_deref(),
+    ));
     let mut config = loader.load().await;
     if config.region().is_none() {
         config = config
@@ -235,6 +252,19 @@ pub fn classify_code(code: Option<&str>) -> ErrorClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aws_max_attempts_reaches_the_sdk_unless_max_retries_is_set() {
+        let attempts = |r, e, m| retry_config(r, e, m).max_attempts();
+        assert_eq!(attempts(None, None, None), 8);
+        assert_eq!(attempts(None, Some("10"), None), 10);
+        assert_eq!(attempts(Some(2), Some("10"), None), 3);
+        assert_eq!(attempts(None, Some("lots"), None), 8);
+        assert_eq!(
+            retry_config(None, Some("4"), Some("adaptive")).mode(),
+            aws_config::retry::RetryMode::Adaptive
+        );
+    }
 
     #[test]
     fn classifies_codes() {

@@ -108,7 +108,14 @@ pub struct Poller {
     pub max_interval: Duration,
     /// Give up after this long.
     pub timeout: Duration,
+    /// The delay of the aws-sdk-go waiter Packer uses for this wait: what one of Packer's `max_attempts`
+    /// is worth when no delay is set (`AWS_MAX_ATTEMPTS=10` alone gives an AMI 10 × 15 s in Packer).
+    pub attempt_delay: Duration,
 }
+
+/// The delay of aws-sdk-go's EC2 waiters that Packer's waits use (InstanceRunning, InstanceStopped,
+/// InstanceTerminated, ImageAvailable): 15 s.
+pub const SDK_WAITER_DELAY: Duration = Duration::from_secs(15);
 
 impl Poller {
     /// A poller with the given lower bound and hard timeout, and the standard 1 s / 2 min / 5 s shape.
@@ -119,19 +126,20 @@ impl Poller {
             soft_limit: Duration::from_secs(120),
             max_interval: Duration::from_secs(5),
             timeout,
+            attempt_delay: SDK_WAITER_DELAY,
         }
     }
     /// Instance `pending` → `running`.
     pub const fn instance_running() -> Self {
         Self::new(Duration::from_secs(5), Duration::from_secs(15 * 60))
     }
-    /// Instance `stopping` → `stopped`.
+    /// Instance `stopping` → `stopped`. Metal instances have taken 19 minutes to stop: 40 minutes.
     pub const fn instance_stopped() -> Self {
-        Self::new(Duration::from_secs(3), Duration::from_secs(15 * 60))
+        Self::new(Duration::from_secs(3), Duration::from_secs(40 * 60))
     }
-    /// Instance `shutting-down` → `terminated`.
+    /// Instance `shutting-down` → `terminated` (as long as a stop, for the same instances).
     pub const fn instance_terminated() -> Self {
-        Self::new(Duration::from_secs(3), Duration::from_secs(15 * 60))
+        Self::new(Duration::from_secs(3), Duration::from_secs(40 * 60))
     }
     /// AMI `pending` → `available` (also region copies).
     pub fn image_available() -> Self {
@@ -141,17 +149,19 @@ impl Poller {
         }
     }
 
-    /// Applies Packer-style overrides: a fixed delay replaces the lower bound and the growth; a number of
-    /// attempts sets the timeout to delay × attempts.
+    /// Applies Packer's overrides with Packer's meaning: a fixed delay replaces the lower bound and the
+    /// growth; a number of attempts sets the timeout to attempts × the delay — the one given, else the
+    /// delay of the waiter Packer would have used ([`Poller::attempt_delay`]), while polling stays fast.
     pub fn with_overrides(mut self, o: PollOverrides) -> Self {
         if let Some(d) = o.delay {
             self.lower_bound = d;
             self.interval = d;
             self.max_interval = d;
             self.soft_limit = Duration::MAX;
+            self.attempt_delay = d;
         }
         if let Some(n) = o.max_attempts {
-            self.timeout = self.interval.saturating_mul(n.max(1));
+            self.timeout = self.attempt_delay.saturating_mul(n.max(1));
         }
         self
     }
@@ -452,6 +462,7 @@ mod tests {
             soft_limit: Duration::from_secs(3),
             max_interval: Duration::from_secs(5),
             timeout: Duration::from_secs(3600),
+            attempt_delay: SDK_WAITER_DELAY,
         };
         let times = Arc::new(Mutex::new(Vec::new()));
         let t2 = times.clone();
@@ -488,5 +499,31 @@ mod tests {
         assert_eq!(p.interval, Duration::from_secs(2));
         assert_eq!(p.lower_bound, Duration::from_secs(2));
         assert_eq!(p.timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn attempts_alone_are_worth_packers_waiter_delay_and_polling_stays_fast() {
+        // AWS_MAX_ATTEMPTS=10 (common in CI images) gave an AMI 10 s; Packer gives it 10 × 15 s.
+        let p = Poller::image_available().with_overrides(PollOverrides {
+            delay: None,
+            max_attempts: Some(10),
+        });
+        assert_eq!(p.timeout, Duration::from_secs(150));
+        assert_eq!(p.interval, Duration::from_secs(1));
+        assert_eq!(p.lower_bound, Poller::image_available().lower_bound);
+        for base in [Poller::instance_running(), Poller::instance_stopped()] {
+            let p = base.with_overrides(PollOverrides {
+                delay: None,
+                max_attempts: Some(40),
+            });
+            assert_eq!(p.timeout, Duration::from_secs(600));
+        }
+    }
+
+    #[test]
+    fn stop_and_terminate_outlast_a_metal_instance() {
+        let metal = Duration::from_secs(19 * 60);
+        assert!(Poller::instance_stopped().timeout > metal);
+        assert!(Poller::instance_terminated().timeout > metal);
     }
 }

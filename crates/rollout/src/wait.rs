@@ -19,6 +19,7 @@ pub(crate) fn poller(lower_bound: Duration, timeout: Duration) -> Poller {
         soft_limit: Duration::from_secs(120),
         max_interval: Duration::from_secs(10),
         timeout,
+        attempt_delay: bakery_core::poll::SDK_WAITER_DELAY,
     }
 }
 

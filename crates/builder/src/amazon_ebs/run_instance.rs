@@ -211,7 +211,8 @@ impl RunInstance {
                     .http_endpoint(InstanceMetadataEndpointState::from(
                         md.http_endpoint.as_str(),
                     ))
-                    .http_tokens(HttpTokensState::from(md.http_tokens.as_str()))
+                    // Only when the template asks: unset, the AMI's and the account's default apply.
+                    .set_http_tokens(md.http_tokens.map(|t| HttpTokensState::from(t.as_str())))
                     .http_put_response_hop_limit(md.http_put_response_hop_limit as i32)
                     .instance_metadata_tags(InstanceMetadataTagsState::from(
                         md.instance_metadata_tags.as_str(),

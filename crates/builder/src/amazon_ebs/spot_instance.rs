@@ -9,9 +9,9 @@ use crate::resource::Kind;
 use aws_sdk_ec2::types::{
     DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest,
     FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest, FleetType,
-    HttpTokensState, InstanceMetadataTagsState, InstanceType,
-    LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
-    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
+    InstanceMetadataTagsState, InstanceType, LaunchTemplateBlockDeviceMappingRequest,
+    LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
+    LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMarketOptionsRequest, LaunchTemplateInstanceMetadataEndpointState,
     LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateInstanceMetadataTagsState,
     LaunchTemplateInstanceNetworkInterfaceSpecificationRequest, LaunchTemplatePlacementRequest,
@@ -134,9 +134,11 @@ impl SpotLaunch {
                     .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::from(
                         md.http_endpoint.as_str(),
                     ))
-                    .http_tokens(LaunchTemplateHttpTokensState::from(
-                        HttpTokensState::from(md.http_tokens.as_str()).as_str(),
-                    ))
+                    // Only when the template asks (as RunInstances).
+                    .set_http_tokens(
+                        md.http_tokens
+                            .map(|t| LaunchTemplateHttpTokensState::from(t.as_str())),
+                    )
                     .http_put_response_hop_limit(md.http_put_response_hop_limit as i32)
                     .instance_metadata_tags(LaunchTemplateInstanceMetadataTagsState::from(
                         InstanceMetadataTagsState::from(md.instance_metadata_tags.as_str())

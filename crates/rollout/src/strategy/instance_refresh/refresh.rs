@@ -143,6 +143,7 @@ pub(super) async fn follow(
         soft_limit: Duration::from_secs(600),
         max_interval: Duration::from_secs(15),
         timeout,
+        attempt_delay: bakery_core::poll::SDK_WAITER_DELAY,
     };
     let r = poller
         .wait(

@@ -8,8 +8,10 @@ use crate::decode::{Decoder, Fields};
 pub struct MetadataOptions {
     /// `enabled` (default) or `disabled`: whether the instance metadata service answers.
     pub http_endpoint: Toggle,
-    /// `optional` (default) or `required`: `required` allows only IMDSv2 (session tokens).
-    pub http_tokens: HttpTokens,
+    /// `optional` or `required`: `required` allows only IMDSv2 (session tokens). Unset, the request leaves
+    /// it out, so the AMI's and the account's IMDS defaults apply (an account that enforces IMDSv2 refuses
+    /// `optional`); Packer 1.9.5 sent `optional`.
+    pub http_tokens: Option<HttpTokens>,
     /// Hop limit of metadata responses, 1 (default, also when 0) to 64.
     pub http_put_response_hop_limit: i64,
     /// `disabled` (default) or `enabled`: whether instance tags are readable through the metadata service.
@@ -20,7 +22,7 @@ impl Default for MetadataOptions {
     fn default() -> Self {
         MetadataOptions {
             http_endpoint: Toggle::Enabled,
-            http_tokens: HttpTokens::Optional,
+            http_tokens: None,
             http_put_response_hop_limit: 1,
             instance_metadata_tags: Toggle::Disabled,
         }
@@ -73,8 +75,7 @@ pub fn decode(d: &mut Decoder, f: &mut Fields) -> MetadataOptions {
     MetadataOptions {
         http_endpoint: choice::decode(d, f, "http_endpoint", def.http_endpoint)
             .unwrap_or(def.http_endpoint),
-        http_tokens: choice::decode(d, f, "http_tokens", def.http_tokens)
-            .unwrap_or(def.http_tokens),
+        http_tokens: choice::decode(d, f, "http_tokens", HttpTokens::Optional),
         http_put_response_hop_limit: d
             .int(f, "http_put_response_hop_limit")
             .filter(|n| *n != 0)
