@@ -37,7 +37,9 @@ rust-tools:
 # Every test binary that needs the lab starts its own (bakery-lab's Lab::shared) and its watcher stops it
 # when the binary exits; `lab/down --orphans` then waits for the last of them, so no lab process
 # outlives this command, whatever the tests' outcome.
+# `cargo fetch` brings every platform's packages, which tests/licences.rs's offline `cargo metadata` reads.
 test: lab rust-tools
+	cargo fetch --locked
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace; status=$$?; lab/down --orphans --quiet; exit $$status
