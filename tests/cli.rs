@@ -1,8 +1,10 @@
-//! The `bake` binary's template commands and `--dry-run`, as a user runs them.
+//! The `bake` binary's template commands and `--dry-run`, as a user runs them; both binaries' help and
+//! its colours.
 
 use crate::common;
 
-use std::process::Command;
+use clap::CommandFactory;
+use std::process::{Command, Output, Stdio};
 
 fn bake(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_bake"))
@@ -120,5 +122,95 @@ fn dry_run_creates_nothing_and_only_reads() {
             action.starts_with("Describe") || action.starts_with("Get"),
             "dry run called {action}: {counts:?}"
         );
+    }
+}
+
+/// The two binaries, their paths and their subcommands as clap defines them (clap's `help` aside).
+fn binaries() -> [(&'static str, &'static str, Vec<String>); 2] {
+    let subcommands = |cmd: clap::Command| -> Vec<String> {
+        cmd.get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect()
+    };
+    [
+        (
+            "bake",
+            env!("CARGO_BIN_EXE_bake"),
+            subcommands(bakery::cli::bake::Cli::command()),
+        ),
+        (
+            "rollout",
+            env!("CARGO_BIN_EXE_rollout"),
+            subcommands(bakery::cli::rollout::Cli::command()),
+        ),
+    ]
+}
+
+/// `path args` with stdout and stderr piped and no colour variable set but those in `env`.
+fn piped(path: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(path);
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// No ESC byte in what clap prints (help, a usage error) when stdout and stderr are pipes, whether
+/// NO_COLOR is set or not, and even with CLICOLOR_FORCE (colour is for terminals only).
+#[test]
+fn help_through_a_pipe_has_no_colour() {
+    let envs: [&[(&str, &str)]; 3] = [&[], &[("NO_COLOR", "1")], &[("CLICOLOR_FORCE", "1")]];
+    for (name, path, subcommands) in binaries() {
+        let mut cases = vec![vec!["--help"], vec!["--version"], vec!["--frobnicate"]];
+        cases.extend(subcommands.iter().map(|s| vec![s.as_str(), "--help"]));
+        cases.push(vec!["help", subcommands[0].as_str()]);
+        for env in envs {
+            for args in &cases {
+                let out = piped(path, args, env);
+                let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+                assert!(!all.is_empty(), "{name} {args:?}");
+                assert!(
+                    !all.contains(&0x1b),
+                    "{name} {args:?} with {env:?}: {}",
+                    common::text(&out)
+                );
+            }
+        }
+    }
+}
+
+/// On a terminal (util-linux's `script` gives the command one), clap's help is coloured, unless
+/// NO_COLOR is set.
+#[test]
+fn help_on_a_terminal_is_coloured_unless_no_color() {
+    for (name, path, _) in binaries() {
+        for (no_color, coloured) in [(None, true), (Some("1"), false)] {
+            let mut c = Command::new("script");
+            c.args([
+                "-qec",
+                &format!("'{path}' gc --help; '{path}' --help"),
+                "/dev/null",
+            ])
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .stdin(Stdio::null());
+            if let Some(v) = no_color {
+                c.env("NO_COLOR", v);
+            }
+            let out = c.output().expect("util-linux's script");
+            assert!(out.stdout.len() > 100, "{name}: {}", common::text(&out));
+            assert_eq!(
+                out.stdout.contains(&0x1b),
+                coloured,
+                "{name} NO_COLOR={no_color:?}: {}",
+                common::text(&out)
+            );
+        }
     }
 }

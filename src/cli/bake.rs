@@ -4,9 +4,10 @@
 //! `--` forms both work: [`normalize_args`] rewrites the former into the latter, and `bake TEMPLATE` means
 //! `bake build TEMPLATE`.
 
-use super::{build, cleanup, template};
+use super::{build, cleanup, template, usage};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 /// bake: build AMIs from Packer JSON templates.
@@ -212,8 +213,19 @@ pub async fn run(args: Vec<String>) -> i32 {
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 1 } else { 0 };
+            let text = if e.use_stderr() {
+                usage::render(&e, usage::colour(std::io::stderr().is_terminal()))
+            } else {
+                usage::render(&e, usage::colour(std::io::stdout().is_terminal()))
+            };
+            // Not print!: a reader that stops early (`bake --help | head -1`) must not make it panic.
+            return if e.use_stderr() {
+                let _ = std::io::stderr().write_all(text.as_bytes());
+                1
+            } else {
+                let _ = std::io::stdout().write_all(text.as_bytes());
+                0
+            };
         }
     };
     let stdout = std::io::stdout();

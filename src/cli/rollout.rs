@@ -2,6 +2,7 @@
 //! summary → exit code (0 done, 1 failed or rolled back, 2 usage). `src/bin/rollout.rs` calls [`main`];
 //! tests call [`run`] with their own output and AWS settings.
 
+use super::usage;
 use bakery_core::aws::AwsSettings;
 use bakery_core::frontend::interrupt::{self, Messages, Tokens};
 use bakery_core::frontend::runtime;
@@ -14,7 +15,7 @@ use bakery_rollout::{Options, RolloutError, Session};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -382,13 +383,14 @@ pub async fn run(
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
-            let text = e.render().ansi().to_string();
-            let out = if e.use_stderr() {
-                &mut io.stderr
+            // `io.tty` is stdout's (false for a test's buffers); errors go to stderr, which must be a
+            // terminal too.
+            let (out, tty) = if e.use_stderr() {
+                (&mut io.stderr, io.tty && std::io::stderr().is_terminal())
             } else {
-                &mut io.stdout
+                (&mut io.stdout, io.tty)
             };
-            let _ = write!(out, "{text}");
+            let _ = write!(out, "{}", usage::render(&e, usage::colour(tty)));
             return e.exit_code().clamp(0, 255) as u8;
         }
     };
