@@ -1,9 +1,10 @@
-//! The `bake` binary's template commands and `--dry-run`, as a user runs them; both binaries' help and
-//! its colours.
+//! The `bake` binary's template commands and `--dry-run`, as a user runs them; both binaries' help,
+//! completions and man pages, and their colours.
 
 use crate::common;
 
 use clap::CommandFactory;
+use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
 
 fn bake(args: &[&str]) -> std::process::Output {
@@ -159,6 +160,136 @@ fn piped(path: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
         c.env(k, v);
     }
     c.output().unwrap()
+}
+
+fn words(text: &str) -> BTreeSet<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .collect()
+}
+
+#[test]
+fn the_subcommands_are_the_documented_ones() {
+    let [(_, _, bake), (_, _, rollout)] = binaries();
+    assert_eq!(
+        bake,
+        [
+            "build",
+            "validate",
+            "inspect",
+            "console",
+            "cleanup",
+            "completions",
+            "man"
+        ]
+    );
+    assert_eq!(
+        rollout,
+        [
+            "setup",
+            "plan",
+            "deploy",
+            "gc",
+            "abandon",
+            "completions",
+            "man"
+        ]
+    );
+}
+
+#[test]
+fn completion_scripts_name_every_subcommand() {
+    for (name, path, subcommands) in binaries() {
+        let out = piped(path, &["completions", "bash"], &[]);
+        assert!(out.status.success(), "{}", common::text(&out));
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(&format!("complete -F _{name}")), "{script}");
+        let words = words(&script);
+        for sub in &subcommands {
+            assert!(
+                words.contains(sub.as_str()),
+                "{name}: no {sub} in\n{script}"
+            );
+        }
+        for shell in ["zsh", "fish", "elvish", "powershell"] {
+            let out = piped(path, &["completions", shell], &[]);
+            assert!(
+                out.status.success(),
+                "{name} {shell}: {}",
+                common::text(&out)
+            );
+            let script = String::from_utf8(out.stdout).unwrap();
+            assert!(script.contains("completions"), "{name} {shell}: {script}");
+        }
+        let bad = piped(path, &["completions", "tcsh"], &[]);
+        assert!(!bad.status.success());
+    }
+}
+
+#[test]
+fn man_pages_are_roff_and_name_every_subcommand() {
+    for (name, path, subcommands) in binaries() {
+        let out = piped(path, &["man"], &[]);
+        assert!(out.status.success(), "{}", common::text(&out));
+        let page = String::from_utf8(out.stdout).unwrap();
+        assert!(page.starts_with('.'), "not roff: {page}");
+        assert!(page.contains(&format!(".TH {name} 1")), "{page}");
+        assert!(page.contains(".SH SUBCOMMANDS"), "{page}");
+        for sub in &subcommands {
+            // roff writes a hyphen as `\-`.
+            assert!(
+                page.contains(&format!("{name}\\-{sub}(1)")),
+                "{name}: no {sub} in\n{page}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let man1 = dir.path().join("man1");
+        let out = piped(path, &["man", "--dir", man1.to_str().unwrap()], &[]);
+        assert!(out.status.success(), "{}", common::text(&out));
+        let mut pages: Vec<String> = std::fs::read_dir(&man1)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        pages.sort();
+        let mut expected: Vec<String> = subcommands
+            .iter()
+            .map(|s| format!("{name}-{s}.1"))
+            .chain([format!("{name}.1")])
+            .collect();
+        expected.sort();
+        assert_eq!(pages, expected);
+        let sub_page = std::fs::read_to_string(man1.join(format!("{name}-man.1"))).unwrap();
+        assert!(
+            sub_page.contains(&format!(".TH {name}-man 1")),
+            "{sub_page}"
+        );
+    }
+}
+
+#[test]
+fn every_help_shows_an_example() {
+    for (name, path, subcommands) in binaries() {
+        let top = (vec![], format!("  {name} "));
+        let subs = subcommands
+            .iter()
+            .map(|s| (vec![s.as_str()], format!("{name} {s}")));
+        for (args, example) in std::iter::once(top).chain(subs) {
+            for help in ["--help", "-h"] {
+                let args: Vec<&str> = args.iter().copied().chain([help]).collect();
+                let out = piped(path, &args, &[]);
+                assert!(
+                    out.status.success(),
+                    "{name} {args:?}: {}",
+                    common::text(&out)
+                );
+                let text = String::from_utf8(out.stdout).unwrap();
+                let examples = text.split_once("\nExamples:\n").map(|(_, e)| e);
+                assert!(
+                    examples.is_some_and(|e| e.contains(&example)),
+                    "{name} {args:?}: no example with {example:?} in\n{text}"
+                );
+            }
+        }
+    }
 }
 
 /// No ESC byte in what clap prints (help, a usage error) when stdout and stderr are pipes, whether
