@@ -10,15 +10,39 @@ DEMO_LAB := lab/.state/demo
 BAKE := $(or $(CARGO_TARGET_DIR),target)/debug/bake
 ROLLOUT := $(or $(CARGO_TARGET_DIR),target)/debug/rollout
 
-.PHONY: help lab lab-up lab-down rust-tools test demo bench
+.PHONY: help install lab lab-up lab-down rust-tools test demo bench
+
+# `make install`'s per-user places (override on the command line: make install MAN_DIR=...).
+CARGO_BIN := $(or $(CARGO_INSTALL_ROOT),$(CARGO_HOME),$(HOME)/.cargo)/bin
+DATA_HOME := $(or $(XDG_DATA_HOME),$(HOME)/.local/share)
+CONFIG_HOME := $(or $(XDG_CONFIG_HOME),$(HOME)/.config)
+BASH_COMPLETIONS ?= $(DATA_HOME)/bash-completion/completions
+ZSH_COMPLETIONS ?= $(DATA_HOME)/zsh/site-functions
+FISH_COMPLETIONS ?= $(CONFIG_HOME)/fish/completions
+MAN_DIR ?= $(DATA_HOME)/man
 
 help:
 	@echo "make demo      run bakery's main job on the local lab (installs what it needs)"
+	@echo "make install   cargo install bake and rollout, plus their shell completions and man pages"
 	@echo "make test      fmt + clippy + all tests, on a lab started per test binary (installs what it needs)"
 	@echo "make lab       install the local lab: openssh-server, packer, hyperfine, moto venv, login user"
 	@echo "make lab-up    start a persistent dev lab in $(DEV_LAB) (then: . $(DEV_LAB)/env.sh)"
 	@echo "make lab-down  stop it"
 	@echo "make bench     benchmarks against Packer 1.6.6"
+
+# The binaries write their own completions and man pages (generated from their command lines), so what
+# is installed always matches the installed binaries. Elvish and PowerShell load theirs from the shell's
+# rc file instead (README: Install).
+install:
+	cargo install --locked --path .
+	mkdir -p $(BASH_COMPLETIONS) $(ZSH_COMPLETIONS) $(FISH_COMPLETIONS) $(MAN_DIR)/man1
+	@set -e; for b in bake rollout; do \
+		$(CARGO_BIN)/$$b completions bash > $(BASH_COMPLETIONS)/$$b; \
+		$(CARGO_BIN)/$$b completions zsh > $(ZSH_COMPLETIONS)/_$$b; \
+		$(CARGO_BIN)/$$b completions fish > $(FISH_COMPLETIONS)/$$b.fish; \
+		$(CARGO_BIN)/$$b man --dir $(MAN_DIR)/man1; \
+	done
+	@echo "installed: $(CARGO_BIN)/{bake,rollout}; completions in $(BASH_COMPLETIONS), $(ZSH_COMPLETIONS), $(FISH_COMPLETIONS); man pages in $(MAN_DIR)/man1"
 
 lab:
 	lab/install
@@ -37,7 +61,9 @@ rust-tools:
 # Every test binary that needs the lab starts its own (bakery-lab's Lab::shared) and its watcher stops it
 # when the binary exits; `lab/down --orphans` then waits for the last of them, so no lab process
 # outlives this command, whatever the tests' outcome.
+# `cargo fetch` brings every platform's packages, which tests/licences.rs's offline `cargo metadata` reads.
 test: lab rust-tools
+	cargo fetch --locked
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace; status=$$?; lab/down --orphans --quiet; exit $$status

@@ -15,6 +15,7 @@ mod cli;
 mod common;
 mod kill_matrix;
 mod lab_selftest;
+mod licences;
 mod module_cycles;
 mod pipeline;
 mod rollout;

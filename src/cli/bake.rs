@@ -2,16 +2,30 @@
 //!
 //! Packer's single-dash long flags (`-var K=V`, `-var-file=F`, `-only=a,b`, `-color=false`) and the GNU
 //! `--` forms both work: [`normalize_args`] rewrites the former into the latter, and `bake TEMPLATE` means
-//! `bake build TEMPLATE`.
+//! `bake build TEMPLATE`. Help, completions and man pages show the `--` forms.
 
-use super::{build, cleanup, template};
+use super::generate::{self, CompletionsArgs, ManArgs};
+use super::{build, cleanup, template, usage};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 /// bake: build AMIs from Packer JSON templates.
 #[derive(Debug, Parser)]
-#[command(name = "bake", version, about, long_about = None)]
+#[command(
+    name = "bake",
+    version,
+    about = "Build AMIs from Packer JSON templates, as Packer's amazon-ebs builder does",
+    long_about = "Build AMIs from Packer JSON templates, as Packer's amazon-ebs builder does.\n\n\
+        Packer's single-dash flags work as well as the double-dash ones shown here (-var K=V, \
+        -var-file=FILE, -only=a,b, -on-error=abort), and `bake TEMPLATE...` means `bake build TEMPLATE...`.",
+    after_help = "Examples:\n  \
+        bake validate -var-file lab.vars.json manifests/primal.json\n  \
+        bake -var-file lab.vars.json -var SOURCE_AMI=ami-785db401 manifests/primal.json\n  \
+        bake cleanup --dry-run\n  \
+        bake completions bash > ~/.local/share/bash-completion/completions/bake"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -22,15 +36,46 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the builds of one or more templates (the default: `bake TEMPLATE`).
+    #[command(after_help = "Examples:\n  \
+        bake build -var-file lab.vars.json -var SOURCE_AMI=ami-785db401 manifests/primal.json\n  \
+        bake -var-file lab.vars.json -pass-ami SOURCE_ID manifests/primal.json manifests/carnivore.json\n  \
+        bake build -only=amazon-ebs -on-error=abort -var-file lab.vars.json manifests/primal.json\n  \
+        bake build --dry-run -var-file lab.vars.json manifests/primal.json\n  \
+        bake build --each-var-file web.json --each-var-file api.json app.json")]
     Build(BuildArgs),
     /// Check a template: exit 0 when valid, 1 with every error.
+    #[command(after_help = "Examples:\n  \
+        bake validate manifests/primal.json\n  \
+        bake validate -var SOURCE_ID=ami-12345678 manifests/carnivore.json\n  \
+        bake validate -syntax-only manifests/carnivore.json")]
     Validate(ValidateArgs),
     /// Show a template's variables, builds, provisioners and post-processors.
+    #[command(after_help = "Examples:\n  \
+        bake inspect manifests/carnivore.json")]
     Inspect(TemplateOpts),
     /// Render template expressions read one per line from stdin.
+    #[command(after_help = "Examples:\n  \
+        echo '{{timestamp}} {{user `NODE_ENV`}}' | bake console manifests/primal.json")]
     Console(TemplateOpts),
     /// Remove what killed runs left behind (from the run journals and bakery's tags).
+    #[command(after_help = "Examples:\n  \
+        bake cleanup --dry-run\n  \
+        bake cleanup --run-id 0f3a9c1e77b2\n  \
+        bake cleanup --older-than 2h --region us-east-1 --region eu-west-1")]
     Cleanup(cleanup::CleanupArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  \
+        bake completions bash > ~/.local/share/bash-completion/completions/bake\n  \
+        bake completions zsh > ~/.local/share/zsh/site-functions/_bake\n  \
+        bake completions fish > ~/.config/fish/completions/bake.fish\n  \
+        eval (bake completions elvish | slurp)                       # elvish, in rc.elv\n  \
+        bake completions powershell | Out-String | Invoke-Expression  # PowerShell, in $PROFILE")]
+    Completions(CompletionsArgs),
+    /// Print bake's man page, or write every page into a directory.
+    #[command(after_help = "Examples:\n  \
+        bake man | man -l -\n  \
+        bake man --dir ~/.local/share/man/man1")]
+    Man(ManArgs),
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -160,7 +205,13 @@ pub struct BuildArgs {
     pub templates: Vec<PathBuf>,
 }
 
-const SUBCOMMANDS: &[&str] = &["build", "validate", "inspect", "console", "cleanup", "help"];
+/// Whether `arg` names a subcommand (clap's `help` included).
+fn is_subcommand(arg: &str) -> bool {
+    arg == "help"
+        || Cli::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == arg)
+}
 
 /// Rewrites Packer-style arguments for clap: `-flag` → `--flag` (single-dash long flags), and inserts
 /// `build` when the first argument is not a subcommand (`bake t.json`, `bake -var x=1 t.json`).
@@ -190,7 +241,7 @@ pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
     }
     let first = rest.first().map(String::as_str).unwrap_or("");
     let is_meta = matches!(first, "-h" | "--help" | "-V" | "--version");
-    if !first.is_empty() && !is_meta && !SUBCOMMANDS.contains(&first) {
+    if !first.is_empty() && !is_meta && !is_subcommand(first) {
         out.push("build".into());
     }
     out.extend(rest);
@@ -212,8 +263,19 @@ pub async fn run(args: Vec<String>) -> i32 {
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 1 } else { 0 };
+            let text = if e.use_stderr() {
+                usage::render(&e, usage::colour(std::io::stderr().is_terminal()))
+            } else {
+                usage::render(&e, usage::colour(std::io::stdout().is_terminal()))
+            };
+            // Not print!: a reader that stops early (`bake --help | head -1`) must not make it panic.
+            return if e.use_stderr() {
+                let _ = std::io::stderr().write_all(text.as_bytes());
+                1
+            } else {
+                let _ = std::io::stdout().write_all(text.as_bytes());
+                0
+            };
         }
     };
     let stdout = std::io::stdout();
@@ -239,7 +301,19 @@ pub async fn run(args: Vec<String>) -> i32 {
         }
         Command::Build(b) => build::run(b).await,
         Command::Cleanup(c) => cleanup::run(c).await,
+        Command::Completions(a) => generated(generate::Request::Completions(a)),
+        Command::Man(a) => generated(generate::Request::Man(a)),
     }
+}
+
+/// `bake completions` and `bake man`, on stdout.
+fn generated(request: generate::Request) -> i32 {
+    let code = request.answer(
+        Cli::command(),
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
+    i32::from(code)
 }
 
 #[cfg(test)]
@@ -279,6 +353,11 @@ mod tests {
         );
         assert_eq!(n(&["bake", "t.json"]), ["bake", "build", "t.json"]);
         assert_eq!(n(&["bake", "--help"]), ["bake", "--help"]);
+        assert_eq!(
+            n(&["bake", "completions", "bash"]),
+            ["bake", "completions", "bash"]
+        );
+        assert_eq!(n(&["bake", "man"]), ["bake", "man"]);
         assert_eq!(
             n(&["bake", "build", "--", "-weird.json"]),
             ["bake", "build", "--", "-weird.json"]

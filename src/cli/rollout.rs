@@ -2,6 +2,8 @@
 //! summary → exit code (0 done, 1 failed or rolled back, 2 usage). `src/bin/rollout.rs` calls [`main`];
 //! tests call [`run`] with their own output and AWS settings.
 
+use super::generate::{self, CompletionsArgs, ManArgs};
+use super::usage;
 use bakery_core::aws::AwsSettings;
 use bakery_core::frontend::interrupt::{self, Messages, Tokens};
 use bakery_core::frontend::runtime;
@@ -11,10 +13,10 @@ use bakery_rollout::command::Command;
 use bakery_rollout::config::Overrides;
 use bakery_rollout::gc::{GcRequest, missing_keep};
 use bakery_rollout::{Options, RolloutError, Session};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde::Serialize;
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,7 +29,14 @@ use std::time::Duration;
 #[command(
     name = "rollout",
     version,
-    after_help = "AMI: ami-0123..., ssm:/parameter/name, or a bake manifest file (its last build's AMI for the region).\nExit codes: 0 done, 1 failed (or rolled back), 2 usage."
+    after_help = "AMI: ami-0123..., ssm:/parameter/name, or a bake manifest file (its last build's AMI for the region).\n\
+        Exit codes: 0 done, 1 failed (or rolled back), 2 usage.\n\n\
+        Examples:\n  \
+        rollout setup --env staging\n  \
+        rollout plan --ami ami-0123456789abcdef0\n  \
+        rollout --ami ami-0123456789abcdef0 --env production\n  \
+        rollout --ami ssm:/app/ami --json > rollout.json\n  \
+        rollout gc --keep 5 --dry-run"
 )]
 pub struct Cli {
     /// Options every command takes.
@@ -119,15 +128,46 @@ impl DeployArgs {
 #[derive(Debug, Subcommand, Clone)]
 pub enum CommandArgs {
     /// Create (or converge) the load balancer, DNS ALIAS, key pair and security groups; idempotent.
+    #[command(after_help = "Examples:\n  \
+        rollout setup --dry-run\n  \
+        rollout setup --env production --manifest manifests/rollout.json")]
     Setup,
     /// Show what is live now and what a rollout would do; read-only.
+    #[command(after_help = "Examples:\n  \
+        rollout plan\n  \
+        rollout plan --ami ami-0123456789abcdef0 --env production\n  \
+        rollout plan --ami packer-manifest.json --json")]
     Plan(DeployArgs),
     /// Roll an AMI out (the default command).
+    #[command(after_help = "Examples:\n  \
+        rollout deploy --ami ami-0123456789abcdef0\n  \
+        rollout deploy --ami ssm:/app/ami --desired 4 --health-timeout 15m\n  \
+        rollout --ami packer-manifest.json --env production   # deploy is the default")]
     Deploy(DeployArgs),
     /// Remove this app's old AMIs (and old launch template versions) that nothing uses.
+    #[command(after_help = "Examples:\n  \
+        rollout gc --keep 5 --dry-run\n  \
+        rollout gc --keep 5\n  \
+        rollout gc --keep 3 --name-prefix web- --tag team=web")]
     Gc(GcArgs),
     /// Undo what a killed rollout left: its in-progress group or fleet, and its launch templates.
+    #[command(after_help = "Examples:\n  \
+        rollout abandon --env staging\n  \
+        rollout abandon --run-id 6f1c2d3e-8a9b-4c5d-9e0f-1a2b3c4d5e6f   # the id in the refusal")]
     Abandon(AbandonArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  \
+        rollout completions bash > ~/.local/share/bash-completion/completions/rollout\n  \
+        rollout completions zsh > ~/.local/share/zsh/site-functions/_rollout\n  \
+        rollout completions fish > ~/.config/fish/completions/rollout.fish\n  \
+        eval (rollout completions elvish | slurp)                       # elvish, in rc.elv\n  \
+        rollout completions powershell | Out-String | Invoke-Expression  # PowerShell, in $PROFILE")]
+    Completions(CompletionsArgs),
+    /// Print rollout's man page, or write every page into a directory.
+    #[command(after_help = "Examples:\n  \
+        rollout man | man -l -\n  \
+        rollout man --dir ~/.local/share/man/man1")]
+    Man(ManArgs),
 }
 
 /// `rollout abandon`: which dead run.
@@ -239,8 +279,17 @@ struct Invocation {
     global: GlobalArgs,
 }
 
-/// Lifts the parsed flags into a [`Command`]; a usage message when they do not make one.
-fn lift(cli: Cli) -> Result<Invocation, &'static str> {
+/// What the command line asks for.
+enum Lifted {
+    /// A command of the library, run in a session (boxed: it is by far the larger).
+    Session(Box<Invocation>),
+    /// Completions or a man page: no session, no AWS.
+    Generate(generate::Request),
+}
+
+/// Lifts the parsed flags into a [`Command`] (or a [`generate::Request`]); a usage message when they do
+/// not make one.
+fn lift(cli: Cli) -> Result<Lifted, &'static str> {
     // `rollout --ami X setup` is ambiguous: deploy flags go after `deploy`/`plan`, or without a command.
     if cli.command.is_some() && cli.deploy != DeployArgs::default() {
         return Err(
@@ -257,12 +306,16 @@ fn lift(cli: Cli) -> Result<Invocation, &'static str> {
         Some(CommandArgs::Plan(a)) => (Command::Plan { ami: a.ami.clone() }, a),
         Some(CommandArgs::Deploy(a)) => (deploy(&a, dry_run)?, a),
         None => (deploy(&cli.deploy, dry_run)?, cli.deploy),
+        Some(CommandArgs::Completions(a)) => {
+            return Ok(Lifted::Generate(generate::Request::Completions(a)));
+        }
+        Some(CommandArgs::Man(a)) => return Ok(Lifted::Generate(generate::Request::Man(a))),
     };
-    Ok(Invocation {
+    Ok(Lifted::Session(Box::new(Invocation {
         command,
         overrides: deploy_args.overrides(),
         global: cli.global,
-    })
+    })))
 }
 
 /// `rollout --ami AMI` and `rollout deploy --ami AMI`; with `--dry-run`, a plan.
@@ -382,13 +435,14 @@ pub async fn run(
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
-            let text = e.render().ansi().to_string();
-            let out = if e.use_stderr() {
-                &mut io.stderr
+            // `io.tty` is stdout's (false for a test's buffers); errors go to stderr, which must be a
+            // terminal too.
+            let (out, tty) = if e.use_stderr() {
+                (&mut io.stderr, io.tty && std::io::stderr().is_terminal())
             } else {
-                &mut io.stdout
+                (&mut io.stdout, io.tty)
             };
-            let _ = write!(out, "{text}");
+            let _ = write!(out, "{}", usage::render(&e, usage::colour(tty)));
             return e.exit_code().clamp(0, 255) as u8;
         }
     };
@@ -397,7 +451,10 @@ pub async fn run(
         overrides,
         global,
     } = match lift(cli) {
-        Ok(i) => i,
+        Ok(Lifted::Session(i)) => *i,
+        Ok(Lifted::Generate(request)) => {
+            return request.answer(Cli::command(), &mut io.stdout, &mut io.stderr);
+        }
         Err(usage) => {
             let _ = writeln!(io.stderr, "{usage}");
             return 2;

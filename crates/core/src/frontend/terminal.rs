@@ -37,6 +37,6 @@ pub fn stdout_is_terminal() -> bool {
 }
 
 /// `NO_COLOR` set to anything but the empty string turns colours off.
-fn no_color() -> bool {
+pub fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
