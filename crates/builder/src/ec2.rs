@@ -89,8 +89,77 @@ pub fn judge_instance(
         _ => false,
     };
     if dead_end {
-        Poll::Failed(state.as_str().to_string())
+        // AWS says why an instance died at launch (`Server.InsufficientInstanceCapacity`, a missing KMS
+        // key, an EBS limit): the reason is the error, not just the state.
+        let reason = inst
+            .state_reason()
+            .map(|r| match (r.code(), r.message()) {
+                (Some(c), Some(m)) if m.contains(c) => m.to_string(),
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (c, m) => c.or(m).unwrap_or_default().to_string(),
+            })
+            .or_else(|| inst.state_transition_reason().map(str::to_string))
+            .filter(|r| !r.is_empty());
+        Poll::Failed(match reason {
+            Some(r) => format!("{} ({r})", state.as_str()),
+            None => state.as_str().to_string(),
+        })
     } else {
         Poll::Pending(state.as_str().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::types::{Instance, InstanceState, StateReason};
+
+    fn instance(state: InstanceStateName, reason: Option<(&str, &str)>) -> Instance {
+        let mut b = Instance::builder()
+            .instance_id("i-1")
+            .state(InstanceState::builder().name(state).build());
+        if let Some((code, message)) = reason {
+            b = b.state_reason(StateReason::builder().code(code).message(message).build());
+        }
+        b.build()
+    }
+
+    #[test]
+    fn an_instance_that_dies_at_launch_says_why() {
+        let dead = instance(
+            InstanceStateName::Terminated,
+            Some((
+                "Server.InsufficientInstanceCapacity",
+                "Server.InsufficientInstanceCapacity: Insufficient capacity.",
+            )),
+        );
+        match judge_instance(dead, InstanceStateName::Running) {
+            Poll::Failed(s) => assert_eq!(
+                s,
+                "terminated (Server.InsufficientInstanceCapacity: Insufficient capacity.)"
+            ),
+            _ => panic!("a dead end"),
+        }
+        let kms = instance(
+            InstanceStateName::Terminated,
+            Some((
+                "Client.InvalidKMSKey.InvalidState",
+                "The KMS key is disabled",
+            )),
+        );
+        match judge_instance(kms, InstanceStateName::Running) {
+            Poll::Failed(s) => assert_eq!(
+                s,
+                "terminated (Client.InvalidKMSKey.InvalidState: The KMS key is disabled)"
+            ),
+            _ => panic!("a dead end"),
+        }
+        match judge_instance(
+            instance(InstanceStateName::Pending, None),
+            InstanceStateName::Running,
+        ) {
+            Poll::Pending(s) => assert_eq!(s, "pending"),
+            _ => panic!("pending"),
+        }
     }
 }

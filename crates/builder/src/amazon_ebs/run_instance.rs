@@ -14,6 +14,7 @@ use aws_sdk_ec2::types::{
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
 use bakery_core::poll::Poller;
+use bakery_core::propagation::{PROPAGATION_TIMEOUT, retry_propagation};
 use bakery_core::tags::ec2_tag_spec;
 
 /// Launches the instance (on demand, or spot through [`super::spot_instance`]).
@@ -260,7 +261,11 @@ impl RunInstance {
                 Kind::Instance,
                 cx.region(),
                 Some(&client_token(cx)),
-                async { req.send().await.aws("RunInstances") },
+                // The new key pair and group may not be visible to RunInstances yet; the client token
+                // makes a retry safe.
+                retry_propagation(PROPAGATION_TIMEOUT, &cx.cancel, || async {
+                    req.clone().send().await.aws("RunInstances")
+                }),
             )
             .await?;
         let first = out

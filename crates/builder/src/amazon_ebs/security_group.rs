@@ -17,8 +17,9 @@ use crate::ec2::filters;
 use crate::resource::Kind;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType};
-use bakery_core::aws_err::AwsResultExt;
+use bakery_core::aws_err::{AwsError, AwsResultExt};
 use bakery_core::pipeline::{Outcome, Step, StepError};
+use bakery_core::propagation::{PROPAGATION_TIMEOUT, retry_propagation};
 use bakery_core::tags::ec2_tag_spec;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -257,12 +258,35 @@ impl Step<Ctx, State> for SecurityGroup {
                     .collect(),
             ))
             .build();
-        ec2.authorize_security_group_ingress()
-            .group_id(&id)
-            .ip_permissions(perm)
-            .send()
-            .await
-            .aws("AuthorizeSecurityGroupIngress")?;
+        // A new group is not visible to every EC2 endpoint at once: wait until it is described, as
+        // Packer does, then authorize (retrying what is still not visible).
+        let (group, perm) = (&id, &perm);
+        retry_propagation(PROPAGATION_TIMEOUT, &cx.cancel, || async move {
+            let out = ec2
+                .describe_security_groups()
+                .group_ids(group)
+                .send()
+                .await
+                .aws("DescribeSecurityGroups")?;
+            if out.security_groups().is_empty() {
+                return Err(AwsError {
+                    op: "DescribeSecurityGroups",
+                    code: Some("InvalidGroup.NotFound".into()),
+                    detail: format!("security group {group} is not visible yet"),
+                });
+            }
+            Ok(())
+        })
+        .await?;
+        retry_propagation(PROPAGATION_TIMEOUT, &cx.cancel, || async move {
+            ec2.authorize_security_group_ingress()
+                .group_id(group)
+                .ip_permissions(perm.clone())
+                .send()
+                .await
+                .aws("AuthorizeSecurityGroupIngress")
+        })
+        .await?;
         st.security_group_ids = vec![id];
         Ok(())
     }

@@ -21,15 +21,36 @@ use aws_sdk_ec2::types::{
 };
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::StepError;
+use bakery_core::propagation::{PROPAGATION_TIMEOUT, retry_propagation};
 use bakery_core::tags::{ec2_tag_spec, ec2_tags};
 use bakery_template::BlockDevice;
+use std::time::Duration;
 
 /// What the spot path created, for cleanup.
 #[derive(Default)]
 pub struct SpotLaunch {
     launch_template: Option<String>,
-    fleet: Option<String>,
+    /// Every fleet made, one per try.
+    fleets: Vec<String>,
     instance: Option<String>,
+}
+
+/// How many times a spot launch is tried while AWS has no capacity for any of its types (Packer's figure).
+const CAPACITY_TRIES: u32 = 11;
+
+/// True for the codes AWS gives when it has no spot capacity for a type in a zone right now.
+fn is_capacity_code(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "InsufficientInstanceCapacity"
+                | "InsufficientCapacity"
+                | "InsufficientHostCapacity"
+                | "InsufficientReservedInstanceCapacity"
+                | "InsufficientCapacityOnHost"
+                | "UnfulfillableCapacity"
+        )
+    )
 }
 
 /// `spot_price`: `auto` (no maximum: capped at the on-demand price, as in Packer) or a maximum price.
@@ -235,93 +256,139 @@ impl SpotLaunch {
         {
             spot_options = spot_options.allocation_strategy(SpotAllocationStrategy::from(s));
         }
-        let req = cx
-            .clients
-            .ec2
-            .create_fleet()
-            .r#type(FleetType::Instant)
-            .client_token(&client_token)
-            .replace_unhealthy_instances(false)
-            .launch_template_configs(
-                FleetLaunchTemplateConfigRequest::builder()
-                    .launch_template_specification(
-                        FleetLaunchTemplateSpecificationRequest::builder()
-                            .launch_template_id(&lt_id)
-                            .version("1")
-                            .build(),
-                    )
-                    .set_overrides(Some(overrides).filter(|o| !o.is_empty()))
-                    .build(),
-            )
-            .target_capacity_specification(
-                TargetCapacitySpecificationRequest::builder()
-                    .total_target_capacity(1)
-                    .default_target_capacity_type(DefaultTargetCapacityType::Spot)
-                    .build(),
-            )
-            .spot_options(spot_options.build())
-            .tag_specifications(ec2_tag_spec(
-                ResourceType::Fleet,
-                &with_ownership(&fleet_tags, "builder-fleet"),
-            ));
-        let out = cx
-            .create(Kind::Fleet, cx.region(), Some(&client_token), async {
-                req.send().await.aws("CreateFleet")
-            })
-            .await?;
-        self.fleet = out.fleet_id().map(str::to_string);
-        if let Some(fleet) = &self.fleet {
-            cx.created(Kind::Fleet, cx.region(), fleet);
-        }
-        // Errors for some instance types or zones do not matter once an instance was launched.
-        let id = out
-            .instances()
-            .iter()
-            .flat_map(|i| i.instance_ids())
-            .next()
-            .cloned();
-        let Some(id) = id else {
-            let why: Vec<String> = out
-                .errors()
-                .iter()
-                .map(|e| {
-                    format!(
-                        "{}: {}",
-                        e.error_code().unwrap_or("error"),
-                        e.error_message().unwrap_or_default()
-                    )
-                })
-                .collect();
-            return Err(StepError::msg(format!(
-                "the spot fleet {} launched no instance{}",
-                self.fleet.as_deref().unwrap_or("?"),
-                if why.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", why.join("; "))
-                }
-            )));
+        let request = |token: &str| {
+            cx.clients
+                .ec2
+                .create_fleet()
+                .r#type(FleetType::Instant)
+                .client_token(token)
+                .replace_unhealthy_instances(false)
+                .launch_template_configs(
+                    FleetLaunchTemplateConfigRequest::builder()
+                        .launch_template_specification(
+                            FleetLaunchTemplateSpecificationRequest::builder()
+                                .launch_template_id(&lt_id)
+                                .version("1")
+                                .build(),
+                        )
+                        .set_overrides(Some(overrides.clone()).filter(|o| !o.is_empty()))
+                        .build(),
+                )
+                .target_capacity_specification(
+                    TargetCapacitySpecificationRequest::builder()
+                        .total_target_capacity(1)
+                        .default_target_capacity_type(DefaultTargetCapacityType::Spot)
+                        .build(),
+                )
+                .spot_options(spot_options.clone().build())
+                .tag_specifications(ec2_tag_spec(
+                    ResourceType::Fleet,
+                    &with_ownership(&fleet_tags, "builder-fleet"),
+                ))
         };
-        self.instance = Some(id.clone());
-        Ok(id)
+        // No spot capacity for any of the types right now: try again, as Packer does (11 tries, backing
+        // off from 200 ms to 30 s). Each try is a new fleet, with its own client token.
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            let token = if attempt == 0 {
+                client_token.clone()
+            } else {
+                format!("{client_token}-{attempt}")
+            };
+            let req = request(&token);
+            let sent = cx
+                .create(
+                    Kind::Fleet,
+                    cx.region(),
+                    Some(&token),
+                    // The new launch template may not be visible to CreateFleet yet.
+                    retry_propagation(PROPAGATION_TIMEOUT, &cx.cancel, || async {
+                        req.clone().send().await.aws("CreateFleet")
+                    }),
+                )
+                .await;
+            let why = match sent {
+                Err(e) if is_capacity_code(e.code.as_deref()) => e.to_string(),
+                Err(e) => return Err(e.into()),
+                Ok(out) => {
+                    if let Some(fleet) = out.fleet_id() {
+                        cx.created(Kind::Fleet, cx.region(), fleet);
+                        self.fleets.push(fleet.to_string());
+                    }
+                    // Errors for some instance types or zones do not matter once an instance was launched.
+                    let id = out
+                        .instances()
+                        .iter()
+                        .flat_map(|i| i.instance_ids())
+                        .next()
+                        .cloned();
+                    if let Some(id) = id {
+                        self.instance = Some(id.clone());
+                        return Ok(id);
+                    }
+                    let errors = out.errors();
+                    let why: Vec<String> = errors
+                        .iter()
+                        .map(|e| {
+                            format!(
+                                "{}: {}",
+                                e.error_code().unwrap_or("error"),
+                                e.error_message().unwrap_or_default()
+                            )
+                        })
+                        .collect();
+                    let fleet = out.fleet_id().unwrap_or("?");
+                    let capacity = !errors.is_empty()
+                        && errors.iter().all(|e| is_capacity_code(e.error_code()));
+                    let why = format!(
+                        "the spot fleet {fleet} launched no instance{}",
+                        if why.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", why.join("; "))
+                        }
+                    );
+                    if !capacity {
+                        return Err(StepError::msg(why));
+                    }
+                    why
+                }
+            };
+            attempt += 1;
+            if attempt >= CAPACITY_TRIES {
+                return Err(StepError::msg(format!(
+                    "{why} (no spot capacity after {CAPACITY_TRIES} tries)"
+                )));
+            }
+            cx.ui.message(
+                &cx.name,
+                &format!("{why}; trying again in {} ms", delay.as_millis()),
+            );
+            tokio::select! {
+                _ = cx.cancel.cancelled() => return Err(StepError::msg(format!("{why}; interrupted"))),
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
     }
 
-    /// Before the instance is terminated: delete the fleet (an instant fleet is deleted with its
-    /// instances; once they are gone, moto refuses `TerminateInstances=true`).
+    /// Before the instance is terminated: delete the fleets (an instant fleet is deleted with its
+    /// instances; once they are gone, moto refuses `TerminateInstances=true`), including those of tries
+    /// that found no capacity.
     pub async fn delete_fleet(&mut self, cx: &Ctx) -> Result<(), StepError> {
-        let Some(fleet) = self.fleet.clone() else {
-            return Ok(());
-        };
-        cx.clients
-            .ec2
-            .delete_fleets()
-            .fleet_ids(&fleet)
-            .terminate_instances(true)
-            .send()
-            .await
-            .aws("DeleteFleets")?;
-        cx.removed(Kind::Fleet, cx.region(), &fleet);
-        self.fleet = None;
+        while let Some(fleet) = self.fleets.last().cloned() {
+            cx.clients
+                .ec2
+                .delete_fleets()
+                .fleet_ids(&fleet)
+                .terminate_instances(true)
+                .send()
+                .await
+                .aws("DeleteFleets")?;
+            cx.removed(Kind::Fleet, cx.region(), &fleet);
+            self.fleets.pop();
+        }
         Ok(())
     }
 
