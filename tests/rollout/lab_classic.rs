@@ -1208,3 +1208,38 @@ async fn the_rollout_binary_signalled_with_a_create_call_in_flight_leaves_the_st
     )
     .await;
 }
+
+/// A group whose zones the load balancer does not serve would never turn healthy there (AWS: targets stay
+/// `unused`/`OutOfService`); preflight refuses before anything is created.
+#[tokio::test]
+async fn preflight_refuses_a_zone_the_load_balancer_does_not_serve() {
+    let (lab, _serial) = lab().await;
+    let e = set_up_env(lab).await;
+    let ami = register_ami(lab, &e.c, "ami-zones").await;
+    // The environment now asks for a third zone the load balancer was not made for.
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&e.manifest).unwrap()).unwrap();
+    m["defaults"]["network"]["availability_zones"] =
+        json!(["us-east-1a", "us-east-1b", "us-east-1c"]);
+    std::fs::write(&e.manifest, m.to_string()).unwrap();
+    let (s, _) = session(lab, &e.manifest, ENV, Overrides::default()).await;
+    lab.reset_request_counts();
+    let plan = s.plan(Some(&ami)).await.unwrap();
+    let problem = plan
+        .problems
+        .iter()
+        .find(|p| p.contains("us-east-1c"))
+        .unwrap_or_else(|| panic!("{:?}", plan.problems));
+    assert!(
+        problem.contains(&format!("load balancer {}", e.lb))
+            && problem.contains("serves us-east-1a, us-east-1b")
+            && problem.contains("never turn healthy"),
+        "{problem}"
+    );
+    let err = s.deploy(&ami).await.unwrap_err();
+    assert!(err.to_string().contains("us-east-1c"), "{err}");
+    let counts = lab.request_counts();
+    assert_eq!(writes(&counts), Vec::<String>::new(), "{counts:?}");
+    assert!(env_groups(&e.c, &e.app, ENV).await.is_empty());
+    common::assert_settled(&e.c, &e.app, ENV, "zones").await;
+}

@@ -707,6 +707,10 @@ async fn a_group_left_on_the_old_version_is_pointed_at_the_new_one() {
         log[1],
         "CreateLaunchTemplateVersion template=lt-0123456789abcdef0 source=1 image=ami-0new"
     );
+    // Auto-rollback (the manifest's default) needs a numbered version: `$Default` is pinned to the
+    // version it names before the refresh starts.
+    assert_eq!(log[2], "UpdateAutoScalingGroup version=1");
+    assert!(log[3].starts_with("StartInstanceRefresh "), "{log:?}");
     let adopt = log
         .iter()
         .position(|l| l == "ModifyLaunchTemplate default=2")

@@ -19,6 +19,7 @@ mod preflight;
 mod replace;
 mod run;
 mod spot_fleet;
+mod zones;
 
 pub use abandon::{AbandonReport, abandon};
 pub use blue_green::BlueGreen;

@@ -101,6 +101,12 @@ pub async fn preflight(cx: &Ctx, ami: Option<&str>) -> Result<Preflight, Rollout
         fleets = found;
         problems.extend(p);
     }
+    // Groups this rollout creates launch where `network` says; instance refresh keeps the live group's.
+    if let Some(lb) = &lb
+        && cx.cfg.strategy != StrategyKind::InstanceRefresh
+    {
+        problems.extend(super::zones::problems(cx, lb).await?);
+    }
     let launch = match &lb {
         Some(lb) => match crate::launch::spec(cx, lb).await {
             Ok(s) => Some(s),

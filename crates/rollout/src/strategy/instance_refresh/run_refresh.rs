@@ -11,7 +11,8 @@ use crate::context::Ctx;
 use crate::error::RolloutError;
 use crate::report::Status;
 use crate::strategy::run::RolloutStep;
-use aws_sdk_autoscaling::types::InstanceRefreshStatus;
+use aws_sdk_autoscaling::types::{InstanceRefreshStatus, LaunchTemplateSpecification};
+use bakery_core::aws_err::{AwsError, AwsResultExt};
 use bakery_core::pipeline::Outcome;
 use std::io::IsTerminal;
 use tokio::time::Instant;
@@ -39,6 +40,24 @@ impl RunRefresh {
     }
 }
 
+/// Points `group` at `c`'s numbered version (the one its `$Latest`/`$Default` resolves to).
+async fn pin_version(cx: &Ctx, group: &str, c: &super::versions::Current) -> Result<(), AwsError> {
+    cx.clients
+        .autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(group)
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_id(&c.template_id)
+                .version(c.version.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .aws("UpdateAutoScalingGroup")?;
+    Ok(())
+}
+
 /// The step failed; `report.error` says why.
 fn stopped(st: &Refresh) -> RolloutError {
     RolloutError::Incomplete(Box::new(st.common.report.clone()))
@@ -54,6 +73,27 @@ impl RolloutStep<Refresh> for RunRefresh {
         let current = st.current()?.clone();
         let new_version = st.version.unwrap_or_default();
         let group = st.group.name.clone();
+        // AWS refuses to roll back a group that launches `$Latest` or `$Default`: pin the version those
+        // name now, which changes nothing the group launches.
+        let floating = st
+            .group
+            .launch_template
+            .as_ref()
+            .map(|l| l.version.as_deref().unwrap_or("$Default"))
+            .is_some_and(|v| v == "$Latest" || v == "$Default");
+        if cx.cfg.instance_refresh.auto_rollback && floating {
+            cx.say(&format!(
+                "Pinning {group} to launch template version {} (auto-rollback needs a numbered version)",
+                current.version
+            ));
+            if let Err(e) = pin_version(cx, &group, &current).await {
+                st.common.report.error = Some(format!(
+                    "could not pin {group} to version {} for auto-rollback: {e}",
+                    current.version
+                ));
+                return Err(stopped(st));
+            }
+        }
         let report = &mut st.common.report;
         let id = match start(cx, &group, &current, new_version).await {
             Ok(id) => id,
