@@ -13,6 +13,7 @@ mod bake_spot;
 mod bake_ssm;
 mod cli;
 mod common;
+mod iam_policies;
 mod kill_matrix;
 mod lab_selftest;
 mod licences;
