@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod aws_err;
+pub mod checkip;
 pub mod frontend;
 pub mod packer_manifest;
 pub mod pipeline;

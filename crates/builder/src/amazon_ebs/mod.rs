@@ -21,6 +21,7 @@ pub mod run_instance;
 pub mod security_group;
 pub mod source_ami;
 pub mod spot_instance;
+pub mod ssh_source;
 pub mod state;
 pub mod stop_instance;
 

@@ -1,102 +1,76 @@
 //! Step 5: the security group. The template's `security_group_id(s)`/`security_group_filter`, or a temporary
-//! group allowing TCP `ssh_port` in from a deliberately narrow source (Packer opens it to 0.0.0.0/0):
-//!
-//! 1. `temporary_security_group_source_cidrs`, when given, exactly;
-//! 2. else, when bakery reaches the instance from inside the network — `ssh_interface` private_ip or
-//!    private_dns, a bastion, or an `ssh_host` that is a private or loopback address (a tunnel) — the VPC's
-//!    CIDR blocks;
-//! 3. else the caller's own public address (/32), asked of `checkip.amazonaws.com`; if that cannot be
-//!    learnt the build stops and asks for `temporary_security_group_source_cidrs` rather than opening the
-//!    port to the world.
+//! group allowing TCP `ssh_port` in from a deliberately narrow source (Packer opens it to 0.0.0.0/0): the
+//! address the connection really comes from, decided by the route bake takes to the instance
+//! ([`super::ssh_source`]: explicit CIDRs, a bastion's VPC, this machine's public address over HTTPS, or its
+//! address on the private route). If the source cannot be learnt the build stops and asks for
+//! `temporary_security_group_source_cidrs` rather than opening the port to the world.
 //!
 //! Deleting the group retries while its network interface is still attached (`DependencyViolation`), for up
 //! to 15 minutes, instead of giving up after 5×5 s as Packer does.
 
+use super::ssh_source::{
+    Route, SubnetFacts, decide, host_cidr, needs_subnet, permission, private_source,
+};
 use super::state::{Ctx, State};
 use crate::ec2::filters;
 use crate::resource::Kind;
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType};
+use aws_sdk_ec2::types::{Filter, ResourceType};
 use bakery_core::aws_err::{AwsError, AwsResultExt};
+use bakery_core::checkip;
 use bakery_core::pipeline::{Outcome, Step, StepError};
 use bakery_core::propagation::{PROPAGATION_TIMEOUT, retry_propagation};
 use bakery_core::tags::ec2_tag_spec;
-use std::net::IpAddr;
-use std::time::Duration;
 
 /// Sets up the security group.
 pub struct SecurityGroup;
 
-/// Where the SSH rule allows connections from, by the rule in the module docs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceRule {
-    /// Given CIDRs.
-    Explicit(Vec<String>),
-    /// The VPC's range.
-    Vpc,
-    /// The caller's public address.
-    CallerPublicIp,
-}
-
-/// Chooses the source rule from the template's options.
-pub fn source_rule(cfg: &bakery_template::schema::AmazonEbsConfig) -> SourceRule {
-    let cidrs: Vec<String> = cfg
-        .run
-        .temporary_security_group_source_cidrs
-        .iter()
-        .filter(|c| !c.is_empty())
-        .cloned()
-        .collect();
-    if !cidrs.is_empty() {
-        return SourceRule::Explicit(cidrs);
-    }
-    let private_iface = matches!(
-        cfg.run.ssh_interface.map(|i| i.as_str()),
-        Some("private_ip") | Some("private_dns")
-    );
-    let bastion = cfg
-        .comm
-        .ssh_bastion_host
-        .as_deref()
-        .is_some_and(|h| !h.is_empty());
-    let private_host = cfg
-        .comm
-        .ssh_host
-        .as_deref()
-        .and_then(|h| h.parse::<IpAddr>().ok())
-        .is_some_and(|ip| match ip {
-            IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
-            IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-        });
-    if private_iface || bastion || private_host {
-        SourceRule::Vpc
-    } else {
-        SourceRule::CallerPublicIp
-    }
-}
-
-async fn caller_public_ip() -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect("checkip.amazonaws.com:80")
-            .await
-            .ok()?;
-        s.write_all(b"GET / HTTP/1.0\r\nHost: checkip.amazonaws.com\r\n\r\n")
-            .await
-            .ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf);
-        let body = text.split("\r\n\r\n").nth(1)?.trim().to_string();
-        body.parse::<IpAddr>().ok().map(|ip| match ip {
-            IpAddr::V4(_) => format!("{ip}/32"),
-            IpAddr::V6(_) => format!("{ip}/128"),
-        })
-    };
-    tokio::time::timeout(Duration::from_secs(5), fut)
+/// The subnet's `MapPublicIpOnLaunch` and CIDR.
+async fn subnet_facts(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<SubnetFacts, StepError> {
+    let out = ec2
+        .describe_subnets()
+        .subnet_ids(id)
+        .send()
         .await
-        .ok()
-        .flatten()
+        .aws("DescribeSubnets")?;
+    let s = out.subnets().first();
+    Ok(SubnetFacts {
+        maps_public_ip: s.and_then(|s| s.map_public_ip_on_launch()),
+        cidr: s.and_then(|s| s.cidr_block()).map(str::to_string),
+    })
+}
+
+/// The VPC's CIDR blocks (the default VPC's without a `vpc_id`), learnt once.
+async fn vpc_cidrs(ec2: &aws_sdk_ec2::Client, st: &mut State) -> Result<Vec<String>, StepError> {
+    if st.vpc_cidrs.is_empty() {
+        let mut req = ec2.describe_vpcs();
+        req = match &st.vpc_id {
+            Some(v) => req.vpc_ids(v),
+            None => req.filters(Filter::builder().name("isDefault").values("true").build()),
+        };
+        let out = req.send().await.aws("DescribeVpcs")?;
+        let vpc = out.vpcs().first();
+        if st.vpc_id.is_none() {
+            st.vpc_id = vpc.and_then(|v| v.vpc_id()).map(str::to_string);
+        }
+        st.vpc_cidrs = vpc
+            .map(|v| {
+                v.cidr_block_association_set()
+                    .iter()
+                    .filter_map(|a| a.cidr_block().map(str::to_string))
+                    .chain(v.cidr_block().map(str::to_string))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    if st.vpc_cidrs.is_empty() {
+        return Err(StepError::msg(
+            "could not learn the VPC's CIDR for the temporary security group; set temporary_security_group_source_cidrs",
+        ));
+    }
+    Ok(st.vpc_cidrs.clone())
 }
 
 #[async_trait]
@@ -122,11 +96,14 @@ impl Step<Ctx, State> for SecurityGroup {
                 "security groups: those matching security_group_filter".to_string(),
             ]);
         }
-        let from = match source_rule(&cx.cfg) {
-            SourceRule::Explicit(c) => c.join(", "),
-            SourceRule::Vpc => "the VPC's CIDR blocks".to_string(),
-            SourceRule::CallerPublicIp => "this machine's public address".to_string(),
+        let (route, why) = decide(&cx.cfg, None);
+        let from = match route {
+            Route::Explicit(c) => c.join(", "),
+            Route::Bastion => "the VPC's CIDR blocks".to_string(),
+            Route::Public => "this machine's public address".to_string(),
+            Route::Private(_) => "this machine's address on the route to the instance".to_string(),
         };
+        let from = format!("{from}: {why}");
         Ok(vec![format!(
             "would create in {}: temporary security group (tcp/{} from {from})",
             cx.region(),
@@ -169,50 +146,37 @@ impl Step<Ctx, State> for SecurityGroup {
             return Ok(());
         }
         // Decide the source before creating anything, so a refusal leaves nothing behind.
-        let cidrs = match source_rule(&cx.cfg) {
-            SourceRule::Explicit(c) => c,
-            SourceRule::Vpc => {
-                if st.vpc_cidrs.is_empty() {
-                    let mut req = ec2.describe_vpcs();
-                    req = match &st.vpc_id {
-                        Some(v) => req.vpc_ids(v),
-                        None => {
-                            req.filters(Filter::builder().name("isDefault").values("true").build())
-                        }
-                    };
-                    let out = req.send().await.aws("DescribeVpcs")?;
-                    let vpc = out.vpcs().first();
-                    if st.vpc_id.is_none() {
-                        st.vpc_id = vpc.and_then(|v| v.vpc_id()).map(str::to_string);
-                    }
-                    st.vpc_cidrs = vpc
-                        .map(|v| {
-                            v.cidr_block_association_set()
-                                .iter()
-                                .filter_map(|a| a.cidr_block().map(str::to_string))
-                                .chain(v.cidr_block().map(str::to_string))
-                                .collect::<std::collections::BTreeSet<_>>()
-                                .into_iter()
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                }
-                if st.vpc_cidrs.is_empty() {
-                    return Err(StepError::msg(
-                        "could not learn the VPC's CIDR for the temporary security group; set temporary_security_group_source_cidrs",
-                    ));
-                }
-                st.vpc_cidrs.clone()
-            }
-            SourceRule::CallerPublicIp => match caller_public_ip().await {
-                Some(c) => vec![c],
-                None => {
-                    return Err(StepError::msg(
-                        "could not learn this machine's public IP address for the temporary security group; set temporary_security_group_source_cidrs (bakery does not open SSH to 0.0.0.0/0 by default)",
-                    ));
+        let subnet = match (&st.subnet_id, needs_subnet(&cx.cfg)) {
+            (Some(id), true) => Some(subnet_facts(ec2, id).await?),
+            _ => None,
+        };
+        if let Some(f) = &subnet {
+            st.subnet_cidr.clone_from(&f.cidr);
+        }
+        let (route, why) = decide(&cx.cfg, subnet.as_ref());
+        let cidrs = match &route {
+            Route::Explicit(c) => c.clone(),
+            Route::Bastion => vpc_cidrs(ec2, st).await?,
+            Route::Public => match checkip::this_machine().await {
+                Ok(ip) => vec![host_cidr(ip)],
+                Err(e) => {
+                    return Err(StepError::msg(format!(
+                        "could not learn this machine's public address for the temporary security group ({e}); set temporary_security_group_source_cidrs (bakery does not open SSH to 0.0.0.0/0 by default)"
+                    )));
                 }
             },
+            Route::Private(target) => {
+                if target.is_none() && st.subnet_cidr.is_none() && st.vpc_cidrs.is_empty() {
+                    if let Some(id) = st.subnet_id.clone() {
+                        st.subnet_cidr = subnet_facts(ec2, &id).await?.cidr;
+                    } else {
+                        vpc_cidrs(ec2, st).await?;
+                    }
+                }
+                vec![private_source(*target, st)?]
+            }
         };
+        st.ssh_route = Some(route);
         let name = cx.temp_name();
         cx.ui.say(
             &cx.name,
@@ -243,21 +207,11 @@ impl Step<Ctx, State> for SecurityGroup {
         cx.ui.say(
             &cx.name,
             &format!(
-                "Authorizing access to port {port} from {:?} in the temporary security groups...",
-                cidrs
+                "Authorizing access to port {port} from {} in the temporary security groups ({why})...",
+                cidrs.join(", ")
             ),
         );
-        let perm = IpPermission::builder()
-            .ip_protocol("tcp")
-            .from_port(port)
-            .to_port(port)
-            .set_ip_ranges(Some(
-                cidrs
-                    .iter()
-                    .map(|c| IpRange::builder().cidr_ip(c).build())
-                    .collect(),
-            ))
-            .build();
+        let perm = permission(port, &cidrs);
         // A new group is not visible to every EC2 endpoint at once: wait until it is described, as
         // Packer does, then authorize (retrying what is still not visible).
         let (group, perm) = (&id, &perm);
@@ -308,6 +262,7 @@ impl Step<Ctx, State> for SecurityGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     fn cfg(extra: &str) -> bakery_template::schema::AmazonEbsConfig {
         let text = format!(
@@ -325,34 +280,66 @@ mod tests {
 
     #[test]
     fn the_default_is_never_the_world() {
-        assert_eq!(source_rule(&cfg("")), SourceRule::CallerPublicIp);
+        let route = |extra: &str| decide(&cfg(extra), None).0;
+        assert_eq!(route(""), Route::Public);
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(
-            source_rule(&cfg(r#","ssh_host":"127.0.0.1""#)),
-            SourceRule::Vpc
+            route(r#","ssh_host":"127.0.0.1""#),
+            Route::Private(Some(local))
         );
         assert_eq!(
-            source_rule(&cfg(r#","ssh_host":"10.1.2.3""#)),
-            SourceRule::Vpc
+            route(r#","ssh_host":"10.1.2.3""#),
+            Route::Private(Some("10.1.2.3".parse().unwrap()))
         );
         assert_eq!(
-            source_rule(&cfg(r#","ssh_interface":"private_ip""#)),
-            SourceRule::Vpc
+            route(r#","ssh_interface":"private_ip""#),
+            Route::Private(None)
         );
         assert_eq!(
-            source_rule(&cfg(
-                r#","ssh_bastion_host":"bastion.example.com","ssh_bastion_agent_auth":true"#
-            )),
-            SourceRule::Vpc
+            route(r#","ssh_bastion_host":"bastion.example.com","ssh_bastion_agent_auth":true"#),
+            Route::Bastion
+        );
+        assert_eq!(route(r#","ssh_host":"203.0.113.9""#), Route::Public);
+        assert_eq!(
+            route(r#","temporary_security_group_source_cidrs":["0.0.0.0/0"]"#),
+            Route::Explicit(vec!["0.0.0.0/0".into()])
         );
         assert_eq!(
-            source_rule(&cfg(r#","ssh_host":"203.0.113.9""#)),
-            SourceRule::CallerPublicIp
+            route(r#","associate_public_ip_address":false"#),
+            Route::Private(None)
         );
+    }
+
+    #[test]
+    fn the_subnet_decides_when_the_template_does_not() {
+        let c = cfg(r#","subnet_id":"subnet-1""#);
+        assert!(needs_subnet(&c));
+        let private = SubnetFacts {
+            maps_public_ip: Some(false),
+            cidr: Some("10.9.0.0/24".into()),
+        };
+        let (route, why) = decide(&c, Some(&private));
+        assert_eq!(route, Route::Private(None));
+        assert!(why.contains("no public address"), "{why}");
+        let public = SubnetFacts {
+            maps_public_ip: Some(true),
+            cidr: None,
+        };
+        assert_eq!(decide(&c, Some(&public)).0, Route::Public);
+        assert!(!needs_subnet(&cfg(r#","ssh_interface":"public_ip""#)));
+    }
+
+    #[test]
+    fn the_private_source_is_this_machines_address_on_the_route() {
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(
-            source_rule(&cfg(
-                r#","temporary_security_group_source_cidrs":["0.0.0.0/0"]"#
-            )),
-            SourceRule::Explicit(vec!["0.0.0.0/0".into()])
+            super::super::ssh_source::local_source_for(local),
+            Some(local)
         );
+        let st = State::default();
+        assert_eq!(private_source(Some(local), &st).unwrap(), "127.0.0.1/32");
+        let p = permission(22, &["203.0.113.7/32".into(), "2001:db8::7/128".into()]);
+        assert_eq!(p.ip_ranges()[0].cidr_ip(), Some("203.0.113.7/32"));
+        assert_eq!(p.ipv6_ranges()[0].cidr_ipv6(), Some("2001:db8::7/128"));
     }
 }

@@ -253,6 +253,10 @@ pub struct State {
     pub vpc_cidrs: Vec<String>,
     /// Set by the network step.
     pub subnet_id: Option<String>,
+    /// The subnet's IPv4 CIDR, when looked up (the private route's network).
+    pub subnet_cidr: Option<String>,
+    /// The route bake takes to the instance, as the security group step decided it.
+    pub ssh_route: Option<super::ssh_source::Route>,
     /// Set by the key pair step.
     pub key: Option<SshKey>,
     /// Set by the security group step.
