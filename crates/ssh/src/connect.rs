@@ -18,9 +18,15 @@ use crate::config::{Auth, SshConfig, display_address};
 use crate::error::SshError;
 use crate::host_keys::{HostKeyVerifier, Rejection};
 
-/// Pause between attempts. Packer waits 5 s; the instance is usually
-/// reachable sooner, and a refused dial is cheap.
+/// First pause between attempts; it grows ×1.5 per failure in a row up to
+/// [`MAX_RETRY_INTERVAL`]. Packer waits 5 s each time; the instance is
+/// usually reachable sooner, and a refused dial is cheap.
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest pause between attempts.
+const MAX_RETRY_INTERVAL: Duration = Duration::from_secs(5);
+/// After the server refused authentication (the key not installed yet), as
+/// Packer does.
+const AUTH_RETRY_INTERVAL: Duration = Duration::from_secs(2);
 /// A dial that hangs (SYN dropped while the instance boots) is abandoned
 /// and retried after this long.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,9 +38,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// before waiting: downloads and command output).
 const WINDOW_SIZE: u32 = 8 * 1024 * 1024;
 
-/// The russh event handler: only host-key checking is ours.
+/// The russh event handler: only host-key checking is ours. The key the
+/// server presented is kept, to pin it once authentication succeeded.
 pub(crate) struct ClientHandler {
     verifier: HostKeyVerifier,
+    presented: Arc<std::sync::Mutex<Option<PublicKey>>>,
 }
 
 #[derive(Debug)]
@@ -62,10 +70,9 @@ impl client::Handler for ClientHandler {
                 PublicKey::new(cert.public_key().clone(), "")
             }
         };
-        self.verifier
-            .check(&key)
-            .map(|()| true)
-            .map_err(HandlerError::HostKey)
+        self.verifier.check(&key).map_err(HandlerError::HostKey)?;
+        *self.presented.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+        Ok(true)
     }
 }
 
@@ -130,11 +137,16 @@ impl Session {
 }
 
 /// How one attempt failed, which decides whether and how it is retried.
+/// Only what Packer counts against `ssh_handshake_attempts` is counted: the
+/// server refusing authentication. A booting instance also drops banners,
+/// resets handshakes and restarts sshd; those are retried until `ssh_timeout`.
 enum AttemptError {
     /// Nothing to talk to yet (refused, unreachable, dial timeout): retried until `ssh_timeout`.
     Unreachable(String),
-    /// Talked SSH but failed (handshake, authentication): counts against `ssh_handshake_attempts`.
+    /// Talked but the handshake broke (no banner, reset, timeout): retried until `ssh_timeout`.
     Handshake(String),
+    /// The server refused authentication: counts against `ssh_handshake_attempts`.
+    Rejected(String),
     /// Not worth retrying (host key rejected, unusable credentials).
     Fatal(SshError),
 }
@@ -183,6 +195,7 @@ pub(crate) async fn establish(
     let mut handshake_failures = 0u32;
     let mut last_error = String::from("none");
     let mut bastion_handle: Option<Handle<ClientHandler>> = None;
+    let mut pause = RETRY_INTERVAL;
     loop {
         if cancel.is_cancelled() {
             return Err(SshError::Cancelled);
@@ -211,8 +224,8 @@ pub(crate) async fn establish(
                 });
             }
             Ok(Err(AttemptError::Fatal(e))) => return Err(e),
-            Ok(Err(AttemptError::Unreachable(e))) => last_error = e,
-            Ok(Err(AttemptError::Handshake(e))) => {
+            Ok(Err(AttemptError::Unreachable(e) | AttemptError::Handshake(e))) => last_error = e,
+            Ok(Err(AttemptError::Rejected(e))) => {
                 handshake_failures += 1;
                 last_error = e;
                 if handshake_failures >= max_handshakes {
@@ -222,13 +235,15 @@ pub(crate) async fn establish(
                         last_error,
                     });
                 }
+                pause = AUTH_RETRY_INTERVAL;
             }
             Err(_elapsed) => last_error = "attempt still running at the deadline".into(),
         }
         tracing::debug!(addr = %target.address(), attempts, error = %last_error, "SSH not ready, retrying");
-        let pause = RETRY_INTERVAL.min(deadline.saturating_duration_since(Instant::now()));
+        let wait = pause.min(deadline.saturating_duration_since(Instant::now()));
+        pause = pause.mul_f64(1.5).min(MAX_RETRY_INTERVAL);
         tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = cancel.cancelled() => return Err(SshError::Cancelled),
         }
     }
@@ -302,8 +317,10 @@ async fn handshake<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let presented = Arc::new(std::sync::Mutex::new(None));
     let handler = ClientHandler {
         verifier: hop.verifier.clone(),
+        presented: presented.clone(),
     };
     let addr = hop.address();
     let work = async {
@@ -320,6 +337,10 @@ where
                 }
             })?;
         authenticate(&mut handle, hop).await?;
+        // In: the key this server presented is the instance's for the rest of the run.
+        if let Some(key) = presented.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            hop.verifier.confirm(&key);
+        }
         Ok(handle)
     };
     match tokio::time::timeout(limit, work).await {
@@ -393,7 +414,7 @@ async fn authenticate(handle: &mut Handle<ClientHandler>, hop: &Hop) -> Result<(
     if ok {
         Ok(())
     } else {
-        Err(AttemptError::Handshake(format!(
+        Err(AttemptError::Rejected(format!(
             "authentication as {user} rejected by the server"
         )))
     }

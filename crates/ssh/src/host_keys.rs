@@ -76,7 +76,10 @@ impl HostKeyVerifier {
         }
     }
 
-    /// Accepts or rejects `presented`; under `PinFirstSeen` pins it if nothing is pinned yet.
+    /// Accepts or rejects `presented`. Under `PinFirstSeen` with nothing pinned yet any key passes this
+    /// check: it is pinned by [`HostKeyVerifier::confirm`] once authentication on that connection has
+    /// succeeded, not before — a booting instance may still present the AMI's key, which cloud-init
+    /// replaces in the same stage that installs the authorized key (so a key that let us in is final).
     pub fn check(&self, presented: &PublicKey) -> Result<(), Rejection> {
         match &self.policy {
             HostKeyPolicy::AcceptAny { reason } => {
@@ -97,13 +100,9 @@ impl HostKeyVerifier {
                 }
             }
             HostKeyPolicy::PinFirstSeen => {
-                let mut pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
+                let pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
                 match pinned.as_ref() {
-                    None => {
-                        tracing::info!(key = %describe_key(presented), "pinned host key for this run");
-                        *pinned = Some(presented.clone());
-                        Ok(())
-                    }
+                    None => Ok(()),
                     Some(k) if k.key_data() == presented.key_data() => Ok(()),
                     Some(k) => Err(Rejection {
                         presented: describe_key(presented),
@@ -113,6 +112,18 @@ impl HostKeyVerifier {
                         ),
                     }),
                 }
+            }
+        }
+    }
+
+    /// Under `PinFirstSeen`: pins `presented`, the key of a connection whose authentication succeeded,
+    /// if nothing is pinned yet.
+    pub fn confirm(&self, presented: &PublicKey) {
+        if let HostKeyPolicy::PinFirstSeen = &self.policy {
+            let mut pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
+            if pinned.is_none() {
+                tracing::info!(key = %describe_key(presented), "pinned host key for this run");
+                *pinned = Some(presented.clone());
             }
         }
     }
@@ -169,10 +180,14 @@ mod tests {
     }
 
     #[test]
-    fn pin_first_seen_pins_and_rejects_a_change() {
+    fn pin_first_seen_pins_after_authentication_and_rejects_a_change() {
         let v = HostKeyVerifier::new(HostKeyPolicy::PinFirstSeen);
         let reconnect = v.clone();
+        // Before an authentication succeeded nothing is pinned: a booting instance's first key (B) may
+        // still change.
+        v.check(&key(ED_B)).unwrap();
         v.check(&key(ED_A)).unwrap();
+        v.confirm(&key(ED_A));
         reconnect.check(&key(ED_A)).unwrap();
         let err = reconnect.check(&key(ED_B)).unwrap_err();
         assert!(err.expected.contains("pinned"), "{err:?}");
@@ -218,6 +233,12 @@ mod tests {
         let pin = HostKeyVerifier::new(HostKeyPolicy::PinFirstSeen);
         assert_eq!(pin.algorithms(&defaults), defaults);
         pin.check(&key(ED_A)).unwrap();
+        assert_eq!(
+            pin.algorithms(&defaults),
+            defaults,
+            "not pinned before authentication"
+        );
+        pin.confirm(&key(ED_A));
         assert_eq!(pin.algorithms(&defaults), vec![Algorithm::Ed25519]);
     }
 

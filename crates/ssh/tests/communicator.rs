@@ -736,3 +736,46 @@ async fn download_reports_an_unreadable_remote_file() {
     assert!(matches!(err, SshError::RemoteTransfer { .. }), "{err}");
     assert!(err.to_string().contains("locked"), "{err}");
 }
+
+/// A TCP front for the lab's sshd that behaves like a booting instance: the first `drops` connections are
+/// accepted and closed before any banner; later ones are relayed to the real sshd.
+async fn booting_front(drops: usize) -> u16 {
+    let (lab, _) = lab_and_key();
+    let upstream = format!("{}:{}", lab.ssh_host(), lab.ssh_port());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            n += 1;
+            if n <= drops {
+                drop(client);
+                continue;
+            }
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn dropped_banners_while_booting_do_not_count_as_handshake_attempts() {
+    // Packer counts only authentication failures against ssh_handshake_attempts; a booting instance drops
+    // connections many more times than that before sshd is up for good.
+    let mut cfg = config();
+    cfg.port = booting_front(3).await;
+    cfg.handshake_attempts = 2;
+    let comm = Communicator::connect(cfg, CancellationToken::new())
+        .await
+        .expect("connects once the instance has booted");
+    let (status, _) = run(&comm, "true").await;
+    assert!(status.success());
+}
