@@ -214,12 +214,13 @@ async fn an_interrupt_after_the_build_succeeded_keeps_the_ami_and_exits_0() {
     let c = clients(lab).await;
     let baseline = inventory(&c).await;
     let proxy = FaultProxy::start(lab.moto_url(), vec![]).await;
-    // The cleanup of a successful build terminates its instance: the interrupt lands then.
-    proxy.answer_late("TerminateInstances", HOLD, |_| true);
+    // The cleanup of a successful spot build deletes its fleet (an on-demand builder is released while
+    // its AMI completes, so its cleanup has nothing left): the interrupt lands then.
+    proxy.answer_late("DeleteFleets", HOLD, |_| true);
     let s = Scratch::new(lab, "late-int");
     let row = Row {
-        action: "TerminateInstances",
-        extra: "",
+        action: "DeleteFleets",
+        extra: SPOT,
         when: any,
     };
     let (code, out) =

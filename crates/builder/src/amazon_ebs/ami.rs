@@ -45,6 +45,28 @@ pub async fn wait_available(
     clients: &Clients,
     ami: &str,
 ) -> Result<Vec<String>, StepError> {
+    wait_available_telling(cx, clients, ami, None).await
+}
+
+/// True once every EBS volume of the image has its snapshot (AWS lists a snapshot's id in the pending
+/// image as soon as the snapshot exists; from then on the source volume is no longer needed).
+fn every_snapshot_exists(img: &aws_sdk_ec2::types::Image) -> bool {
+    let ebs: Vec<_> = img
+        .block_device_mappings()
+        .iter()
+        .filter_map(|m| m.ebs())
+        .collect();
+    !ebs.is_empty() && ebs.iter().all(|e| e.snapshot_id().is_some())
+}
+
+/// [`wait_available`], telling `snapshots_exist` as soon as every snapshot of the image exists.
+pub async fn wait_available_telling(
+    cx: &Ctx,
+    clients: &Clients,
+    ami: &str,
+    snapshots_exist: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<Vec<String>, StepError> {
+    let snapshots_exist = std::sync::Mutex::new(snapshots_exist);
     let region = &clients.region;
     let progress = cx.ui.progress(
         &cx.name,
@@ -67,6 +89,14 @@ pub async fn wait_available(
                         cx.created(Kind::Snapshot, region, &s);
                         known.push(s);
                     }
+                }
+                if every_snapshot_exists(&img)
+                    && let Some(tx) = snapshots_exist
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .take()
+                {
+                    let _ = tx.send(());
                 }
                 match img.state() {
                     Some(ImageState::Available) => Poll::Ready(image_snapshots(&img)),

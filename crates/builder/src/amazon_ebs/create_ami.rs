@@ -2,8 +2,14 @@
 //! rendered now, `ami_block_device_mappings`, `ena_support`/`sriov_support`), wait until it is available,
 //! and with `encrypt_boot` replace it by an encrypted copy. Cleanup only on failure: deregister the AMI and
 //! delete exactly its snapshots.
+//!
+//! While the image is pending, as soon as every one of its snapshots exists, the builder is released
+//! (`release_builder`): the instance terminated, its temporary group and key pair removed — their steps'
+//! cleanups then find nothing left to do. Never before the snapshots exist (the image is made from the
+//! instance's volumes until then); not for a spot builder, whose fleet and launch template its own step
+//! removes. A release that fails leaves them in the state for those cleanups.
 
-use super::ami::{image_tags, wait_available};
+use super::ami::{image_tags, wait_available, wait_available_telling};
 use super::state::{Ctx, State};
 use crate::ec2::block_devices;
 use crate::resource::{Kind, remove_image};
@@ -110,7 +116,17 @@ impl Step<Ctx, State> for CreateAmi {
         cx.created(Kind::Image, cx.region(), &ami);
         self.created.push((ami.clone(), vec![]));
         cx.ui.message(&cx.name, &format!("AMI: {ami}"));
-        let mut snaps = wait_available(cx, &cx.clients, &ami).await?;
+        // Once every snapshot of the image exists the builder is no longer needed: terminate it and remove
+        // its group and key pair while the image finishes (minutes on AWS), not after.
+        let (exist, snapshots_exist) = tokio::sync::oneshot::channel();
+        let wait = wait_available_telling(cx, &cx.clients, &ami, Some(exist));
+        let release = async {
+            if snapshots_exist.await.is_ok() && releasable(cx) {
+                release_builder(cx, st).await;
+            }
+        };
+        let (waited, ()) = tokio::join!(wait, release);
+        let mut snaps = waited?;
         self.created.last_mut().expect("pushed").1 = snaps.clone();
         if cx.cfg.ami.encrypt_boot == Some(true) {
             cx.ui.say(
@@ -181,6 +197,32 @@ impl Step<Ctx, State> for CreateAmi {
                 .message(&cx.name, &deleted_line(&ami, cx.region(), &gone));
         }
         Ok(())
+    }
+}
+
+/// Whether the builder can be released early: an on-demand instance this run launched.
+fn releasable(cx: &Ctx) -> bool {
+    cx.cfg.run.spot_price.as_deref().is_none_or(str::is_empty)
+}
+
+/// Terminates the builder and removes its temporary group and key pair, each as its step's cleanup would.
+/// A failure is reported and left to those cleanups, which try again.
+async fn release_builder(cx: &Ctx, st: &mut State) {
+    cx.ui.say(
+        &cx.name,
+        "Every snapshot of the AMI exists: releasing the builder while the AMI completes",
+    );
+    let released = async {
+        super::run_instance::terminate_builder(cx, st).await?;
+        super::security_group::delete_temporary(cx, st).await?;
+        super::key_pair::delete_temporary(cx, st).await
+    }
+    .await;
+    if let Err(e) = released {
+        cx.ui.error(
+            &cx.name,
+            &format!("Releasing the builder early failed ({e}); cleanup will try again"),
+        );
     }
 }
 

@@ -15,7 +15,6 @@ use bakery_core::tags::ec2_tag_spec;
 /// Sets up SSH credentials.
 #[derive(Default)]
 pub struct KeyPair {
-    created: Option<String>,
     debug_file: Option<std::path::PathBuf>,
 }
 
@@ -130,7 +129,7 @@ impl Step<Ctx, State> for KeyPair {
             })
             .await?;
         cx.created(Kind::KeyPair, cx.region(), &name);
-        self.created = Some(name.clone());
+        st.temporary_key_pair = Some(name.clone());
         let pem = out
             .key_material()
             .ok_or_else(|| StepError::msg("CreateKeyPair returned no key material"))?
@@ -152,17 +151,23 @@ impl Step<Ctx, State> for KeyPair {
         Ok(())
     }
 
-    async fn cleanup(&mut self, cx: &Ctx, _st: &mut State, _o: Outcome) -> Result<(), StepError> {
-        let Some(name) = self.created.take() else {
-            return Ok(());
-        };
-        cx.ui.say(&cx.name, "Deleting temporary keypair...");
-        Kind::KeyPair
-            .remove(&cx.clients.ec2, &name, &cx.cancel_cleanup)
-            .await?;
-        cx.removed(Kind::KeyPair, cx.region(), &name);
-        Ok(())
+    async fn cleanup(&mut self, cx: &Ctx, st: &mut State, _o: Outcome) -> Result<(), StepError> {
+        delete_temporary(cx, st).await
     }
+}
+
+/// Deletes the temporary key pair, if there is one left (the AMI step may have released it already).
+pub async fn delete_temporary(cx: &Ctx, st: &mut State) -> Result<(), StepError> {
+    let Some(name) = st.temporary_key_pair.clone() else {
+        return Ok(());
+    };
+    cx.ui.say(&cx.name, "Deleting temporary keypair...");
+    Kind::KeyPair
+        .remove(&cx.clients.ec2, &name, &cx.cancel_cleanup)
+        .await?;
+    cx.removed(Kind::KeyPair, cx.region(), &name);
+    st.temporary_key_pair = None;
+    Ok(())
 }
 
 /// Writes a private key readable by its owner only (created 0600, never widened).

@@ -320,31 +320,37 @@ impl RunInstance {
     }
 
     async fn terminate(&mut self, cx: &Ctx, st: &mut State, _o: Outcome) -> Result<(), StepError> {
-        let Some(id) = st.instance.as_ref().map(|i| i.id.clone()) else {
-            return Ok(());
-        };
-        cx.ui
-            .say(&cx.name, "Terminating the source AWS instance...");
-        let now = terminate_instance(&cx.clients.ec2, &id).await?;
-        if now != InstanceStateName::Terminated && st.temporary_security_group.is_none() {
-            let waits = cx.ec2_waits(&cx.clients);
-            let progress = cx
-                .ui
-                .progress(&cx.name, &format!("Waiting for instance {id} to terminate"));
-            cx.poller(Poller::instance_terminated())
-                .wait_batched(
-                    &format!("instance {id} to terminate"),
-                    &cx.cancel_cleanup,
-                    |s, t| progress.state(s, t),
-                    &waits.instances,
-                    &id,
-                    |i| judge_instance(i, InstanceStateName::Terminated),
-                )
-                .await?;
-            progress.finish(&format!("Instance {id} terminated"));
-        }
-        cx.removed(Kind::Instance, cx.region(), &id);
-        st.instance = None;
-        Ok(())
+        terminate_builder(cx, st).await
     }
+}
+
+/// Terminates the builder instance, if it is still there (the AMI step may have released it), and waits
+/// for it unless the temporary group's deletion will (it is refused until the instance is gone).
+pub async fn terminate_builder(cx: &Ctx, st: &mut State) -> Result<(), StepError> {
+    let Some(id) = st.instance.as_ref().map(|i| i.id.clone()) else {
+        return Ok(());
+    };
+    cx.ui
+        .say(&cx.name, "Terminating the source AWS instance...");
+    let now = terminate_instance(&cx.clients.ec2, &id).await?;
+    if now != InstanceStateName::Terminated && st.temporary_security_group.is_none() {
+        let waits = cx.ec2_waits(&cx.clients);
+        let progress = cx
+            .ui
+            .progress(&cx.name, &format!("Waiting for instance {id} to terminate"));
+        cx.poller(Poller::instance_terminated())
+            .wait_batched(
+                &format!("instance {id} to terminate"),
+                &cx.cancel_cleanup,
+                |s, t| progress.state(s, t),
+                &waits.instances,
+                &id,
+                |i| judge_instance(i, InstanceStateName::Terminated),
+            )
+            .await?;
+        progress.finish(&format!("Instance {id} terminated"));
+    }
+    cx.removed(Kind::Instance, cx.region(), &id);
+    st.instance = None;
+    Ok(())
 }

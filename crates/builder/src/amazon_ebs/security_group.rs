@@ -246,17 +246,22 @@ impl Step<Ctx, State> for SecurityGroup {
     }
 
     async fn cleanup(&mut self, cx: &Ctx, st: &mut State, _o: Outcome) -> Result<(), StepError> {
-        let Some(id) = st.temporary_security_group.clone() else {
-            return Ok(());
-        };
-        cx.ui.say(&cx.name, "Deleting temporary security group...");
-        Kind::SecurityGroup
-            .remove(&cx.clients.ec2, &id, &cx.cancel_cleanup)
-            .await?;
-        cx.removed(Kind::SecurityGroup, cx.region(), &id);
-        st.temporary_security_group = None;
-        Ok(())
+        delete_temporary(cx, st).await
     }
+}
+
+/// Deletes the temporary security group, if there is one left (the AMI step may have released it).
+pub async fn delete_temporary(cx: &Ctx, st: &mut State) -> Result<(), StepError> {
+    let Some(id) = st.temporary_security_group.clone() else {
+        return Ok(());
+    };
+    cx.ui.say(&cx.name, "Deleting temporary security group...");
+    Kind::SecurityGroup
+        .remove(&cx.clients.ec2, &id, &cx.cancel_cleanup)
+        .await?;
+    cx.removed(Kind::SecurityGroup, cx.region(), &id);
+    st.temporary_security_group = None;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -264,6 +264,8 @@ pub struct State {
     /// The temporary group the security group step created, until its cleanup deletes it (that deletion
     /// waits for the instance's network interface to go, which is the wait for termination).
     pub temporary_security_group: Option<String>,
+    /// The temporary key pair's name, while it exists (set by the key pair step).
+    pub temporary_key_pair: Option<String>,
     /// The builder instance: its id from the moment it is launched until its cleanup terminates it, its
     /// addresses once it runs.
     pub instance: Option<InstanceInfo>,
