@@ -1,6 +1,7 @@
 """Starts, stops and reaps bakery's local lab: moto (EC2 & co.) and an OpenSSH sshd, on 127.0.0.1 only.
 
     lab/up   [--name NAME | --dir DIR] [--user U] [--parent-pid PID [--keep]] [--quiet]
+             [--realism PROFILE] [--realism-seed N] [--realism-set PATH=VALUE ...] [--ssh-front]
     lab/down [--name NAME | --dir DIR] [--purge]
     lab/down --orphans    stop every lab under lab/.state whose --parent-pid process is gone
 
@@ -9,11 +10,16 @@ clients need: env.sh (AWS_ENDPOINT_URL & co.), lab.vars.json (a Packer -var-file
 read by the Rust harness). Ports are picked free at start, so labs run side by side. With --parent-pid a
 watcher stops the lab (and removes its dir unless --keep) as soon as that process is gone. `down` stops
 only what `up` started: the pids recorded in <dir>/pids and their descendants (sshd's sessions).
+--realism PROFILE (default $BAKERY_LAB_REALISM, else off) turns on the realism layer (realism.py,
+docs/lab.md); --realism-seed ($BAKERY_LAB_REALISM_SEED) and --realism-set ($BAKERY_LAB_REALISM_SET,
+space-separated) override its parameters. A profile with `boot` (or --ssh-front) puts an SSH front on the
+advertised SSH port, with a second, first-boot sshd behind it.
 Standard library only: this runs before the venv exists and in every test process's start-up.
 """
 
 import argparse
 import fcntl
+import importlib.util
 import json
 import os
 import pwd
@@ -43,10 +49,21 @@ SECRET_KEY = "bakerylab"
 DEFAULT_USER = "admin"  # as on Debian AMIs
 
 # Files that exist only while the lab runs (lab.info last: its presence means "up").
-RUN_FILES = ("moto.port", "moto.ready", "env.sh", "lab.vars.json", "lab.info")
+RUN_FILES = ("moto.port", "moto.ready", "ssh_front.port", "ssh_backends.json", "env.sh", "lab.vars.json",
+             "lab.info")
 
 INSTALL_HINT = "run `make lab` (or lab/install)"
 POLL = 0.02
+# What a process on an instance runs to reboot it: with the SSH front, these drop the session's connection.
+REBOOT_COMMANDS = ("reboot", "shutdown", "poweroff", "halt")
+
+
+def load_realism():
+    """lab/py/realism.py (stdlib at import time); loaded by path, as this runs with python -I."""
+    spec = importlib.util.spec_from_file_location("realism", LAB / "py" / "realism.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class LabError(Exception):
@@ -278,29 +295,57 @@ def ssh_banner(port):
         return False
 
 
-def start_sshd(d, user):
+def start_sshd(d, user, name="sshd", key_prefix="ssh_host", extra=""):
+    """Starts an sshd (`name`: its config, log and pid files) with the host keys `<key_prefix>_*_key`."""
     template = string.Template((LAB / "sshd_config.in").read_text())
+    log = d / f"{name}.log"
     for _ in range(5):
         port = free_port()
         config = template.substitute(
             port=port,
             dir=d,
             user=user,
+            key_prefix=key_prefix,
+            pid_file=f"{name}.pid",
+            extra=extra,
         )
-        write_atomic(d / "sshd_config", config)
-        sshd = spawn(d, [SSHD, "-D", "-f", d / "sshd_config", "-E", d / "sshd.log"], "sshd.out")
-        record(d, "sshd", sshd.pid)
+        write_atomic(d / f"{name}_config", config)
+        sshd = spawn(d, [SSHD, "-D", "-f", d / f"{name}_config", "-E", log], f"{name}.out")
+        record(d, name, sshd.pid)
         try:
-            wait_for(lambda: ssh_banner(port), "sshd start", sshd, d / "sshd.log", 15)
+            wait_for(lambda: ssh_banner(port), f"{name} start", sshd, log, 15)
             return port
         except LabError:
-            if "Address already in use" not in (d / "sshd.log").read_text(errors="replace"):
+            if "Address already in use" not in log.read_text(errors="replace"):
                 raise
             sshd.kill()  # lost the port to someone else between free_port() and sshd's bind: retry
-    raise LabError(f"sshd: no free port after 5 tries\n{tail(d / 'sshd.log')}")
+    raise LabError(f"{name}: no free port after 5 tries\n{tail(log)}")
 
 
-def write_client_files(d, user, moto_port, ssh_port):
+def write_reboot_commands(d, moto_port):
+    """<dir>/bin/reboot & co. (first on the sessions' PATH with the SSH front): they ask the realism layer
+    to drop this session's connection, as a reboot would, and wait for the drop."""
+    bin_dir = d / "bin"
+    bin_dir.mkdir(mode=0o755, exist_ok=True)
+    for command in REBOOT_COMMANDS:
+        write_atomic(
+            bin_dir / command,
+            "#!/bin/sh\n"
+            f"# The bakery lab's stand-in for {command} (lab/up): the SSH front drops this session's\n"
+            "# connection and refuses new ones for a while, as a rebooting instance does.\n"
+            f"/usr/bin/python3 -I - \"$SSH_CONNECTION\" <<'PY'\n"
+            "import json, sys, urllib.request\n"
+            "body = json.dumps({'ssh_connection': sys.argv[1]}).encode()\n"
+            f"req = urllib.request.Request('http://127.0.0.1:{moto_port}/bakery-lab/realism/reboot',\n"
+            "    data=body, method='POST', headers={'User-Agent': 'bakery-lab-reboot'})\n"
+            "urllib.request.urlopen(req, timeout=10).read()\n"
+            "PY\n"
+            "sleep 30\n",
+            mode=0o755,
+        )
+
+
+def write_client_files(d, user, moto_port, ssh_port, realism_info):
     endpoint = f"http://127.0.0.1:{moto_port}"
     env = {
         "AWS_ENDPOINT_URL": endpoint,
@@ -342,12 +387,14 @@ def write_client_files(d, user, moto_port, ssh_port):
         "access_key": ACCESS_KEY,
         "secret_key": SECRET_KEY,
         "source_ami": SOURCE_AMI,
+        **realism_info,
     }
     write_atomic(d / "lab.info", "".join(f"{k}={v}\n" for k, v in info.items()))
 
 
-def start(d, args):
+def start(d, args, realism):
     began = time.monotonic()
+    profile, settings, front = realism
     (d / "pids").mkdir(mode=0o755, exist_ok=True)
     if args.parent_pid:
         parent_start = start_time(args.parent_pid)
@@ -359,26 +406,29 @@ def start(d, args):
         watcher = spawn(d, [sys.executable, "-I", __file__, "watch", "--dir", d], "watch.log")
         record(d, "watch", watcher.pid)
 
-    moto = spawn(
-        d,
-        [VENV_PYTHON, LAB / "py" / "moto_lab.py", "--dir", d, "--region", REGION,
-         "--source-ami", SOURCE_AMI],
-        "moto.log",
-    )
+    for name in ("ssh_front.port", "ssh_backends.json"):
+        (d / name).unlink(missing_ok=True)
+    write_atomic(d / "realism.json", json.dumps({"profile": profile, "settings": settings}, indent=1))
+    moto_cmd = [VENV_PYTHON, LAB / "py" / "moto_lab.py", "--dir", d, "--region", REGION,
+                "--source-ami", SOURCE_AMI, "--realism", d / "realism.json"]
+    moto = spawn(d, moto_cmd + (["--ssh-front"] if front else []), "moto.log")
     record(d, "moto", moto.pid)
 
-    # While moto imports: host keys, sshd's privilege-separation dir, the authorized keys files.
+    # While moto imports: host keys (with the SSH front, the first-boot sshd's too), sshd's
+    # privilege-separation dir, the authorized keys files.
     keygens = []
-    for kind in HOST_KEY_TYPES:
-        key = d / f"ssh_host_{kind}_key"
-        key.unlink(missing_ok=True)
-        Path(f"{key}.pub").unlink(missing_ok=True)
-        keygens.append(
-            subprocess.Popen(
-                [SSH_KEYGEN, "-q", "-t", kind, "-N", "", "-C", f"bakery-lab-{kind}", "-f", key],
-                stdin=subprocess.DEVNULL,
+    for prefix in ("ssh_host", "boot_ssh_host") if front else ("ssh_host",):
+        for kind in HOST_KEY_TYPES:
+            key = d / f"{prefix}_{kind}_key"
+            key.unlink(missing_ok=True)
+            Path(f"{key}.pub").unlink(missing_ok=True)
+            comment = f"bakery-lab-{'first-boot-' if prefix != 'ssh_host' else ''}{kind}"
+            keygens.append(
+                subprocess.Popen(
+                    [SSH_KEYGEN, "-q", "-t", kind, "-N", "", "-C", comment, "-f", key],
+                    stdin=subprocess.DEVNULL,
+                )
             )
-        )
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     write_atomic(d / "authorized_keys", "")  # read by sshd as the login user: 0644
     write_atomic(d / "ec2_keys", "")  # moto keeps it: the lab region's key pairs (moto_lab.py)
@@ -390,9 +440,24 @@ def start(d, args):
         lambda: (d / "moto.port").exists() and int((d / "moto.port").read_text()),
         "moto start", moto, d / "moto.log", 60,
     )
-    ssh_port = start_sshd(d, args.user)
+    realism_info = {"realism": profile, "realism_seed": settings["seed"], "ssh_front": int(front)}
+    if front:
+        # Sessions find the lab's reboot commands first; the first-boot sshd has its own host keys.
+        write_reboot_commands(d, moto_port)
+        extra = ("\n# The realism layer's SSH front (lab/up): reboot & co. drop the session's connection.\n"
+                 f"SetEnv PATH={d / 'bin'}:/usr/local/bin:/usr/bin:/bin\n")
+        sshd_port = start_sshd(d, args.user, extra=extra)
+        boot_port = start_sshd(d, args.user, "sshd-boot", "boot_ssh_host", extra)
+        write_atomic(d / "ssh_backends.json", json.dumps({"main": sshd_port, "boot": boot_port}))
+        ssh_port = wait_for(
+            lambda: (d / "ssh_front.port").exists() and int((d / "ssh_front.port").read_text()),
+            "moto's SSH front", moto, d / "moto.log", 60,
+        )
+        realism_info.update(sshd_port=sshd_port, boot_sshd_port=boot_port)
+    else:
+        ssh_port = start_sshd(d, args.user)
     wait_for(lambda: (d / "moto.ready").exists(), "moto warm-up", moto, d / "moto.log", 90)
-    write_client_files(d, args.user, moto_port, ssh_port)
+    write_client_files(d, args.user, moto_port, ssh_port, realism_info)
     return time.monotonic() - began
 
 
@@ -408,18 +473,42 @@ def lab_running(d):
 def print_summary(d, took):
     info = read_info(d)
     state = f"up in {took:.1f} s" if took is not None else "already up"
+    front = "  (SSH front; sshd behind it)" if info.get("ssh_front") == "1" else ""
     print(
         f"bakery lab {state}: {d}\n"
         f"  moto   {info['moto_url']}  (requests by action: GET {info['moto_url']}/bakery-lab/requests)\n"
-        f"  sshd   {info['ssh_host']}:{info['ssh_port']}  login user {info['ssh_user']}\n"
+        f"  sshd   {info['ssh_host']}:{info['ssh_port']}  login user {info['ssh_user']}{front}\n"
+        f"  realism {info.get('realism', 'off')} (seed {info.get('realism_seed', '-')}): "
+        f"GET/PUT {info['moto_url']}/bakery-lab/realism\n"
         f"  env    . {d}/env.sh\n"
         f"  Packer -var-file={d}/lab.vars.json"
     )
 
 
+def resolve_realism(args):
+    """(profile, settings, SSH front?) from the options, else the environment."""
+    realism = load_realism()
+    profile = args.realism or os.environ.get("BAKERY_LAB_REALISM") or "off"
+    seed = args.realism_seed
+    if seed is None and os.environ.get("BAKERY_LAB_REALISM_SEED"):
+        try:
+            seed = int(os.environ["BAKERY_LAB_REALISM_SEED"])
+        except ValueError:
+            raise LabError(f"BAKERY_LAB_REALISM_SEED={os.environ['BAKERY_LAB_REALISM_SEED']}: not an integer")
+    sets = args.realism_set
+    if sets is None:
+        sets = os.environ.get("BAKERY_LAB_REALISM_SET", "").split()
+    try:
+        settings = realism.resolve(profile, seed=seed, sets=sets)
+    except realism.RealismError as err:
+        raise LabError(str(err)) from None
+    return profile, settings, args.ssh_front or realism.wants_ssh_front(settings)
+
+
 def cmd_up(args):
     d = state_dir(args)
     require_installed(args.user)
+    realism = resolve_realism(args)
     d.mkdir(mode=0o755, parents=True, exist_ok=True)
     os.chmod(d, 0o755)  # sshd reads authorized_keys as the login user
     with locked(d):
@@ -431,7 +520,7 @@ def cmd_up(args):
         for name in ("parent", "keep"):
             (d / name).unlink(missing_ok=True)
         try:
-            took = start(d, args)
+            took = start(d, args, realism)
         except BaseException:
             stop(d)
             raise
@@ -488,6 +577,15 @@ def main(argv):
                     help="login user (default: $BAKERY_LAB_USER or admin)")
     up.add_argument("--parent-pid", type=int, help="stop the lab when this process is gone")
     up.add_argument("--keep", action="store_true", help="with --parent-pid: keep the state dir")
+    up.add_argument("--realism", metavar="PROFILE",
+                    help="realism profile (default: $BAKERY_LAB_REALISM or off; docs/lab.md)")
+    up.add_argument("--realism-seed", type=int, metavar="N",
+                    help="seed of the realism layer's draws (default: $BAKERY_LAB_REALISM_SEED or random)")
+    up.add_argument("--realism-set", action="append", metavar="PATH=VALUE",
+                    help="override a realism parameter, e.g. holds.jitter_s=0 (repeatable; default: "
+                         "$BAKERY_LAB_REALISM_SET, space-separated)")
+    up.add_argument("--ssh-front", action="store_true",
+                    help="put the SSH front in even if the profile has no `boot` (to switch to it later)")
     down = sub.choices["down"]
     down.add_argument("--purge", action="store_true", help="also remove the state dir")
     down.add_argument("--orphans", action="store_true",

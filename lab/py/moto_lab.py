@@ -9,24 +9,25 @@ What it adds to `moto_server`:
   moto's recording). Requests whose User-Agent starts with `bakery-lab` (the warm-up, the sshd keys
   command, the harness) are not counted, so tests count only what the code under test sent;
 * moto's own request recorder is on: every request, with headers and body, one JSON line each in
-  `<dir>/moto-recording.jsonl` (including the lab's own requests: look at their User-Agent).
+  `<dir>/moto-recording.jsonl` (including the lab's own requests: look at their User-Agent);
+* the realism layer (realism.py) sits between the counter and moto: with `--realism FILE` (written by
+  lab/up) it plays AWS's delays and refusals as the file's profile says, and `--ssh-front` binds the SSH
+  front's port here too (written to `<dir>/ssh_front.port`) for the booting-instance behaviour.
 Everything else is moto's own server app, unchanged.
 """
 
 import argparse
 import http.client
-import io
+import json
 import os
-import re
 import socket
 import threading
 import urllib.parse
 from collections import Counter
 
+from realism import LAB_AGENT, Realism, read_body, resolve, service_of
+
 COUNTS_PATH = "/bakery-lab/requests"
-LAB_AGENT = "bakery-lab"
-# SigV4: Credential=<key>/<date>/<region>/<service>/aws4_request
-SCOPE_SERVICE = re.compile(r"Credential=[^/,]*/[^/,]*/[^/,]*/([^/,]*)/")
 
 
 def write_atomic(path, text):
@@ -34,25 +35,6 @@ def write_atomic(path, text):
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
-
-
-def read_body(environ):
-    """Reads the request body and puts it back for moto."""
-    length = environ.get("CONTENT_LENGTH")
-    stream = environ["wsgi.input"]
-    if length:
-        body = stream.read(int(length))
-    elif environ.get("wsgi.input_terminated"):
-        body = stream.read()
-    else:
-        body = b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return body
-
-
-def service_of(environ):
-    match = SCOPE_SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
-    return match.group(1) if match else "-"
 
 
 def action_of(environ):
@@ -83,9 +65,12 @@ class RequestCounter:
         self.counts = Counter()
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO") == COUNTS_PATH:
+        path = environ.get("PATH_INFO", "")
+        if path == COUNTS_PATH:
             return self.serve_counts(environ, start_response)
-        if not environ.get("HTTP_USER_AGENT", "").startswith(LAB_AGENT):
+        if not environ.get("HTTP_USER_AGENT", "").startswith(LAB_AGENT) and not path.startswith(
+            "/bakery-lab/"
+        ):
             key = (service_of(environ), action_of(environ))
             with self.lock:
                 self.counts[key] += 1
@@ -170,13 +155,17 @@ def patch_moto_shared_classic_elbs():
     AutoScalingBackend.update_attached_elbs = update_attached_elbs
 
 
-def patch_moto_key_pairs_file(path, region):
+def patch_moto_key_pairs_file(path, region, withheld=lambda: ()):
     """cloud-init's job, without a process per login: `path` (`<dir>/ec2_keys`, one of sshd's
     AuthorizedKeysFiles) holds the public key of every EC2 key pair moto holds in the lab's region, rewritten
     whenever one is created, imported or deleted, before the call answers. An EC2 instance reads its
     authorized_keys file at login; the AuthorizedKeysCommand the lab used instead (a Python start and a
     DescribeKeyPairs per run, two runs per login) cost ~70 ms of every login and, in a 10-build bake,
-    ~40 % of the lab's sshd CPU."""
+    ~40 % of the lab's sshd CPU.
+    `withheld()` names key pairs left out for now (the realism layer's booting instance: a key is "installed"
+    a while after the launch); the returned function rewrites the file when that changes."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
     from moto.ec2.models.key_pairs import KeyPairBackend
 
     lock = threading.Lock()
@@ -186,7 +175,10 @@ def patch_moto_key_pairs_file(path, region):
             return
         with lock:  # the snapshot is taken under the lock: the last writer has seen every change
             keys = []
-            for pair in list(backend.key_pairs.values()):
+            left_out = set(withheld())
+            for name, pair in list(backend.key_pairs.items()):
+                if name in left_out:
+                    continue
                 key = pair.material_public
                 key = key.decode() if isinstance(key, bytes) else str(key or "")
                 if key.strip():
@@ -203,6 +195,8 @@ def patch_moto_key_pairs_file(path, region):
             return result
 
         setattr(KeyPairBackend, name, changed)
+
+    return lambda: write(ec2_backends[DEFAULT_ACCOUNT_ID][region])
 
 
 def patch_moto_tag_lookup():
@@ -417,6 +411,8 @@ def main():
     parser.add_argument("--dir", required=True, help="the lab's state dir")
     parser.add_argument("--region", required=True)
     parser.add_argument("--source-ami", required=True)
+    parser.add_argument("--realism", help="the realism profile's settings (JSON, written by lab/up)")
+    parser.add_argument("--ssh-front", action="store_true", help="serve the SSH front (realism: boot)")
     args = parser.parse_args()
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -428,6 +424,17 @@ def main():
     os.environ["MOTO_ENABLE_RECORDING"] = "true"
     os.environ["MOTO_RECORDER_FILEPATH"] = os.path.join(args.dir, "moto-recording.jsonl")
     write_atomic(os.path.join(args.dir, "moto.port"), f"{port}\n")
+    front = None
+    if args.ssh_front:  # bound now too, so lab/up knows the advertised SSH port at once
+        front = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        front.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        front.bind(("127.0.0.1", 0))
+        front.listen(128)
+        write_atomic(os.path.join(args.dir, "ssh_front.port"), f"{front.getsockname()[1]}\n")
+    doc = {"profile": "off", "settings": resolve("off", seed=0)}
+    if args.realism:
+        with open(args.realism) as f:
+            doc = json.load(f)
 
     # Imported only now: they take about a second, and the port is already known.
     from moto.moto_server.werkzeug_app import (
@@ -443,13 +450,19 @@ def main():
     patch_moto_spot_fleets()
     patch_moto_tag_lookup()
     patch_moto_image_tags_and_tokens()
-    patch_moto_key_pairs_file(os.path.join(args.dir, "ec2_keys"), args.region)
+    realism = None
+    rewrite_keys = patch_moto_key_pairs_file(
+        os.path.join(args.dir, "ec2_keys"), args.region, withheld=lambda: realism.withheld_keys()
+    )
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # as moto_server does
+    realism = Realism(app, doc, args.dir, rewrite_keys, ssh_front=front is not None)
+    if front is not None:
+        realism.start_front(front, args.dir)
     server = make_server(
         "127.0.0.1",
         port,
-        RequestCounter(app, recorder),
+        RequestCounter(realism, recorder),
         threaded=True,
         request_handler=MotoRequestHandler,
         fd=sock.fileno(),

@@ -1,13 +1,10 @@
 //! moto's request counts, kept by the lab's moto launcher (lab/py/moto_lab.py) at
-//! `/bakery-lab/requests`: one `service<TAB>action<TAB>count` line per pair. Plain HTTP/1.0 over a
-//! std socket (moto answers one request per connection anyway).
+//! `/bakery-lab/requests`: one `service<TAB>action<TAB>count` line per pair.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
 use crate::error::LabError;
+use crate::http;
 
 const PATH: &str = "/bakery-lab/requests";
 
@@ -21,37 +18,11 @@ pub struct RequestKind {
 }
 
 pub fn fetch(host_port: &str) -> Result<BTreeMap<RequestKind, u64>, LabError> {
-    parse(&request(host_port, "GET")?)
+    parse(&http::request_ok(host_port, "GET", PATH, None)?)
 }
 
 pub fn reset(host_port: &str) -> Result<(), LabError> {
-    request(host_port, "DELETE").map(drop)
-}
-
-fn request(host_port: &str, method: &str) -> Result<String, LabError> {
-    let moto = |detail: String| LabError::Moto { detail };
-    let mut conn =
-        TcpStream::connect(host_port).map_err(|e| moto(format!("connect {host_port}: {e}")))?;
-    conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    // A `bakery-lab` User-Agent keeps the harness's own requests out of the counts.
-    let req = format!(
-        "{method} {PATH} HTTP/1.0\r\nHost: {host_port}\r\nUser-Agent: bakery-lab-harness\r\n\r\n"
-    );
-    let mut response = String::new();
-    conn.write_all(req.as_bytes())
-        .and_then(|()| conn.read_to_string(&mut response))
-        .map_err(|e| moto(format!("{method} {PATH}: {e}")))?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or((response.as_str(), ""));
-    let status = head.split(' ').nth(1).unwrap_or("");
-    if !status.starts_with('2') {
-        return Err(moto(format!(
-            "{method} {PATH} answered `{}`",
-            head.lines().next().unwrap_or("")
-        )));
-    }
-    Ok(body.to_owned())
+    http::request_ok(host_port, "DELETE", PATH, None).map(drop)
 }
 
 fn parse(body: &str) -> Result<BTreeMap<RequestKind, u64>, LabError> {

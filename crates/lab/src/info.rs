@@ -16,6 +16,12 @@ pub struct LabInfo {
     pub access_key: String,
     pub secret_key: String,
     pub source_ami: String,
+    /// The realism profile the lab started with (`off` for a lab written before the realism layer).
+    pub realism: String,
+    /// Whether the advertised SSH port is the realism layer's SSH front.
+    pub ssh_front: bool,
+    /// With the SSH front: the port of the first-boot sshd behind it (other host keys).
+    pub boot_sshd_port: Option<u16>,
 }
 
 impl LabInfo {
@@ -39,6 +45,13 @@ impl LabInfo {
                 .ok_or_else(|| format!("no `{key}=` line"))
         };
         let ssh_port = get("ssh_port")?;
+        let boot_sshd_port = match fields.get("boot_sshd_port") {
+            None => None,
+            Some(port) => Some(
+                port.parse()
+                    .map_err(|_| format!("boot_sshd_port `{port}` is not a port"))?,
+            ),
+        };
         Ok(LabInfo {
             moto_url: get("moto_url")?,
             ssh_host: get("ssh_host")?,
@@ -50,6 +63,9 @@ impl LabInfo {
             access_key: get("access_key")?,
             secret_key: get("secret_key")?,
             source_ami: get("source_ami")?,
+            realism: get("realism").unwrap_or_else(|_| "off".to_owned()),
+            ssh_front: fields.get("ssh_front") == Some(&"1"),
+            boot_sshd_port,
         })
     }
 }
@@ -73,6 +89,15 @@ mod tests {
         assert_eq!(info.ssh_port, 2222);
         assert_eq!(info.ssh_user, "admin");
         assert_eq!(info.source_ami, "ami-785db401");
+        assert_eq!(info.realism, "off");
+        assert!(!info.ssh_front);
+        let front = LabInfo::parse(&format!(
+            "{SAMPLE}realism=boot\nrealism_seed=3\nssh_front=1\nsshd_port=1\nboot_sshd_port=2\n"
+        ))
+        .unwrap();
+        assert_eq!(front.realism, "boot");
+        assert!(front.ssh_front);
+        assert_eq!(front.boot_sshd_port, Some(2));
     }
 
     #[test]

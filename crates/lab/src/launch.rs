@@ -38,17 +38,61 @@ pub fn check_installed(root: &Path, user: &str) -> Result<(), LabError> {
 
 /// A fresh state dir for this process's lab, under the repo's ignored `lab/.state/`
 /// (where `lab/down --orphans` finds it if the watcher could not stop it).
-pub fn fresh_state_dir(root: &Path) -> PathBuf {
+pub fn fresh_state_dir(root: &Path, label: &str) -> PathBuf {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
+    let label: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let suffix = if label.is_empty() {
+        String::new()
+    } else {
+        format!("-{label}")
+    };
     root.join("lab/.state")
-        .join(format!("test-{}-{nanos:09}", std::process::id()))
+        .join(format!("test-{}-{nanos:09}{suffix}", std::process::id()))
+}
+
+/// `lab/down --dir DIR` (`--purge` unless `keep`): stops a lab this process started.
+pub fn down(root: &Path, dir: &Path, keep: bool) -> Result<(), LabError> {
+    let script = root.join("lab/down");
+    let mut cmd = Command::new(&script);
+    cmd.arg("--dir").arg(dir).arg("--quiet");
+    if !keep {
+        cmd.arg("--purge");
+    }
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().map_err(|source| LabError::Spawn {
+        command: shown.clone(),
+        source,
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(LabError::UpFailed {
+        command: shown,
+        status: out.status,
+        output: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }
 
 /// Runs `lab/up` tied to this process: its watcher stops the lab (and removes `dir`, unless `keep`)
-/// as soon as this process is gone.
-pub fn up(root: &Path, dir: &Path, user: &str, keep: bool) -> Result<(), LabError> {
+/// as soon as this process is gone. `extra`: more `lab/up` options (the realism profile).
+pub fn up(
+    root: &Path,
+    dir: &Path,
+    user: &str,
+    keep: bool,
+    extra: &[String],
+) -> Result<(), LabError> {
     let script = root.join("lab/up");
     let mut cmd = Command::new(&script);
     cmd.arg("--dir").arg(dir);
@@ -62,6 +106,7 @@ pub fn up(root: &Path, dir: &Path, user: &str, keep: bool) -> Result<(), LabErro
     if keep {
         cmd.arg("--keep");
     }
+    cmd.args(extra);
     let shown = format!("{cmd:?}");
     let out = cmd.output().map_err(|source| LabError::Spawn {
         command: shown.clone(),

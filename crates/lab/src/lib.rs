@@ -14,12 +14,32 @@
 //! ```
 //!
 //! Environment: `BAKERY_LAB_USER` (login user, default `admin`), `BAKERY_LAB_KEEP=1` (keep the state
-//! dir, with its logs, after the process exits).
+//! dir, with its logs, after the process exits), `BAKERY_LAB_REALISM` (+ `BAKERY_LAB_REALISM_SEED`,
+//! `BAKERY_LAB_REALISM_SET`): the realism profile of the shared lab (see [`Realism`]).
+//!
+//! ## The realism layer
+//!
+//! moto is instant and forgiving; AWS is not. A lab can run a realism profile (docs/lab.md): NotFound
+//! for resources just created, state holds, DependencyViolation, throttling, 5xx, capacity errors, late
+//! answers, an IMDSv2-enforcing account, and an sshd that boots like an instance. A test that needs one
+//! starts a lab of its own with [`Lab::start_with`] (or switches its own lab with [`Lab::set_realism`])
+//! and checks what was injected with [`Lab::realism`]:
+//!
+//! ```no_run
+//! use bakery_lab::{Lab, Realism};
+//! let lab = Lab::start_with(&Realism::profile("holds").seed(1)).unwrap();
+//! // ... RunInstances, then DescribeInstances says `pending` for ~2 s ...
+//! assert!(lab.realism().injected_total("holds") > 0);
+//! lab.set_realism(&Realism::profile("throttle").set("throttle.rate", "1"));
+//! ```
 
 mod counts;
 mod error;
+mod http;
 mod info;
+mod json;
 mod launch;
+mod realism;
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -31,9 +51,12 @@ use std::sync::{Mutex, OnceLock};
 pub use counts::RequestKind;
 pub use error::{INSTALL_HINT, LabError};
 pub use info::LabInfo;
+pub use json::Json;
 pub use launch::repo_root;
+pub use realism::{Realism, RealismState};
 
-/// A running lab. Get the process's one with [`Lab::shared`].
+/// A running lab. Get the process's one with [`Lab::shared`], or a lab of one's own with
+/// [`Lab::start_with`].
 #[derive(Debug)]
 pub struct Lab {
     dir: PathBuf,
@@ -41,6 +64,8 @@ pub struct Lab {
     moto_host_port: String,
     next_name: AtomicU64,
     authorized_keys: Mutex<()>,
+    /// Started by [`Lab::start_with`]: stopped when dropped.
+    owned: bool,
 }
 
 static SHARED: OnceLock<Result<Lab, String>> = OnceLock::new();
@@ -56,14 +81,32 @@ impl Lab {
         }
     }
 
-    /// Starts a lab for this process; [`Lab::shared`] is this, once.
+    /// Starts a lab for this process; [`Lab::shared`] is this, once. Its realism profile is
+    /// `BAKERY_LAB_REALISM` (with `BAKERY_LAB_REALISM_SEED` and `BAKERY_LAB_REALISM_SET`), else `off`.
+    /// The lab runs until the process exits.
     pub fn start() -> Result<Lab, LabError> {
+        let realism = Realism::from_env().unwrap_or_else(Realism::off);
+        Lab::launch(&realism, "")
+    }
+
+    /// Starts a separate lab for this process (own state dir, own ports) running the realism profile
+    /// `realism`, whatever `BAKERY_LAB_REALISM` says. It is stopped, and its state dir removed (unless
+    /// `BAKERY_LAB_KEEP=1`), when the returned `Lab` is dropped, and in any case when the process exits.
+    ///
+    /// A test that needs the realism layer and cannot start it fails with this error, which names the
+    /// install command; it never skips.
+    pub fn start_with(realism: &Realism) -> Result<Lab, LabError> {
+        let mut lab = Lab::launch(realism, realism.name())?;
+        lab.owned = true;
+        Ok(lab)
+    }
+
+    fn launch(realism: &Realism, label: &str) -> Result<Lab, LabError> {
         let root = launch::repo_root()?;
         let user = std::env::var("BAKERY_LAB_USER").unwrap_or_else(|_| "admin".to_owned());
         launch::check_installed(&root, &user)?;
-        let dir = launch::fresh_state_dir(&root);
-        let keep = std::env::var_os("BAKERY_LAB_KEEP").is_some_and(|v| v == "1");
-        launch::up(&root, &dir, &user, keep)?;
+        let dir = launch::fresh_state_dir(&root, label);
+        launch::up(&root, &dir, &user, keep_state(), &realism.up_args())?;
         Lab::attach(&dir)
     }
 
@@ -84,6 +127,7 @@ impl Lab {
             moto_host_port,
             next_name: AtomicU64::new(0),
             authorized_keys: Mutex::new(()),
+            owned: false,
         })
     }
 
@@ -166,11 +210,26 @@ impl Lab {
             .unwrap_or_else(|e| panic!("bakery lab: cannot append to {}: {e}", path.display()));
     }
 
-    /// The lab sshd's host public keys (ed25519 and ecdsa), OpenSSH format, one line each.
+    /// The lab sshd's host public keys (ed25519 and ecdsa), OpenSSH format, one line each. With the
+    /// realism layer's `boot` behaviour, the first connections after a launch see
+    /// [`Lab::first_boot_host_public_keys`] instead.
     pub fn host_public_keys(&self) -> Vec<String> {
+        self.read_host_keys("ssh_host")
+    }
+
+    /// The host public keys of the first-boot sshd behind the SSH front (`boot`: the first connections
+    /// after a launch see these, later ones [`Lab::host_public_keys`]). Empty without the SSH front.
+    pub fn first_boot_host_public_keys(&self) -> Vec<String> {
+        if !self.info.ssh_front {
+            return Vec::new();
+        }
+        self.read_host_keys("boot_ssh_host")
+    }
+
+    fn read_host_keys(&self, prefix: &str) -> Vec<String> {
         let mut keys: Vec<String> = ["ed25519", "ecdsa"]
             .iter()
-            .map(|kind| self.dir.join(format!("ssh_host_{kind}_key.pub")))
+            .map(|kind| self.dir.join(format!("{prefix}_{kind}_key.pub")))
             .map(|path| {
                 std::fs::read_to_string(&path)
                     .unwrap_or_else(|e| panic!("bakery lab: cannot read {}: {e}", path.display()))
@@ -223,7 +282,58 @@ impl Lab {
         self.dir.join("moto-recording.jsonl")
     }
 
-    /// The processes `lab/up` started (name, pid): `watch` (if tied to a process), `moto`, `sshd`.
+    /// The realism profile this lab started with (`off` unless [`Lab::start_with`],
+    /// `BAKERY_LAB_REALISM` or `lab/up --realism` said otherwise); [`Lab::realism`] has the current one.
+    pub fn realism_profile(&self) -> &str {
+        &self.info.realism
+    }
+
+    /// Whether [`Lab::ssh_port`] is the realism layer's SSH front (a profile with `boot`, or
+    /// [`Realism::with_ssh_front`]).
+    pub fn has_ssh_front(&self) -> bool {
+        self.info.ssh_front
+    }
+
+    /// The realism layer's state: profile, seed, settings and what it injected so far
+    /// (`GET /bakery-lab/realism`). Panics, naming the install command, if the lab has none.
+    pub fn realism(&self) -> RealismState {
+        self.try_realism().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Lab::realism`], as a `Result`.
+    pub fn try_realism(&self) -> Result<RealismState, LabError> {
+        realism::fetch(&self.moto_host_port)
+    }
+
+    /// Switches the running lab to `realism` (`PUT /bakery-lab/realism`) and returns the new state;
+    /// the injected counts carry on ([`Lab::reset_realism_counts`] zeroes them). Meant for a lab a test
+    /// owns ([`Lab::start_with`]): the shared lab serves every test of the binary. `boot` needs a lab
+    /// started with the SSH front. Panics if the layer refuses (unknown profile or parameter).
+    pub fn set_realism(&self, realism: &Realism) -> RealismState {
+        self.try_set_realism(realism)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Lab::set_realism`], as a `Result`.
+    pub fn try_set_realism(&self, realism: &Realism) -> Result<RealismState, LabError> {
+        realism::put(&self.moto_host_port, realism)
+    }
+
+    /// Zeroes the realism layer's injected counts.
+    pub fn reset_realism_counts(&self) {
+        realism::reset(&self.moto_host_port).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Reboots "the instances" as the SSH front sees them: drops every SSH connection through it and,
+    /// with `boot`, refuses new ones for `boot.reboot_down_s`. Returns how many connections were dropped
+    /// (0 without the SSH front). A `reboot` or `shutdown` run in a session drops only that session's
+    /// connection.
+    pub fn reboot_instances(&self) -> u64 {
+        realism::reboot(&self.moto_host_port).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The processes `lab/up` started (name, pid): `watch` (if tied to a process), `moto`, `sshd`, and
+    /// with the SSH front `sshd-boot`.
     pub fn pids(&self) -> Vec<(String, u32)> {
         let Ok(entries) = std::fs::read_dir(self.dir.join("pids")) else {
             return Vec::new();
@@ -241,6 +351,24 @@ impl Lab {
     }
 }
 
+impl Drop for Lab {
+    /// A lab from [`Lab::start_with`] is stopped (`lab/down`); others are left running.
+    fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
+        match launch::repo_root().and_then(|root| launch::down(&root, &self.dir, keep_state())) {
+            Ok(()) => {}
+            // The watcher tied to this process stops it at exit anyway.
+            Err(e) => eprintln!("bakery lab: stopping {}: {e}", self.dir.display()),
+        }
+    }
+}
+
+fn keep_state() -> bool {
+    std::env::var_os("BAKERY_LAB_KEEP").is_some_and(|v| v == "1")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +384,7 @@ mod tests {
             moto_host_port: "127.0.0.1:1".into(),
             next_name: AtomicU64::new(0),
             authorized_keys: Mutex::new(()),
+            owned: false,
         }
     }
 
