@@ -479,8 +479,14 @@ class Realism:
         self.injected = Counter()
         self.young = {}  # (kind, key) -> Young
         self.holds = {}  # (kind, id) -> (shown state, real state, until, since)
+        # Notice lags: for each held instance or image, how long after its hold ended a Describe first
+        # showed its real state to the code under test (the time a tool lost noticing the change).
+        self.noticed = {}  # "kind:id:real state" -> seconds
         self.snapshots_in_use = {}  # snapshot id -> (image id, until)
         self.terminated = {}  # instance id -> when TerminateInstances answered
+        # Groups of instances a fleet launched from a launch template: moto gives them the default group
+        # only, AWS the template's (DeleteSecurityGroup must see them).
+        self.fleet_groups = {}  # instance id -> {group id}
         self.withheld = {}  # key pair name -> until (boot: not yet "installed" on the instance)
         self.launch = None  # (launched at, running at) of the most recent RunInstances
         self.banner_drops = 0
@@ -514,6 +520,7 @@ class Realism:
                 "seed": self.settings["seed"],
                 "settings": self.settings,
                 "injected": dict(sorted(self.injected.items())),
+                "notice_lags": dict(sorted(self.noticed.items())),
                 "ssh_front": self.ssh_front,
                 "profiles": list(PROFILES),
             }
@@ -533,6 +540,9 @@ class Realism:
             or path.startswith("/bakery-lab/")
             or path.startswith("/moto-api")
             or environ.get("HTTP_USER_AGENT", "").startswith(LAB_AGENT)
+            # A test's own checks (the SDK with app name `bakery-lab-…`) see the truth.
+            or f"app/{LAB_AGENT}" in environ.get("HTTP_USER_AGENT", "")
+            or f"app/{LAB_AGENT}" in environ.get("HTTP_X_AMZ_USER_AGENT", "")
         ):
             return self.app(environ, start_response)
         req = Request(environ)
@@ -558,6 +568,7 @@ class Realism:
             if method == "DELETE":
                 with self.lock:
                     self.injected.clear()
+                    self.noticed.clear()
                 return reply(start_response, "200 OK", self.state())
             if method != "PUT":
                 return reply(start_response, "405 Method Not Allowed", {"error": "GET, PUT, DELETE"})
@@ -779,13 +790,20 @@ class Realism:
             groups = {getattr(g, "id", g) for g in (instance.security_groups or [])}
             for nic in list(getattr(instance, "nics", {}).values()):
                 groups |= {getattr(g, "id", g) for g in (getattr(nic, "group_set", None) or [])}
+            with self.lock:
+                groups |= self.fleet_groups.get(instance.id, set())
             if group_id not in groups:
                 continue
-            if instance.state != "terminated" or self.terminated_since(instance.id, now) < float(
-                s["dependency"]["linger_s"]
-            ):
+            since = self.terminated_since(instance.id, now)
+            if instance.state != "terminated" or since < float(s["dependency"]["linger_s"]):
                 return "dependency", (
                     400, "DependencyViolation", f"resource {group_id} has a dependent object")
+            if since != float("inf"):
+                # Free since `linger_s` after the instance was shown terminated: the deletion's notice lag.
+                lag = since - float(s["dependency"]["linger_s"])
+                with self.lock:
+                    mark = f"sg:{group_id}:deletable"
+                    self.noticed[mark] = round(min(lag, self.noticed.get(mark, lag)), 3)
         return None
 
     def check_snapshot(self, s, req, now):
@@ -845,6 +863,21 @@ class Realism:
                                                  "instance_pending_s", now))
             if s["boot"] is not None:
                 self.launched(s, now, running, before.get("withheld", []))
+        elif action == "CreateFleet":
+            spec = "LaunchTemplateConfigs.1.LaunchTemplateSpecification"
+            groups = []
+            for key in ("SecurityGroupIds", "SecurityGroupId"):
+                found = self.template_value(req, spec, key) or []
+                groups += [found] if isinstance(found, str) else list(found)
+            for nic in self.template_value(req, spec, "NetworkInterfaces") or []:
+                if isinstance(nic, dict):
+                    for key in ("Groups", "SecurityGroupIds", "SecurityGroupId"):
+                        found = nic.get(key) or []
+                        groups += [found] if isinstance(found, str) else list(found)
+            ids = re.findall(r"<item>(i-[0-9a-f]+)</item>", text)
+            with self.lock:
+                for i in ids:
+                    self.fleet_groups[i] = set(groups)
         elif action == "StartInstances":
             for i in req.values("InstanceId.N"):
                 self.hold(s, ("instance", i), "pending", "running", "instance_pending_s", now)
@@ -971,11 +1004,16 @@ class Realism:
         kind = kinds.get(action)
         if kind is None:
             return body
+        text = body.decode("utf-8", "replace")
         with self.lock:
+            if kind in ("instance", "image"):
+                for (k, key), (_, real, until, _) in self.holds.items():
+                    mark = f"{k}:{key}:{real}"
+                    if k == kind and now >= until and mark not in self.noticed and key in text:
+                        self.noticed[mark] = round(now - until, 3)
             active = {key: h for (k, key), h in self.holds.items() if k == kind and now < h[2]}
             if len(self.holds) > 5000:
                 self.holds = {k: h for k, h in self.holds.items() if now < h[2]}
-        text = body.decode("utf-8", "replace")
         if not active or not any(key in text for key in active):
             return body
         changed = []

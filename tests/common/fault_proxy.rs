@@ -65,7 +65,8 @@ impl FaultProxy {
         }
     }
 
-    /// From now on, answer `action` `delay` late when its request (form body) passes `when`.
+    /// From now on, answer `action` `delay` late when its request (form body) passes `when` and moto
+    /// carried it out (a 2xx answer).
     pub fn answer_late(
         &self,
         action: &str,
@@ -197,11 +198,14 @@ async fn serve(
     let mut resp = Vec::new();
     up.read_to_end(&mut resp).await?;
     let body = String::from_utf8_lossy(&req).into_owned();
+    // Only an answer saying the call took effect is held: a refusal (the lab's realism layer answers
+    // some) did nothing, and the caller retries it.
+    let took_effect = resp.starts_with(b"HTTP/1.1 2") || resp.starts_with(b"HTTP/1.0 2");
     let delay = late
         .lock()
         .unwrap()
         .iter()
-        .find(|l| l.action == action && (l.when)(&body))
+        .find(|l| took_effect && l.action == action && (l.when)(&body))
         .map(|l| l.delay);
     if let Some(d) = delay {
         log.lock().unwrap().push((format!("held:{action}"), false));

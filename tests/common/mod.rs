@@ -150,7 +150,17 @@ pub async fn clients(lab: &Lab) -> Clients {
         endpoint_url: Some(lab.moto_url().to_string()),
         ..Default::default()
     };
-    Clients::for_region(&load_sdk_config(&s).await, None, None)
+    Clients::for_region(&checking_sdk_config(&s).await, None, None)
+}
+
+/// The SDK config of a test's own checks: its app name (`app/bakery-lab-check` in the user agent) has the
+/// lab's realism layer answer it truthfully, whatever the profile does to the code under test.
+pub async fn checking_sdk_config(s: &AwsSettings) -> aws_config::SdkConfig {
+    load_sdk_config(s)
+        .await
+        .into_builder()
+        .app_name(aws_config::AppName::new("bakery-lab-check").expect("a valid app name"))
+        .build()
 }
 
 /// What bakery-managed resources exist in moto: (instances not terminated, key pairs, groups).

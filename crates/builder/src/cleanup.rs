@@ -182,13 +182,26 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
         let mut found = Vec::new();
         let mut searched = BTreeSet::new();
         for region in regions {
-            match tagged(
-                &client_as(&run_access[i], &region),
-                &r.run_id,
-                Some(&r.kept),
-            )
-            .await
+            let c = client_as(&run_access[i], &region);
+            let mut search = tagged(&c, &r.run_id, Some(&r.kept)).await;
+            // A resource made moments before the run died may not be listed yet (EC2's searches are
+            // eventually consistent): a journaled one the search misses is looked for once more after
+            // the confirmation time before it is believed gone.
+            let missed = |t: &Vec<Entry>| {
+                r.outstanding.iter().any(|e| {
+                    e.region == region
+                        && !t
+                            .iter()
+                            .any(|f| f.kind == e.kind && (e.event == Event::Intent || f.id == e.id))
+                })
+            };
+            if let Ok(t) = &search
+                && missed(t)
             {
+                tokio::time::sleep(bakery_core::propagation::NOT_FOUND_CONFIRMATION).await;
+                search = tagged(&c, &r.run_id, Some(&r.kept)).await;
+            }
+            match search {
                 Ok(t) => {
                     found.extend(t);
                     searched.insert(region);

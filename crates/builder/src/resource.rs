@@ -10,6 +10,7 @@ use bakery_core::aws::ErrorClass;
 use bakery_core::aws_err::{AwsError, AwsResultExt};
 use bakery_core::pipeline::StepError;
 use bakery_core::poll::{Poll, PollError, Poller};
+use bakery_core::propagation::{NOT_FOUND_CONFIRMATION, retry_propagation};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -106,37 +107,34 @@ impl Kind {
                 }
                 Ok(())
             }
-            Kind::KeyPair => {
-                let r = ec2
-                    .delete_key_pair()
+            Kind::KeyPair => Ok(gone_when_confirmed(|| async {
+                ec2.delete_key_pair()
                     .key_name(id)
                     .send()
                     .await
-                    .aws("DeleteKeyPair");
-                Ok(gone_is_done(r)?)
-            }
+                    .aws("DeleteKeyPair")
+            })
+            .await?),
             Kind::SecurityGroup => Ok(delete_security_group(ec2, id, cancel).await?),
             Kind::Image => remove_image(ec2, id, &[], cancel).await.map(|_| ()),
             Kind::Snapshot => Ok(delete_snapshot(ec2, id, cancel).await?),
-            Kind::LaunchTemplate => {
-                let r = ec2
-                    .delete_launch_template()
+            Kind::LaunchTemplate => Ok(gone_when_confirmed(|| async {
+                ec2.delete_launch_template()
                     .launch_template_id(id)
                     .send()
                     .await
-                    .aws("DeleteLaunchTemplate");
-                Ok(gone_is_done(r)?)
-            }
-            Kind::Fleet => {
-                let r = ec2
-                    .delete_fleets()
+                    .aws("DeleteLaunchTemplate")
+            })
+            .await?),
+            Kind::Fleet => Ok(gone_when_confirmed(|| async {
+                ec2.delete_fleets()
                     .fleet_ids(id)
                     .terminate_instances(true)
                     .send()
                     .await
-                    .aws("DeleteFleets");
-                Ok(gone_is_done(r)?)
-            }
+                    .aws("DeleteFleets")
+            })
+            .await?),
         }
     }
 
@@ -252,6 +250,16 @@ impl Kind {
 }
 
 /// A delete call's result, with "already gone" counted as done.
+/// Sends a delete call; "not found" counts as deleted once it has lasted [`NOT_FOUND_CONFIRMATION`] (a
+/// resource just made may not be visible yet: believing it gone would leak it).
+async fn gone_when_confirmed<T, F, Fut>(call: F) -> Result<(), AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    gone_is_done(retry_propagation(NOT_FOUND_CONFIRMATION, &CancellationToken::new(), call).await)
+}
+
 fn gone_is_done<T>(r: Result<T, AwsError>) -> Result<(), AwsError> {
     match r {
         Ok(_) => Ok(()),
@@ -266,13 +274,19 @@ pub async fn terminate_instance(
     ec2: &aws_sdk_ec2::Client,
     id: &str,
 ) -> Result<InstanceStateName, AwsError> {
-    match ec2
-        .terminate_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .aws("TerminateInstances")
-    {
+    let answer = retry_propagation(
+        NOT_FOUND_CONFIRMATION,
+        &CancellationToken::new(),
+        || async {
+            ec2.terminate_instances()
+                .instance_ids(id)
+                .send()
+                .await
+                .aws("TerminateInstances")
+        },
+    )
+    .await;
+    match answer {
         Ok(out) => Ok(out
             .terminating_instances()
             .first()
@@ -336,6 +350,7 @@ async fn wait_terminated(
 async fn delete_while_busy<F, Fut>(
     what: &str,
     busy: &'static str,
+    confirm_not_found: bool,
     limit: Duration,
     cancel: &CancellationToken,
     delete: F,
@@ -344,6 +359,7 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<(), AwsError>>,
 {
+    let first_not_found = std::sync::Mutex::new(None::<tokio::time::Instant>);
     Poller::new(Duration::from_secs(2), limit)
         .wait(
             &format!("{what} to be deletable"),
@@ -351,10 +367,24 @@ where
             |_, _| {},
             || {
                 let call = delete();
+                let first_not_found = &first_not_found;
                 async move {
                     match call.await {
                         Ok(()) => Ok(Poll::Ready(())),
-                        Err(e) if e.class() == ErrorClass::NotFound => Ok(Poll::Ready(())),
+                        // Believed once it lasts: a resource just made may not be visible yet.
+                        Err(e) if e.class() == ErrorClass::NotFound && !confirm_not_found => {
+                            Ok(Poll::Ready(()))
+                        }
+                        Err(e) if e.class() == ErrorClass::NotFound => {
+                            let mut first =
+                                first_not_found.lock().unwrap_or_else(|p| p.into_inner());
+                            let since = *first.get_or_insert_with(tokio::time::Instant::now);
+                            if since.elapsed() >= NOT_FOUND_CONFIRMATION {
+                                Ok(Poll::Ready(()))
+                            } else {
+                                Ok(Poll::Pending("not found yet".into()))
+                            }
+                        }
                         Err(e) if e.is(busy) => Ok(Poll::Pending("in use".into())),
                         Err(e) => Err(PollError::from(e)),
                     }
@@ -375,6 +405,7 @@ async fn delete_security_group(
     delete_while_busy(
         &what,
         "DependencyViolation",
+        true,
         Duration::from_secs(15 * 60),
         cancel,
         || {
@@ -403,6 +434,8 @@ async fn delete_snapshot(
     delete_while_busy(
         &what,
         "InvalidSnapshot.InUse",
+        // AWS deletes an image's snapshots with it (`DeleteAssociatedSnapshots`): gone is expected.
+        false,
         Duration::from_secs(5 * 60),
         cancel,
         || {

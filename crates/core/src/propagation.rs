@@ -14,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 /// How long a new resource may stay invisible: the Terraform AWS provider's propagation timeout (2 min).
 pub const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a "not found" for a resource this run made is doubted before it is believed: a delete or
+/// describe right after the create may not see it yet, and a resource wrongly believed gone is a leak.
+pub const NOT_FOUND_CONFIRMATION: Duration = Duration::from_secs(8);
+
 /// True when `e` says a resource is not visible (yet): any not-found code, and the two answers AWS gives
 /// without a code of their own — an instance profile IAM has not propagated to EC2
 /// (`InvalidParameterValue`, "Invalid IAM Instance Profile"), a launch template Auto Scaling cannot see

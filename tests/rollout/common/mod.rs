@@ -2,7 +2,7 @@
 //! clients for checking outcomes, AMIs registered in moto, manifests written to a temp dir.
 #![allow(dead_code)]
 
-use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
+use bakery_core::aws::{AwsSettings, Clients};
 use bakery_core::ui::{Mode, Ui, UiOptions};
 use bakery_lab::Lab;
 use bakery_rollout::config::Overrides;
@@ -45,7 +45,7 @@ pub fn settings(lab: &Lab) -> AwsSettings {
 /// Plain SDK clients for checking outcomes (not counted by the rollout's counter).
 pub async fn clients(lab: &Lab) -> Clients {
     let s = settings(lab);
-    let sdk = load_sdk_config(&s).await;
+    let sdk = crate::common::checking_sdk_config(&s).await;
     Clients::for_region(&sdk, None, None)
 }
 
