@@ -10,7 +10,7 @@ DEMO_LAB := lab/.state/demo
 BAKE := $(or $(CARGO_TARGET_DIR),target)/debug/bake
 ROLLOUT := $(or $(CARGO_TARGET_DIR),target)/debug/rollout
 
-.PHONY: help install lab lab-up lab-down rust-tools test demo bench
+.PHONY: help install lab lab-up lab-down rust-tools test test-real-aws demo bench
 
 # `make install`'s per-user places (override on the command line: make install MAN_DIR=...).
 CARGO_BIN := $(or $(CARGO_INSTALL_ROOT),$(CARGO_HOME),$(HOME)/.cargo)/bin
@@ -24,7 +24,7 @@ MAN_DIR ?= $(DATA_HOME)/man
 help:
 	@echo "make demo      run bakery's main job on the local lab (installs what it needs)"
 	@echo "make install   cargo install bake and rollout, plus their shell completions and man pages"
-	@echo "make test      fmt + clippy + all tests, on a lab started per test binary (installs what it needs)"
+	@echo "make test      fmt + clippy + all tests, on a lab started per test binary, then the lab suites under real-AWS behaviour (installs what it needs)"
 	@echo "make lab       install the local lab: openssh-server, packer, hyperfine, moto venv, login user"
 	@echo "make lab-up    start a persistent dev lab in $(DEV_LAB) (then: . $(DEV_LAB)/env.sh)"
 	@echo "make lab-down  stop it"
@@ -67,6 +67,13 @@ test: lab rust-tools
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace; status=$$?; lab/down --orphans --quiet; exit $$status
+	$(MAKE) --no-print-directory test-real-aws
+
+# The lab suites of the integration-test binary again, on labs whose realism layer plays AWS (docs/lab.md,
+# profile real-aws: eventual consistency, held state changes, refusals, throttling, 5xx, late replies, a
+# booting sshd).
+test-real-aws: lab
+	BAKERY_LAB_REALISM=real-aws cargo test --test tests; status=$$?; lab/down --orphans --quiet; exit $$status
 
 # The main job on a lab of its own, through scripts/deploy (seed 004's deploy script as one command; docs/origins.md):
 # bake primal -> bake carnivore on it -> rollout setup + blue-green rollout -> gc; then a second deploy on

@@ -9,6 +9,7 @@
 
 mod bake_each;
 mod bake_lab;
+mod bake_realism;
 mod bake_spot;
 mod bake_ssm;
 mod cli;
