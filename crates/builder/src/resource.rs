@@ -456,13 +456,20 @@ async fn delete_snapshot(
 /// The snapshots an AMI's block-device mappings name, asked of AWS now (a pending AMI lists them too);
 /// none when the AMI is gone.
 pub async fn snapshots_of(ec2: &aws_sdk_ec2::Client, ami: &str) -> Result<Vec<String>, AwsError> {
-    match ec2
-        .describe_images()
-        .image_ids(ami)
-        .send()
-        .await
-        .aws("DescribeImages")
-    {
+    // An AMI made moments ago may not be visible yet: "not found" is believed once it lasts.
+    let answer = retry_propagation(
+        NOT_FOUND_CONFIRMATION,
+        &CancellationToken::new(),
+        || async {
+            ec2.describe_images()
+                .image_ids(ami)
+                .send()
+                .await
+                .aws("DescribeImages")
+        },
+    )
+    .await;
+    match answer {
         Ok(o) => Ok(o.images().first().map(image_snapshots).unwrap_or_default()),
         Err(e) if e.class() == ErrorClass::NotFound => Ok(vec![]),
         Err(e) => Err(e),
@@ -496,16 +503,17 @@ pub async fn deregister_with_snapshots(
     snapshots: &[String],
     cancel: &CancellationToken,
 ) -> Result<(), StepError> {
-    let r = ec2
-        .deregister_image()
-        .image_id(ami)
-        // AWS removes the image's snapshots with it where it can; the loop below covers the rest (and
-        // moto, which ignores the flag).
-        .delete_associated_snapshots(true)
-        .send()
-        .await
-        .aws("DeregisterImage");
-    gone_is_done(r)?;
+    gone_when_confirmed(|| async {
+        ec2.deregister_image()
+            .image_id(ami)
+            // AWS removes the image's snapshots with it where it can; the loop below covers the rest (and
+            // moto, which ignores the flag).
+            .delete_associated_snapshots(true)
+            .send()
+            .await
+            .aws("DeregisterImage")
+    })
+    .await?;
     for s in snapshots {
         delete_snapshot(ec2, s, cancel).await?;
     }

@@ -18,20 +18,22 @@ pub const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
 /// describe right after the create may not see it yet, and a resource wrongly believed gone is a leak.
 pub const NOT_FOUND_CONFIRMATION: Duration = Duration::from_secs(8);
 
-/// True when `e` says a resource is not visible (yet): any not-found code, and the two answers AWS gives
+/// True when `e` says a resource is not visible (yet): any not-found code, and the answers AWS gives
 /// without a code of their own — an instance profile IAM has not propagated to EC2
 /// (`InvalidParameterValue`, "Invalid IAM Instance Profile"), a launch template Auto Scaling cannot see
-/// (`ValidationError`, "launch template … does not exist"). Those two are told apart by their message, as
+/// (`ValidationError`, "launch template … does not exist") or a group it does not list yet
+/// (`ValidationError`, "AutoScalingGroup name not found"). Those are told apart by their message, as
 /// Packer and Terraform do, because AWS gives no other way.
 pub fn is_propagation_error(e: &AwsError) -> bool {
     if e.is_not_found() {
         return true;
     }
     let detail = e.detail.to_ascii_lowercase();
+    let missing = detail.contains("does not exist") || detail.contains("not found");
     (e.is("InvalidParameterValue") && detail.contains("invalid iam instance profile"))
         || (e.is("ValidationError")
-            && detail.contains("launch template")
-            && (detail.contains("does not exist") || detail.contains("not found")))
+            && missing
+            && (detail.contains("launch template") || detail.contains("autoscalinggroup name")))
 }
 
 /// Calls `call` until it succeeds, fails for another reason than [`is_propagation_error`], `timeout`

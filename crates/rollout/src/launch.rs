@@ -15,6 +15,7 @@ use aws_sdk_ec2::types::{
     LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType,
     TagSpecification,
 };
+use bakery_core::propagation::{NOT_FOUND_CONFIRMATION, PROPAGATION_TIMEOUT, retry_propagation};
 use bakery_core::tags::ec2_tags;
 use serde::Serialize;
 
@@ -125,15 +126,17 @@ pub async fn spec(cx: &Ctx, lb: &LoadBalancer) -> Result<LaunchSpec, Vec<String>
     // The key pair setup imported.
     let key_name = if cfg.public_key_file.is_some() {
         let name = cfg.names.key_pair();
-        match cx
-            .clients
-            .ec2
-            .describe_key_pairs()
-            .key_names(&name)
-            .send()
-            .await
-            .aws("DescribeKeyPairs")
-        {
+        // Imported by a setup moments ago, it may not be visible yet: "not found" is believed once it lasts.
+        let ec2 = &cx.clients.ec2;
+        let found = retry_propagation(NOT_FOUND_CONFIRMATION, &cx.cancel, || async {
+            ec2.describe_key_pairs()
+                .key_names(&name)
+                .send()
+                .await
+                .aws("DescribeKeyPairs")
+        })
+        .await;
+        match found {
             Ok(_) => Some(name),
             Err(e) if e.is_not_found() => {
                 problems.push(format!(
@@ -338,7 +341,11 @@ pub async fn create_group(
         Placement::Subnets(s) => req.vpc_zone_identifier(s.join(",")),
         Placement::Zones(z) => req.set_availability_zones(Some(z.clone())),
     };
-    req.send().await.aws("CreateAutoScalingGroup")?;
+    // The new launch template may not be visible to Auto Scaling yet.
+    retry_propagation(PROPAGATION_TIMEOUT, &cx.cancel, || async {
+        req.clone().send().await.aws("CreateAutoScalingGroup")
+    })
+    .await?;
     Ok(())
 }
 
@@ -357,14 +364,15 @@ pub async fn mark_live(cx: &Ctx, group: &str) -> Result<(), AwsError> {
 /// Deletes launch template `id` if it is this environment's (tagged by rollout); returns its name, or
 /// `None` when it is not ours (kept) or already gone.
 pub async fn delete_template_if_ours(cx: &Ctx, id: &str) -> Result<Option<String>, RolloutError> {
-    let out = cx
-        .clients
-        .ec2
-        .describe_launch_templates()
-        .launch_template_ids(id)
-        .send()
-        .await
-        .aws("DescribeLaunchTemplates");
+    let ec2 = &cx.clients.ec2;
+    let out = retry_propagation(NOT_FOUND_CONFIRMATION, &cx.cancel_cleanup, || async {
+        ec2.describe_launch_templates()
+            .launch_template_ids(id)
+            .send()
+            .await
+            .aws("DescribeLaunchTemplates")
+    })
+    .await;
     let lts = match out {
         Ok(o) => o.launch_templates.unwrap_or_default(),
         Err(e) if e.is_not_found() => return Ok(None),
@@ -391,15 +399,17 @@ pub async fn delete_template_if_ours(cx: &Ctx, id: &str) -> Result<Option<String
 
 /// Deletes launch template `id` (already gone is fine).
 pub async fn delete_template(cx: &Ctx, id: &str) -> Result<(), AwsError> {
-    match cx
-        .clients
-        .ec2
-        .delete_launch_template()
-        .launch_template_id(id)
-        .send()
-        .await
-        .aws("DeleteLaunchTemplate")
-    {
+    // One made moments ago may not be visible yet: "not found" is believed once it lasts.
+    let ec2 = &cx.clients.ec2;
+    let answer = retry_propagation(NOT_FOUND_CONFIRMATION, &cx.cancel_cleanup, || async {
+        ec2.delete_launch_template()
+            .launch_template_id(id)
+            .send()
+            .await
+            .aws("DeleteLaunchTemplate")
+    })
+    .await;
+    match answer {
         Ok(_) => Ok(()),
         Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(e),

@@ -65,6 +65,8 @@ pub async fn group_healthy(
     let desired_n = desired as usize;
     // Since when every instance has been healthy (reset by any look that is not).
     let healthy_since: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    // A group made moments ago may not be listed yet: missing is "deleted" only once it lasts.
+    let started = Instant::now();
     // Instances take at least seconds to boot; with a stabilisation window, look again when it ends.
     let lower_bound = if min_healthy.is_zero() {
         Duration::from_secs(5)
@@ -80,6 +82,9 @@ pub async fn group_healthy(
                 let healthy_since = &healthy_since;
                 async move {
                     let Some(mut group) = live::group(cx, group_name).await? else {
+                        if started.elapsed() < bakery_core::propagation::PROPAGATION_TIMEOUT {
+                            return Ok(Poll::Pending(format!("{group_name} not listed yet")));
+                        }
                         return Ok(Poll::Failed(format!("{group_name} was deleted")));
                     };
                     let in_group: Vec<&GroupInstance> = group
@@ -274,7 +279,11 @@ where
                 async move {
                     match f.await {
                         Ok(()) => Ok(Poll::Ready(())),
-                        Err(e) if e.is("ScalingActivityInProgress") || e.is("ResourceInUse") => {
+                        Err(e)
+                            if e.is("ScalingActivityInProgress")
+                                || e.is("ResourceInUse")
+                                || e.is("InvalidSnapshot.InUse") =>
+                        {
                             Ok(Poll::Pending(e.code.unwrap_or_default()))
                         }
                         Err(e) => Err(PollError::from(e)),

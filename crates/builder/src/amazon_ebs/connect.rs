@@ -100,7 +100,7 @@ impl Step<Ctx, State> for Connect {
         }
         let host = ssh_address(cx, st)?;
         // Chosen for a public route, the group must also let in the private one the instance left us.
-        super::ssh_source::authorize_for_launched(cx, st).await?;
+        super::security_group::authorize_for_launched(cx, st).await?;
         let cfg = ssh_config(cx, st, host.clone())?;
         st.late.build.insert("Host".into(), host.clone());
         st.late.build.insert("Port".into(), cfg.port.to_string());

@@ -173,7 +173,11 @@ impl Step<Ctx, State> for SecurityGroup {
                         vpc_cidrs(ec2, st).await?;
                     }
                 }
-                vec![private_source(*target, st)?]
+                vec![private_source(
+                    *target,
+                    st.subnet_cidr.as_deref(),
+                    &st.vpc_cidrs,
+                )?]
             }
         };
         st.ssh_route = Some(route);
@@ -264,6 +268,60 @@ pub async fn delete_temporary(cx: &Ctx, st: &mut State) -> Result<(), StepError>
     Ok(())
 }
 
+/// After launch: a public route was chosen but the instance got no public address, so bake will connect
+/// to its private address; authorize this machine's address on that route too.
+pub async fn authorize_for_launched(cx: &Ctx, st: &mut State) -> Result<(), StepError> {
+    let (Some(group), Some(Route::Public)) =
+        (st.temporary_security_group.clone(), st.ssh_route.clone())
+    else {
+        return Ok(());
+    };
+    let Some(inst) = st.instance.as_ref() else {
+        return Ok(());
+    };
+    if inst.public_ip.is_some()
+        || cx
+            .cfg
+            .comm
+            .ssh_host
+            .as_deref()
+            .is_some_and(|h| !h.is_empty())
+    {
+        return Ok(());
+    }
+    let Some(private) = inst
+        .private_ip
+        .as_deref()
+        .and_then(|p| p.parse::<std::net::IpAddr>().ok())
+    else {
+        return Ok(());
+    };
+    let cidr = private_source(Some(private), st.subnet_cidr.as_deref(), &st.vpc_cidrs)?;
+    let port = i32::from(cx.cfg.comm.ssh_port);
+    cx.ui.say(
+        &cx.name,
+        &format!(
+            "The instance has no public address: authorizing port {port} from {cidr} (this machine's address on the route to {private})"
+        ),
+    );
+    let (ec2, group, perm) = (
+        &cx.clients.ec2,
+        &group,
+        &permission(port, std::slice::from_ref(&cidr)),
+    );
+    retry_propagation(PROPAGATION_TIMEOUT, &cx.cancel, || async move {
+        ec2.authorize_security_group_ingress()
+            .group_id(group)
+            .ip_permissions(perm.clone())
+            .send()
+            .await
+            .aws("AuthorizeSecurityGroupIngress")
+    })
+    .await?;
+    st.ssh_route = Some(Route::Private(Some(private)));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,7 +400,10 @@ mod tests {
             Some(local)
         );
         let st = State::default();
-        assert_eq!(private_source(Some(local), &st).unwrap(), "127.0.0.1/32");
+        assert_eq!(
+            private_source(Some(local), st.subnet_cidr.as_deref(), &st.vpc_cidrs).unwrap(),
+            "127.0.0.1/32"
+        );
         let p = permission(22, &["203.0.113.7/32".into(), "2001:db8::7/128".into()]);
         assert_eq!(p.ip_ranges()[0].cidr_ip(), Some("203.0.113.7/32"));
         assert_eq!(p.ipv6_ranges()[0].cidr_ipv6(), Some("2001:db8::7/128"));

@@ -15,14 +15,11 @@
 //!    range is not.
 //!
 //! If a public route was chosen and the launched instance has no public address after all, the private
-//! route's address is authorized too before connecting ([`authorize_for_launched`]). Every choice is said
+//! route's address is authorized too before connecting (`security_group::authorize_for_launched`). Every choice is said
 //! in the log with its reason. Nothing is ever opened to the world by default.
 
-use super::state::{Ctx, State};
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range};
-use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::StepError;
-use bakery_core::propagation::{PROPAGATION_TIMEOUT, retry_propagation};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
 /// The route bake takes to the instance.
@@ -205,10 +202,14 @@ pub fn permission(port: i32, cidrs: &[String]) -> IpPermission {
 }
 
 /// The private route's source: towards `target`, else the subnet's network, else the VPC's.
-pub fn private_source(target: Option<IpAddr>, st: &State) -> Result<String, StepError> {
+pub fn private_source(
+    target: Option<IpAddr>,
+    subnet_cidr: Option<&str>,
+    vpc_cidrs: &[String],
+) -> Result<String, StepError> {
     let towards = target
-        .or_else(|| st.subnet_cidr.as_deref().and_then(address_in))
-        .or_else(|| st.vpc_cidrs.first().and_then(|c| address_in(c)))
+        .or_else(|| subnet_cidr.and_then(address_in))
+        .or_else(|| vpc_cidrs.first().and_then(|c| address_in(c)))
         .ok_or_else(|| {
             StepError::msg(
                 "could not tell the instance's network to find this machine's address on the route to it; set temporary_security_group_source_cidrs",
@@ -220,58 +221,4 @@ pub fn private_source(target: Option<IpAddr>, st: &State) -> Result<String, Step
         ))
     })?;
     Ok(host_cidr(src))
-}
-
-/// After launch: a public route was chosen but the instance got no public address, so bake will connect
-/// to its private address; authorize this machine's address on that route too.
-pub async fn authorize_for_launched(cx: &Ctx, st: &mut State) -> Result<(), StepError> {
-    let (Some(group), Some(Route::Public)) =
-        (st.temporary_security_group.clone(), st.ssh_route.clone())
-    else {
-        return Ok(());
-    };
-    let Some(inst) = st.instance.as_ref() else {
-        return Ok(());
-    };
-    if inst.public_ip.is_some()
-        || cx
-            .cfg
-            .comm
-            .ssh_host
-            .as_deref()
-            .is_some_and(|h| !h.is_empty())
-    {
-        return Ok(());
-    }
-    let Some(private) = inst
-        .private_ip
-        .as_deref()
-        .and_then(|p| p.parse::<IpAddr>().ok())
-    else {
-        return Ok(());
-    };
-    let cidr = private_source(Some(private), st)?;
-    let port = i32::from(cx.cfg.comm.ssh_port);
-    cx.ui.say(
-        &cx.name,
-        &format!(
-            "The instance has no public address: authorizing port {port} from {cidr} (this machine's address on the route to {private})"
-        ),
-    );
-    let (ec2, group, perm) = (
-        &cx.clients.ec2,
-        &group,
-        &permission(port, std::slice::from_ref(&cidr)),
-    );
-    retry_propagation(PROPAGATION_TIMEOUT, &cx.cancel, || async move {
-        ec2.authorize_security_group_ingress()
-            .group_id(group)
-            .ip_permissions(perm.clone())
-            .send()
-            .await
-            .aws("AuthorizeSecurityGroupIngress")
-    })
-    .await?;
-    st.ssh_route = Some(Route::Private(Some(private)));
-    Ok(())
 }

@@ -143,17 +143,37 @@ async fn delete_snapshot(
     image: &str,
     problems: &mut Vec<String>,
 ) -> SnapshotDecision {
-    let out = cx
-        .clients
-        .ec2
-        .delete_snapshot()
-        .snapshot_id(&snap)
-        .send()
-        .await
-        .aws("DeleteSnapshot");
+    // AWS counts a snapshot in use for a while after its image is deregistered
+    // (`InvalidSnapshot.InUse`): waited out, for up to 5 minutes.
+    let gone = std::sync::atomic::AtomicBool::new(false);
+    let out = crate::wait::while_busy(
+        &format!("snapshot {snap} to be deletable"),
+        std::time::Duration::from_secs(5 * 60),
+        &cx.cancel_cleanup,
+        || async {
+            match cx
+                .clients
+                .ec2
+                .delete_snapshot()
+                .snapshot_id(&snap)
+                .send()
+                .await
+                .aws("DeleteSnapshot")
+            {
+                Err(e) if e.is_not_found() => {
+                    gone.store(true, std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                }
+                r => r.map(|_| ()),
+            }
+        },
+    )
+    .await;
     let (action, reason) = match out {
-        Ok(_) => (Action::Removed, None),
-        Err(e) if e.is_not_found() => (Action::Removed, Some("already gone".into())),
+        Ok(()) if gone.load(std::sync::atomic::Ordering::Relaxed) => {
+            (Action::Removed, Some("already gone".into()))
+        }
+        Ok(()) => (Action::Removed, None),
         Err(e) => {
             problems.push(format!("snapshot {snap} of {image}: {e}"));
             (Action::Failed, Some(e.to_string()))

@@ -95,18 +95,30 @@ pub(super) async fn scan(cx: &Ctx) -> Result<Vec<Template>, RolloutError> {
     }
     let mut ssm_cache = BTreeMap::new();
     for t in &mut templates {
-        let mut pages = ec2
-            .describe_launch_template_versions()
-            .launch_template_id(&t.id)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = match page.aws("DescribeLaunchTemplateVersions") {
-                Ok(p) => p,
-                // Deleted between the two calls: nothing references it any more.
-                Err(e) if e.is_not_found() => break,
-                Err(e) => return Err(e.into()),
-            };
+        // Listed but "not found": deleted between the two calls, or made moments ago and not visible
+        // to this call yet (EC2 is eventually consistent). Only the first means nothing references
+        // it, so "not found" is believed once it lasts; until then its versions are asked again.
+        let ec2 = &ec2;
+        let pages = bakery_core::propagation::retry_propagation(
+            bakery_core::propagation::NOT_FOUND_CONFIRMATION,
+            &cx.cancel,
+            || async {
+                ec2.describe_launch_template_versions()
+                    .launch_template_id(&t.id)
+                    .into_paginator()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .aws("DescribeLaunchTemplateVersions")
+            },
+        )
+        .await;
+        let pages = match pages {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for page in pages {
             for v in page.launch_template_versions() {
                 let Some(n) = v.version_number() else {
                     continue;

@@ -205,7 +205,13 @@ impl Setup<'_> {
                     if let Some(cert) = &cfg.certificate_arn {
                         req = req.certificates(Certificate::builder().certificate_arn(cert).build());
                     }
-                    req.send().await.aws("CreateListener")?;
+                    // The new target group may not be visible yet.
+                    bakery_core::propagation::retry_propagation(
+                        bakery_core::propagation::PROPAGATION_TIMEOUT,
+                        &cx.cancel,
+                        || async { req.clone().send().await.aws("CreateListener") },
+                    )
+                    .await?;
                 }
                 self.record(resource, "created", detail);
             }

@@ -57,16 +57,21 @@ impl Setup<'_> {
         let name = self.cx.cfg.names.key_pair();
         let (line, want) = read_public_key(&path)?;
         let resource = format!("key pair {name}");
-        let found = self
-            .cx
-            .clients
-            .ec2
-            .describe_key_pairs()
-            .key_names(&name)
-            .include_public_key(true)
-            .send()
-            .await
-            .aws("DescribeKeyPairs");
+        // A key pair imported moments ago (a setup run again at once) may not be visible yet.
+        let ec2 = &self.cx.clients.ec2;
+        let found = bakery_core::propagation::retry_propagation(
+            bakery_core::propagation::NOT_FOUND_CONFIRMATION,
+            &self.cx.cancel,
+            || async {
+                ec2.describe_key_pairs()
+                    .key_names(&name)
+                    .include_public_key(true)
+                    .send()
+                    .await
+                    .aws("DescribeKeyPairs")
+            },
+        )
+        .await;
         match found {
             Ok(out) => {
                 let have = out

@@ -5,6 +5,7 @@
 use super::{Setup, tags};
 use crate::error::{AwsResultExt, RolloutError};
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType, UserIdGroupPair};
+use bakery_core::propagation::{PROPAGATION_TIMEOUT, retry_propagation};
 use bakery_core::tags::{ec2_tag_spec, ec2_tags};
 
 /// An ingress rule: TCP `port` from a CIDR or from a security group.
@@ -210,19 +211,22 @@ impl Setup<'_> {
         let resource = format!("ingress of {name}");
         let existing = match id {
             None => Vec::new(),
-            Some(id) => self
-                .cx
-                .clients
-                .ec2
-                .describe_security_groups()
-                .group_ids(id)
-                .send()
-                .await
-                .aws("DescribeSecurityGroups")?
+            // A group made moments ago may not be visible yet (nor one its rules name).
+            Some(id) => {
+                let ec2 = &self.cx.clients.ec2;
+                retry_propagation(PROPAGATION_TIMEOUT, &self.cx.cancel, || async move {
+                    ec2.describe_security_groups()
+                        .group_ids(id)
+                        .send()
+                        .await
+                        .aws("DescribeSecurityGroups")
+                })
+                .await?
                 .security_groups()
                 .first()
                 .map(|g| g.ip_permissions().to_vec())
-                .unwrap_or_default(),
+                .unwrap_or_default()
+            }
         };
         let missing: Vec<&Rule> = rules.iter().filter(|r| !r.present_in(&existing)).collect();
         if missing.is_empty() {
@@ -238,15 +242,19 @@ impl Setup<'_> {
             return Ok(());
         }
         if let (false, Some(id)) = (self.dry_run, id) {
-            self.cx
-                .clients
-                .ec2
-                .authorize_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(Some(missing.iter().map(|r| r.permission()).collect()))
-                .send()
-                .await
-                .aws("AuthorizeSecurityGroupIngress")?;
+            let (ec2, permissions) = (
+                &self.cx.clients.ec2,
+                &missing.iter().map(|r| r.permission()).collect::<Vec<_>>(),
+            );
+            retry_propagation(PROPAGATION_TIMEOUT, &self.cx.cancel, || async move {
+                ec2.authorize_security_group_ingress()
+                    .group_id(id)
+                    .set_ip_permissions(Some(permissions.clone()))
+                    .send()
+                    .await
+                    .aws("AuthorizeSecurityGroupIngress")
+            })
+            .await?;
         }
         let detail = missing
             .iter()

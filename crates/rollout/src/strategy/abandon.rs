@@ -49,6 +49,13 @@ impl AbandonReport {
 
 /// Undoes the environment's in-progress rollouts (or only `run_id`'s).
 pub async fn abandon(cx: &Ctx, run_id: Option<&str>) -> Result<AbandonReport, RolloutError> {
+    // EC2's and Auto Scaling's searches are eventually consistent: what a run made in the seconds before
+    // it died may not be listed at once. Searching a few seconds later finds it.
+    cx.say(&format!(
+        "Looking for what dead rollouts left (in {} s, so that the newest is listed)",
+        bakery_core::propagation::NOT_FOUND_CONFIRMATION.as_secs()
+    ));
+    tokio::time::sleep(bakery_core::propagation::NOT_FOUND_CONFIRMATION).await;
     let wanted = |r: Option<&str>| match run_id {
         Some(id) => r == Some(id),
         None => true,

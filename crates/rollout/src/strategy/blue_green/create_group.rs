@@ -95,13 +95,20 @@ pub(in crate::strategy) async fn delete_group(
     name: &str,
     force: bool,
 ) -> Result<(), crate::error::AwsError> {
-    cx.clients
-        .autoscaling
-        .delete_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .force_delete(force)
-        .send()
-        .await
-        .aws("DeleteAutoScalingGroup")?;
+    // A group made moments ago may not be known to this call yet: "not found" is believed once it lasts.
+    let asg = &cx.clients.autoscaling;
+    bakery_core::propagation::retry_propagation(
+        bakery_core::propagation::NOT_FOUND_CONFIRMATION,
+        &cx.cancel_cleanup,
+        || async {
+            asg.delete_auto_scaling_group()
+                .auto_scaling_group_name(name)
+                .force_delete(force)
+                .send()
+                .await
+                .aws("DeleteAutoScalingGroup")
+        },
+    )
+    .await?;
     Ok(())
 }

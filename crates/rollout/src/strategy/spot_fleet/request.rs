@@ -86,14 +86,20 @@ impl RolloutStep<Replace<LiveFleet>> for RequestFleet {
             cx.cfg.names.target_group()
         ));
         st.launch.requested_at = Some(SystemTime::now());
-        let out = cx
-            .clients
-            .ec2
-            .request_spot_fleet()
-            .spot_fleet_request_config(config)
-            .send()
-            .await
-            .aws("RequestSpotFleet")?;
+        // The new launch template may not be visible yet; a refusal made nothing, so it is retried.
+        let (ec2, config) = (&cx.clients.ec2, &config);
+        let out = bakery_core::propagation::retry_propagation(
+            bakery_core::propagation::PROPAGATION_TIMEOUT,
+            &cx.cancel,
+            || async move {
+                ec2.request_spot_fleet()
+                    .spot_fleet_request_config(config.clone())
+                    .send()
+                    .await
+                    .aws("RequestSpotFleet")
+            },
+        )
+        .await?;
         let id = out.spot_fleet_request_id().unwrap_or_default().to_string();
         if id.is_empty() {
             return Err(RolloutError::Unhealthy(
