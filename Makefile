@@ -10,7 +10,7 @@ DEMO_LAB := lab/.state/demo
 BAKE := $(or $(CARGO_TARGET_DIR),target)/debug/bake
 ROLLOUT := $(or $(CARGO_TARGET_DIR),target)/debug/rollout
 
-.PHONY: help install lab lab-up lab-down rust-tools test test-real-aws demo bench
+.PHONY: help install lab lab-up lab-down rust-tools test test-real-aws test-real-aws-all demo bench
 
 # `make install`'s per-user places (override on the command line: make install MAN_DIR=...).
 CARGO_BIN := $(or $(CARGO_INSTALL_ROOT),$(CARGO_HOME),$(HOME)/.cargo)/bin
@@ -69,10 +69,14 @@ test: lab rust-tools
 	cargo test --workspace; status=$$?; lab/down --orphans --quiet; exit $$status
 	$(MAKE) --no-print-directory test-real-aws
 
-# The lab suites of the integration-test binary again, on labs whose realism layer plays AWS (docs/lab.md,
-# profile real-aws: eventual consistency, held state changes, refusals, throttling, 5xx, late replies, a
-# booting sshd).
+# The rollout suites of the integration-test binary again, on a lab whose realism layer plays AWS
+# (docs/lab.md, profile real-aws: eventual consistency, held state changes, refusals, throttling, 5xx, late
+# replies, a booting sshd). bake's own realism suite (tests/bake_realism.rs) runs in every pass; the whole
+# binary under real-aws is `make test-real-aws-all` (docs/testing.md says what is left there).
 test-real-aws: lab
+	BAKERY_LAB_REALISM=real-aws cargo test --test tests rollout::; status=$$?; lab/down --orphans --quiet; exit $$status
+
+test-real-aws-all: lab
 	BAKERY_LAB_REALISM=real-aws cargo test --test tests; status=$$?; lab/down --orphans --quiet; exit $$status
 
 # The main job on a lab of its own, through scripts/deploy (seed 004's deploy script as one command; docs/origins.md):

@@ -703,6 +703,7 @@ async fn a_second_rollout_refuses_while_one_is_in_progress() {
         waited += 1;
         assert!(waited < 500, "the first rollout never created its group");
     }
+    common::until_aws_lists_groups(lab, &e.app, ENV, 1).await;
     let (other, _) = session(lab, &e.manifest, ENV, Overrides::default()).await;
     lab.reset_request_counts();
     match other.deploy(&ami2).await {
@@ -1012,6 +1013,7 @@ async fn a_killed_rollout_is_undone_by_rollout_abandon_and_the_next_one_proceeds
     task.abort();
     let _ = task.await;
     assert_eq!(env_groups(&e.c, &e.app, ENV).await.len(), 2);
+    common::until_aws_lists_groups(lab, &e.app, ENV, 2).await;
 
     // The next rollout refuses and names the command that undoes the dead one.
     let (next, _) = session(lab, &e.manifest, ENV, Overrides::default()).await;

@@ -203,6 +203,25 @@ impl RealismState {
             .sum()
     }
 
+    /// How many `action` requests the layer refused with an error (consistency, dependency, snapshot
+    /// InUse, throttling, 5xx, capacity, IMDSv2): each is a request a correct caller sends again, so a
+    /// test counting requests adds these to what it expects.
+    pub fn refused(&self, action: &str) -> u64 {
+        [
+            "consistency",
+            "dependency",
+            "snapshot_in_use",
+            "throttle",
+            "errors",
+            "errors_after_effect",
+            "capacity",
+            "imdsv2",
+        ]
+        .iter()
+        .map(|b| self.injected(b, action))
+        .sum()
+    }
+
     /// Whether `behaviour` is on (its settings are not `null`).
     pub fn is_on(&self, behaviour: &str) -> bool {
         self.settings.get(behaviour).is_some_and(|b| !b.is_null())

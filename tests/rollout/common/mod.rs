@@ -49,6 +49,21 @@ pub async fn clients(lab: &Lab) -> Clients {
     Clients::for_region(&sdk, None, None)
 }
 
+/// Waits until AWS, as bakery sees it (the realism layer's eventual consistency included, unlike
+/// [`clients`]), lists `n` groups of the environment: a second rollout that a test starts "while one is
+/// in progress" must start after AWS shows the first one's group, as it would for a user (docs/rollout.md).
+pub async fn until_aws_lists_groups(lab: &Lab, app: &str, env: &str, n: usize) {
+    let sdk = bakery_core::aws::load_sdk_config(&settings(lab)).await;
+    let seen = Clients::for_region(&sdk, None, None);
+    for _ in 0..300 {
+        if env_groups(&seen, app, env).await.len() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("AWS never listed {n} groups of {app}/{env}");
+}
+
 /// A writer tests can read back.
 #[derive(Clone, Default)]
 pub struct Buf(pub Arc<Mutex<Vec<u8>>>);

@@ -27,6 +27,9 @@ pub(super) struct Usage {
     pub(super) unresolved: Vec<String>,
     /// Launch template (id) version → who references it (groups, fleets).
     pub(super) versions: BTreeMap<(String, i64), Vec<String>>,
+    /// A reference named a launch template or version the scan did not list (deleted, or too new to be
+    /// listed yet).
+    pub(super) unlisted_template: bool,
 }
 
 impl Usage {
@@ -53,6 +56,7 @@ pub(super) fn reference_template(
         .iter()
         .find(|t| Some(t.id.as_str()) == id || Some(t.name.as_str()) == name)
     else {
+        usage.unlisted_template = true;
         usage.unresolved.push(format!(
             "{who}: launch template {} was not found",
             id.or(name).unwrap_or("(unnamed)")
@@ -87,10 +91,13 @@ pub(super) fn reference_template(
         }
         // Unresolvable images are already listed by the template scan; no image: nothing to protect.
         Some(_) => {}
-        None => usage.unresolved.push(format!(
-            "{who}: launch template {} has no version {n}",
-            t.name
-        )),
+        None => {
+            usage.unlisted_template = true;
+            usage.unresolved.push(format!(
+                "{who}: launch template {} has no version {n}",
+                t.name
+            ));
+        }
     }
 }
 

@@ -102,8 +102,20 @@ pub async fn run(cx: &Ctx, req: &GcRequest) -> Result<GcReport, RolloutError> {
     ));
 
     let images = plan::owned_images(cx).await?;
-    let templates = templates::scan(cx).await?;
-    let usage = in_use::scan(cx, &templates).await?;
+    let mut templates = templates::scan(cx).await?;
+    let mut usage = in_use::scan(cx, &templates).await?;
+    if usage.unlisted_template {
+        // A template (or version) made moments ago may not be listed yet — EC2 is eventually consistent,
+        // and gc often runs right after a rollout. Ask again once the lists had time to catch up, before
+        // "cannot tell" keeps every AMI.
+        cx.say("A launch template in use is not listed yet: looking again in a few seconds");
+        tokio::select! {
+            () = tokio::time::sleep(bakery_core::propagation::NOT_FOUND_CONFIRMATION) => {}
+            () = cx.cancel.cancelled() => return Err(RolloutError::Cancelled),
+        }
+        templates = templates::scan(cx).await?;
+        usage = in_use::scan(cx, &templates).await?;
+    }
     let mut problems: Vec<String> = usage
         .unresolved
         .iter()

@@ -4,7 +4,7 @@
 use crate::context::Ctx;
 use crate::error::{AwsResultExt, RolloutError};
 use crate::launch;
-use crate::live::{self, Group};
+use crate::live::Group;
 use crate::strategy::replace::Replace;
 use crate::strategy::run::RolloutStep;
 use crate::wait;
@@ -57,18 +57,26 @@ impl RolloutStep<Replace<Group>> for CreateGroup {
         if !st.common.undo(cx, outcome) {
             return;
         }
-        // The create call may have failed before AWS made the group: then there is nothing to delete.
-        if let Ok(None) = live::group(cx, &name).await {
-            return;
-        }
         let cancel = &cx.cancel_cleanup;
         let t = cx.cfg.timeouts.rollback;
         let rb = &mut st.common.rollback;
         // ForceDelete terminates the instances with the group; the group deregisters them (with draining).
-        let deleted = wait::while_busy("DeleteAutoScalingGroup", t, cancel, || {
-            delete_group(cx, &name, true)
+        // The create call may have failed before AWS made the group: a "not found" that lasts
+        // NOT_FOUND_CONFIRMATION (so not a group too young to be listed) means nothing to delete.
+        let absent = std::sync::atomic::AtomicBool::new(false);
+        let deleted = wait::while_busy("DeleteAutoScalingGroup", t, cancel, || async {
+            match delete_group(cx, &name, true).await {
+                Err(e) if bakery_core::propagation::is_propagation_error(&e) => {
+                    absent.store(true, std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                }
+                r => r,
+            }
         })
         .await;
+        if absent.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         match deleted {
             Ok(()) => match wait::group_deleted(cx, &name, t, cancel).await {
                 Ok(()) => rb
