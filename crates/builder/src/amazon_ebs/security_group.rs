@@ -15,7 +15,7 @@ use super::state::{Ctx, State};
 use crate::ec2::filters;
 use crate::resource::Kind;
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{Filter, ResourceType};
+use aws_sdk_ec2::types::{Filter, IpPermission, ResourceType};
 use bakery_core::aws_err::{AwsError, AwsResultExt};
 use bakery_core::checkip;
 use bakery_core::pipeline::{Outcome, Step, StepError};
@@ -236,15 +236,7 @@ impl Step<Ctx, State> for SecurityGroup {
             Ok(())
         })
         .await?;
-        retry_propagation(PROPAGATION_TIMEOUT, &cx.cancel, || async move {
-            ec2.authorize_security_group_ingress()
-                .group_id(group)
-                .ip_permissions(perm.clone())
-                .send()
-                .await
-                .aws("AuthorizeSecurityGroupIngress")
-        })
-        .await?;
+        authorize(cx, group, perm).await?;
         st.security_group_ids = vec![id];
         Ok(())
     }
@@ -304,11 +296,14 @@ pub async fn authorize_for_launched(cx: &Ctx, st: &mut State) -> Result<(), Step
             "The instance has no public address: authorizing port {port} from {cidr} (this machine's address on the route to {private})"
         ),
     );
-    let (ec2, group, perm) = (
-        &cx.clients.ec2,
-        &group,
-        &permission(port, std::slice::from_ref(&cidr)),
-    );
+    authorize(cx, &group, &permission(port, std::slice::from_ref(&cidr))).await?;
+    st.ssh_route = Some(Route::Private(Some(private)));
+    Ok(())
+}
+
+/// Adds `perm` to `group`, retrying while AWS does not see the new group yet.
+async fn authorize(cx: &Ctx, group: &str, perm: &IpPermission) -> Result<(), AwsError> {
+    let ec2 = &cx.clients.ec2;
     retry_propagation(PROPAGATION_TIMEOUT, &cx.cancel, || async move {
         ec2.authorize_security_group_ingress()
             .group_id(group)
@@ -318,7 +313,6 @@ pub async fn authorize_for_launched(cx: &Ctx, st: &mut State) -> Result<(), Step
             .aws("AuthorizeSecurityGroupIngress")
     })
     .await?;
-    st.ssh_route = Some(Route::Private(Some(private)));
     Ok(())
 }
 
