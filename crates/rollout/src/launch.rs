@@ -381,16 +381,7 @@ pub async fn delete_template_if_ours(cx: &Ctx, id: &str) -> Result<Option<String
     let Some(lt) = lts.into_iter().next() else {
         return Ok(None);
     };
-    let tag = |k: &str| {
-        lt.tags()
-            .iter()
-            .find(|t| t.key() == Some(k))
-            .and_then(|t| t.value())
-    };
-    let ours = tag(bakery_core::tags::MANAGED) == Some("true")
-        && tag(crate::names::APP_TAG) == Some(cx.cfg.names.app.as_str())
-        && tag(crate::names::ENV_TAG) == Some(cx.cfg.names.env.as_str());
-    if !ours {
+    if !cx.cfg.names.owns(lt.tags()) {
         return Ok(None);
     }
     delete_template(cx, id).await?;

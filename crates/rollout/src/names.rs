@@ -38,6 +38,18 @@ impl Names {
             env: env.to_string(),
         }
     }
+    /// Whether EC2 `tags` mark a resource as this environment's (bakery-managed, this app and env):
+    /// the check before rollout deletes or cancels anything it finds.
+    pub fn owns(&self, tags: &[aws_sdk_ec2::types::Tag]) -> bool {
+        let tag = |k: &str| {
+            tags.iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+        };
+        tag(bakery_core::tags::MANAGED) == Some("true")
+            && tag(APP_TAG) == Some(self.app.as_str())
+            && tag(ENV_TAG) == Some(self.env.as_str())
+    }
     /// `app-env`: the key pair, the instances' security group, the `Name` tag.
     pub fn base(&self) -> String {
         format!("{}-{}", self.app, self.env)

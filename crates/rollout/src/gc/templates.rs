@@ -74,15 +74,7 @@ pub(super) async fn scan(cx: &Ctx) -> Result<Vec<Template>, RolloutError> {
     let mut pages = ec2.describe_launch_templates().into_paginator().send();
     while let Some(page) = pages.next().await {
         for lt in page.aws("DescribeLaunchTemplates")?.launch_templates() {
-            let tag = |k: &str| {
-                lt.tags()
-                    .iter()
-                    .find(|t| t.key() == Some(k))
-                    .and_then(|t| t.value())
-            };
-            let ours = tag(bakery_core::tags::MANAGED) == Some("true")
-                && tag(crate::names::APP_TAG) == Some(cx.cfg.names.app.as_str())
-                && tag(crate::names::ENV_TAG) == Some(cx.cfg.names.env.as_str());
+            let ours = cx.cfg.names.owns(lt.tags());
             templates.push(Template {
                 id: lt.launch_template_id().unwrap_or_default().to_string(),
                 name: lt.launch_template_name().unwrap_or_default().to_string(),

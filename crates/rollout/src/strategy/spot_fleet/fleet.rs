@@ -5,7 +5,7 @@
 use crate::context::Ctx;
 use crate::error::{AwsError, AwsResultExt, RolloutError};
 use crate::live::GroupInstance;
-use crate::names::{AMI_TAG, APP_TAG, ENV_TAG, STATE_IN_PROGRESS, STATE_LIVE, STATE_TAG};
+use crate::names::{AMI_TAG, STATE_IN_PROGRESS, STATE_LIVE, STATE_TAG};
 use crate::report::GroupSummary;
 use aws_sdk_ec2::types::{ActivityStatus, BatchState, Tag};
 use serde::Serialize;
@@ -103,9 +103,7 @@ pub async fn fleets(cx: &Ctx) -> Result<Vec<LiveFleet>, AwsError> {
             .aws("DescribeSpotFleetRequests")?;
         for f in page.spot_fleet_request_configs() {
             let tags = f.tags();
-            let ours = tag(tags, bakery_core::tags::MANAGED) == Some("true")
-                && tag(tags, APP_TAG) == Some(cx.cfg.names.app.as_str())
-                && tag(tags, ENV_TAG) == Some(cx.cfg.names.env.as_str());
+            let ours = cx.cfg.names.owns(tags);
             let (Some(id), Some(state)) = (f.spot_fleet_request_id(), f.spot_fleet_request_state())
             else {
                 continue;
