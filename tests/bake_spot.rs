@@ -80,7 +80,9 @@ async fn a_spot_bake_produces_its_ami_and_leaves_no_instance_template_fleet_or_r
         &template(
             &name,
             r#", "spot_price": "auto", "spot_tags": {"purpose": "spot-test"},
-                "fleet_tags": {"fleet": "yes"}, "run_tags": {"run": "spot-run"}"#,
+                "spot_tag": [{"key": "spot-block", "value": "sb"}],
+                "fleet_tags": {"fleet": "yes"}, "fleet_tag": [{"key": "fleet-block", "value": "fb"}],
+                "spot_allocation_strategy": "capacity-optimized", "run_tags": {"run": "spot-run"}"#,
             r#"[{"type":"shell","inline":["echo on spot"]}]"#,
         ),
     );
@@ -146,8 +148,26 @@ async fn a_spot_bake_produces_its_ami_and_leaves_no_instance_template_fleet_or_r
         "auto sets no maximum: {}",
         lt[0]
     );
+    // spot_tags and spot_tag blocks tag the launch template.
+    for tag in [
+        "Key=purpose",
+        "Value=spot-test",
+        "Key=spot-block",
+        "Value=sb",
+    ] {
+        assert!(lt[0].contains(tag), "spot_tags {tag}: {}", lt[0]);
+    }
     let fleet = bodies(lab, "CreateFleet");
     assert!(fleet[0].contains("Type=instant"), "{}", fleet[0]);
+    // spot_allocation_strategy, and fleet_tags with fleet_tag blocks on the fleet.
+    assert!(
+        fleet[0].contains("SpotOptions.AllocationStrategy=capacity-optimized"),
+        "spot_allocation_strategy: {}",
+        fleet[0]
+    );
+    for tag in ["Key=fleet", "Value=yes", "Key=fleet-block", "Value=fb"] {
+        assert!(fleet[0].contains(tag), "fleet_tags {tag}: {}", fleet[0]);
+    }
 
     // The instance was a spot instance of this bake, with the run tags; the fleet has fleet_tags.
     let inst = c

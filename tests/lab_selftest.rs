@@ -246,7 +246,12 @@ fn lab_listens_on_loopback_only() {
     let lab = Lab::shared();
     let pids = lab.pids();
     let names: Vec<&str> = pids.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(names, ["moto", "sshd", "watch"]);
+    if lab.has_ssh_front() {
+        // The realism layer's SSH front runs inside moto's process, before two sshds.
+        assert_eq!(names, ["moto", "sshd", "sshd-boot", "watch"]);
+    } else {
+        assert_eq!(names, ["moto", "sshd", "watch"]);
+    }
     let inodes: BTreeSet<u64> = pids
         .iter()
         .flat_map(|(_, pid)| socket_inodes(*pid))
@@ -268,10 +273,10 @@ fn lab_listens_on_loopback_only() {
             ports.insert(u16::from_str_radix(port, 16).expect("hex port"));
         }
     }
-    let moto_port: u16 = lab.moto_url().rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(ports, lab.listening_ports(), "the lab's listeners");
     assert_eq!(
-        ports,
-        BTreeSet::from([moto_port, lab.ssh_port()]),
-        "the lab's listeners"
+        ports.len(),
+        if lab.has_ssh_front() { 4 } else { 2 },
+        "moto and the SSH port, and with the SSH front the two sshds behind it: {ports:?}"
     );
 }

@@ -19,6 +19,7 @@ mod kill_matrix;
 mod lab_selftest;
 mod licences;
 mod module_cycles;
+mod options;
 mod pipeline;
 mod rollout;
 mod template_commands;

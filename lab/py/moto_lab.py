@@ -30,6 +30,10 @@ from realism import LAB_AGENT, Realism, read_body, resolve, service_of
 COUNTS_PATH = "/bakery-lab/requests"
 
 
+# The instance profile every lab account has (tests name it in `iam_instance_profile`).
+LAB_INSTANCE_PROFILE = "bakery-lab-profile"
+
+
 def write_atomic(path, text):
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
@@ -119,6 +123,26 @@ def warm_up(port, region, source_ami):
             f"moto warm-up: DescribeImages {source_ami} in {region} answered "
             f"{resp.status}: {data[:500]!r}"
         )
+    # An instance profile, as an account that launches builders has one (`iam_instance_profile`).
+    body = urllib.parse.urlencode(
+        {"Action": "CreateInstanceProfile", "Version": "2010-05-08",
+         "InstanceProfileName": LAB_INSTANCE_PROFILE}
+    )
+    conn.request(
+        "POST",
+        "/",
+        body,
+        {
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+            "User-Agent": f"{LAB_AGENT}-warm-up",
+            "Authorization": "AWS4-HMAC-SHA256 "
+            "Credential=bakerylab/20000101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        },
+    )
+    resp = conn.getresponse()
+    data = resp.read()
+    if resp.status != 200:
+        raise SystemExit(f"moto warm-up: CreateInstanceProfile answered {resp.status}: {data[:500]!r}")
 
 
 def patch_moto_shared_classic_elbs():
@@ -276,6 +300,47 @@ def patch_moto_image_tags_and_tokens():
     AmiBackend.create_image = create_image
     AmiBackend.copy_image = copy_image
     AmisResponse.copy_image = copy_image_response
+
+
+def patch_moto_image_protection():
+    """`EnableImageDeprecation`, `EnableImageDeregistrationProtection` and
+    `DisableImageDeregistrationProtection`, which moto 5.2.5 lacks (it answers them with HTTP 500): the lab
+    keeps what they set on the image and, as AWS does, refuses to deregister a protected image."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.amis import AmiBackend
+    from moto.ec2.responses.amis import AmisResponse
+
+    def image(self):
+        return self.ec2_backend.describe_images(ami_ids=[self._get_param("ImageId")])[0]
+
+    def enable_image_deprecation(self):
+        image(self).bakery_deprecate_at = self._get_param("DeprecateAt")
+        return ActionResult({"Return": True})
+
+    def enable_image_deregistration_protection(self):
+        image(self).bakery_protected = True
+        return ActionResult({"Return": "enabled"})
+
+    def disable_image_deregistration_protection(self):
+        image(self).bakery_protected = False
+        return ActionResult({"Return": "disabled"})
+
+    original_deregister = AmiBackend.deregister_image
+
+    def deregister_image(self, ami_id):
+        ami = self.amis.get(ami_id)
+        if ami is not None and getattr(ami, "bakery_protected", False):
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                f"Image {ami_id} has deregistration protection enabled; disable it first",
+            )
+        return original_deregister(self, ami_id)
+
+    AmisResponse.enable_image_deprecation = enable_image_deprecation
+    AmisResponse.enable_image_deregistration_protection = enable_image_deregistration_protection
+    AmisResponse.disable_image_deregistration_protection = disable_image_deregistration_protection
+    AmiBackend.deregister_image = deregister_image
 
 
 def patch_moto_spot_fleets():
@@ -450,6 +515,7 @@ def main():
     patch_moto_spot_fleets()
     patch_moto_tag_lookup()
     patch_moto_image_tags_and_tokens()
+    patch_moto_image_protection()
     realism = None
     rewrite_keys = patch_moto_key_pairs_file(
         os.path.join(args.dir, "ec2_keys"), args.region, withheld=lambda: realism.withheld_keys()

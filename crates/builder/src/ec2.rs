@@ -124,6 +124,20 @@ mod tests {
         b.build()
     }
 
+    /// launch_block_device_mappings and ami_block_device_mappings: `virtual_name` maps an instance-store
+    /// volume and `no_device` removes a device, neither with an EBS volume.
+    #[test]
+    fn instance_store_and_no_device_mappings_carry_no_volume() {
+        let cfg = crate::amazon_ebs::state::test_config(
+            r#","launch_block_device_mappings":[{"device_name":"/dev/sdb","virtual_name":"ephemeral0"},{"device_name":"/dev/sdc","no_device":true}]"#,
+        );
+        let m = block_devices(&cfg.launch_block_device_mappings);
+        assert_eq!(m[0].virtual_name(), Some("ephemeral0"));
+        assert!(m[0].ebs().is_none());
+        assert_eq!(m[1].no_device(), Some(""));
+        assert!(m[1].ebs().is_none());
+    }
+
     #[test]
     fn an_instance_that_dies_at_launch_says_why() {
         let dead = instance(

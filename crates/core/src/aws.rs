@@ -29,6 +29,12 @@ pub struct AssumeRole {
     pub external_id: Option<String>,
     /// `duration_seconds`.
     pub duration: Option<Duration>,
+    /// `policy`: an inline policy narrowing the session.
+    pub policy: Option<String>,
+    /// `policy_arns`: managed policies narrowing the session.
+    pub policy_arns: Vec<String>,
+    /// `tags`: session tags.
+    pub tags: Vec<(String, String)>,
 }
 
 /// Access settings as the template and the command line give them; every field is optional and falls back
@@ -39,6 +45,9 @@ pub struct AwsSettings {
     pub region: Option<String>,
     /// `profile`; else `AWS_PROFILE`.
     pub profile: Option<String>,
+    /// `shared_credentials_file`: the credentials file read instead of `~/.aws/credentials` (the config
+    /// file is still read).
+    pub shared_credentials_file: Option<String>,
     /// `access_key` (static credentials when set together with `secret_key`).
     pub access_key: Option<String>,
     /// `secret_key`.
@@ -91,6 +100,15 @@ pub async fn load_sdk_config(s: &AwsSettings) -> SdkConfig {
     if let Some(profile) = &s.profile {
         loader = loader.profile_name(profile);
     }
+    if let Some(path) = &s.shared_credentials_file {
+        use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+        loader = loader.profile_files(
+            EnvConfigFiles::builder()
+                .include_default_config_file(true)
+                .with_file(EnvConfigFileKind::Credentials, path)
+                .build(),
+        );
+    }
     if let (Some(ak), Some(sk)) = (&s.access_key, &s.secret_key) {
         loader = loader.credentials_provider(Credentials::new(
             ak.clone(),
@@ -128,6 +146,15 @@ pub async fn load_sdk_config(s: &AwsSettings) -> SdkConfig {
         }
         if let Some(d) = role.duration {
             b = b.session_length(d);
+        }
+        if let Some(policy) = &role.policy {
+            b = b.policy(policy.clone());
+        }
+        if !role.policy_arns.is_empty() {
+            b = b.policy_arns(role.policy_arns.clone());
+        }
+        if !role.tags.is_empty() {
+            b = b.tags(role.tags.clone());
         }
         let provider = b.build().await;
         config = config

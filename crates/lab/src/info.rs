@@ -20,6 +20,8 @@ pub struct LabInfo {
     pub realism: String,
     /// Whether the advertised SSH port is the realism layer's SSH front.
     pub ssh_front: bool,
+    /// With the SSH front: the port of the sshd behind it.
+    pub sshd_port: Option<u16>,
     /// With the SSH front: the port of the first-boot sshd behind it (other host keys).
     pub boot_sshd_port: Option<u16>,
 }
@@ -45,13 +47,15 @@ impl LabInfo {
                 .ok_or_else(|| format!("no `{key}=` line"))
         };
         let ssh_port = get("ssh_port")?;
-        let boot_sshd_port = match fields.get("boot_sshd_port") {
-            None => None,
-            Some(port) => Some(
-                port.parse()
-                    .map_err(|_| format!("boot_sshd_port `{port}` is not a port"))?,
-            ),
+        let optional_port = |key: &str| match fields.get(key) {
+            None => Ok(None),
+            Some(port) => port
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("{key} `{port}` is not a port")),
         };
+        let sshd_port = optional_port("sshd_port")?;
+        let boot_sshd_port = optional_port("boot_sshd_port")?;
         Ok(LabInfo {
             moto_url: get("moto_url")?,
             ssh_host: get("ssh_host")?,
@@ -65,6 +69,7 @@ impl LabInfo {
             source_ami: get("source_ami")?,
             realism: get("realism").unwrap_or_else(|_| "off".to_owned()),
             ssh_front: fields.get("ssh_front") == Some(&"1"),
+            sshd_port,
             boot_sshd_port,
         })
     }
@@ -97,6 +102,7 @@ mod tests {
         .unwrap();
         assert_eq!(front.realism, "boot");
         assert!(front.ssh_front);
+        assert_eq!(front.sshd_port, Some(1));
         assert_eq!(front.boot_sshd_port, Some(2));
     }
 

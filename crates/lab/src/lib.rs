@@ -294,6 +294,21 @@ impl Lab {
         self.info.ssh_front
     }
 
+    /// Every port the lab's processes listen on: moto's and the advertised SSH port, and with the SSH
+    /// front the two sshds behind it.
+    pub fn listening_ports(&self) -> std::collections::BTreeSet<u16> {
+        let moto_port = self
+            .moto_host_port
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok());
+        [moto_port, Some(self.info.ssh_port)]
+            .into_iter()
+            .chain([self.info.sshd_port, self.info.boot_sshd_port])
+            .flatten()
+            .collect()
+    }
+
     /// The realism layer's state: profile, seed, settings and what it injected so far
     /// (`GET /bakery-lab/realism`). Panics, naming the install command, if the lab has none.
     pub fn realism(&self) -> RealismState {

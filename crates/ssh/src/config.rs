@@ -29,6 +29,14 @@ impl fmt::Debug for Auth {
     }
 }
 
+/// The base64 body of the public half of an unencrypted private key (OpenSSH or PEM), as it appears in an
+/// `authorized_keys` line; `None` if the key cannot be read.
+pub fn public_key_body(private_key: &str) -> Option<String> {
+    let key = russh::keys::decode_secret_key(private_key, None).ok()?;
+    let line = key.public_key().to_openssh().ok()?;
+    line.split_whitespace().nth(1).map(str::to_owned)
+}
+
 /// A jump host (`ssh_bastion_host`, `ssh_bastion_port`, `ssh_bastion_username`,
 /// `ssh_bastion_private_key_file` / `ssh_bastion_password` / `ssh_bastion_agent_auth`).
 #[derive(Clone, Debug)]

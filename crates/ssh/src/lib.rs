@@ -57,7 +57,7 @@ mod status;
 pub mod transfer;
 
 pub use communicator::Communicator;
-pub use config::{Auth, Bastion, SshConfig};
+pub use config::{Auth, Bastion, SshConfig, public_key_body};
 pub use error::SshError;
 pub use host_keys::HostKeyPolicy;
 pub use output::{OutputSink, PackerStyleSink, clean_output_line};

@@ -7,7 +7,7 @@
 use crate::diagnostics::{Diagnostic, Source};
 use crate::duration::parse_go_duration;
 use crate::json::{Json, Member, Pos, Value, go_format_float};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// The members of one JSON object being decoded, tracking which were used.
@@ -89,6 +89,26 @@ pub struct Decoder<'s> {
     pub weak: bool,
     /// mapstructure's StringToSliceHook(","): "a,b" decodes to a list.
     pub split_strings: bool,
+    /// Every option name the decoded objects accept (`assume_role.policy` for a nested one), gathered
+    /// by [`Decoder::finish`]: what the option-support table is checked against.
+    pub accepted: BTreeSet<String>,
+    /// The options the template set: where their keys are, and their values.
+    pub present: BTreeMap<String, (Pos, Json)>,
+}
+
+/// `a[0].b[1].` without its list indices: `a.b.`.
+fn option_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => in_index = true,
+            ']' => in_index = false,
+            _ if !in_index => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The nearest of `candidates` to `key`, if it is close enough to suggest.
@@ -167,6 +187,8 @@ impl<'s> Decoder<'s> {
             prefix: prefix.into(),
             weak: true,
             split_strings: true,
+            accepted: BTreeSet::new(),
+            present: BTreeMap::new(),
         }
     }
 
@@ -552,6 +574,19 @@ impl<'s> Decoder<'s> {
 
     /// Reports every key nobody took, with the nearest valid key.
     pub fn finish(&mut self, f: &Fields) {
+        // Options are named without list indices: `launch_block_device_mappings.volume_size`.
+        let path = option_path(&f.path);
+        self.accepted
+            .extend(f.known().iter().map(|k| format!("{path}{k}")));
+        for (m, used) in f.members.iter().zip(&f.used) {
+            if *used {
+                // Under the option's own spelling (a key matched case-insensitively is that option).
+                let known = f.known().iter().find(|k| k.eq_ignore_ascii_case(&m.key));
+                let name = known.map_or(m.key.as_str(), |k| k);
+                self.present
+                    .insert(format!("{path}{name}"), (m.key_pos, m.value.clone()));
+            }
+        }
         let unused: Vec<&Member> = f.unused().collect();
         for m in unused {
             if f.path.is_empty() && (m.key == "type" || m.key.starts_with("packer_")) {

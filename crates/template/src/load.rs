@@ -333,6 +333,7 @@ fn decode_build(
             let mut f = Fields::new(&members, b.pos, "");
             let cfg = amazon_ebs::decode(&mut d, &mut f, &cx);
             d.finish(&f);
+            amazon_ebs::support::check_present(&mut d);
             amazon_ebs::validate(&cfg, &mut d, b.pos);
             for s in [
                 &cfg.access.access_key,

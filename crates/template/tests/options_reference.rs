@@ -360,6 +360,15 @@ fn render_amazon_ebs_extras(out: &mut String) {
         let _ = writeln!(out, "| `{old}` | `{new}` |");
     }
     out.push('\n');
+    let _ = writeln!(
+        out,
+        "Every other option is applied by a step (tests/options.rs shows each one by the request it \
+         changes on the lab, or names the test that does). These are not, and setting them says so at \
+         validate, at the option's key: a refused option is an error, an ignored one a warning \
+         (`bakery_template::schema::amazon_ebs::support`):\n"
+    );
+    out.push_str(&bakery_template::schema::amazon_ebs::support::markdown_table());
+    out.push('\n');
 }
 
 fn docs_dir() -> PathBuf {

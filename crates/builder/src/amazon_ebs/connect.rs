@@ -27,6 +27,7 @@ pub fn ssh_address(cx: &Ctx, st: &State) -> Result<String, StepError> {
         "public_dns" => i.public_dns.clone(),
         "private_dns" => i.private_dns.clone(),
         "public_ip" => i.public_ip.clone(),
+        "ipv6" => i.ipv6.clone(),
         "" => i.public_ip.clone().or_else(|| i.private_ip.clone()),
         other => {
             return Err(StepError::msg(format!(
@@ -39,8 +40,16 @@ pub fn ssh_address(cx: &Ctx, st: &State) -> Result<String, StepError> {
 
 /// Builds the communicator's configuration from the template.
 pub fn ssh_config(cx: &Ctx, st: &State, host: String) -> Result<SshConfig, StepError> {
-    let c = &cx.cfg.comm;
-    let auth = match st.key.clone() {
+    ssh_config_from(&cx.cfg.comm, st.key.clone(), host)
+}
+
+/// [`ssh_config`] from the communicator options and the build's login.
+fn ssh_config_from(
+    c: &bakery_template::schema::amazon_ebs::CommunicatorConfig,
+    key: Option<SshKey>,
+    host: String,
+) -> Result<SshConfig, StepError> {
+    let auth = match key {
         Some(SshKey::Private { pem, .. }) => Auth::PrivateKey(pem),
         Some(SshKey::Agent { .. }) => Auth::Agent,
         Some(SshKey::Password(p)) => Auth::Password(p),
@@ -63,20 +72,23 @@ pub fn ssh_config(cx: &Ctx, st: &State, host: String) -> Result<SshConfig, StepE
         cfg.pause_before_connecting = p;
     }
     if let Some(bh) = c.ssh_bastion_host.as_deref().filter(|s| !s.is_empty()) {
-        let bauth =
-            if let Some(f) = c
-                .ssh_bastion_private_key_file
-                .as_deref()
-                .filter(|s| !s.is_empty())
-            {
-                Auth::PrivateKey(std::fs::read_to_string(f).map_err(|e| {
-                    StepError::msg(format!("ssh_bastion_private_key_file {f}: {e}"))
-                })?)
-            } else if let Some(p) = c.ssh_bastion_password.clone().filter(|s| !s.is_empty()) {
-                Auth::Password(p)
-            } else {
-                Auth::Agent
-            };
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        let read = |f: String| {
+            std::fs::read_to_string(&f)
+                .map(Auth::PrivateKey)
+                .map_err(|e| StepError::msg(format!("ssh_bastion_private_key_file {f}: {e}")))
+        };
+        // The bastion's key file, its password, else the instance's key file (Packer's default for
+        // the bastion key), else the agent (ssh_bastion_agent_auth).
+        let bauth = if let Some(f) = given(&c.ssh_bastion_private_key_file) {
+            read(f)?
+        } else if let Some(p) = given(&c.ssh_bastion_password) {
+            Auth::Password(p)
+        } else if let Some(f) = given(&c.ssh_private_key_file) {
+            read(f)?
+        } else {
+            Auth::Agent
+        };
         cfg.bastion = Some(bakery_ssh::Bastion {
             host: bh.to_string(),
             port: c.ssh_bastion_port,
@@ -134,5 +146,56 @@ impl Step<Ctx, State> for Connect {
             let _ = tokio::time::timeout(Duration::from_secs(5), comm.close()).await;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str, key: SshKey) -> SshConfig {
+        let cfg = crate::amazon_ebs::state::test_config(extra);
+        ssh_config_from(&cfg.comm, Some(key), "203.0.113.7".into()).unwrap()
+    }
+
+    /// ssh_username, ssh_port, ssh_pty, ssh_timeout, ssh_handshake_attempts, ssh_keep_alive_interval,
+    /// pause_before_connecting and the bastion's options reach the SSH client's configuration.
+    #[test]
+    fn communicator_options_reach_the_ssh_client() {
+        let c = config(
+            r#","ssh_port":2222,"ssh_pty":true,"ssh_timeout":"7m","ssh_handshake_attempts":4,"ssh_keep_alive_interval":"9s","pause_before_connecting":"3s","ssh_bastion_host":"bastion.example","ssh_bastion_port":2200,"ssh_bastion_username":"jump","ssh_bastion_password":"bpw""#,
+            SshKey::Password("pw".into()),
+        );
+        // ssh_username is the test template's ("admin").
+        assert_eq!((c.user.as_str(), c.port, c.pty), ("admin", 2222, true));
+        assert_eq!(c.timeout, std::time::Duration::from_secs(420));
+        assert_eq!(c.handshake_attempts, 4);
+        assert_eq!(c.keepalive, std::time::Duration::from_secs(9));
+        assert_eq!(c.pause_before_connecting, std::time::Duration::from_secs(3));
+        let b = c.bastion.expect("a bastion");
+        assert_eq!(
+            (b.host.as_str(), b.port, b.user.as_str()),
+            ("bastion.example", 2200, "jump")
+        );
+        assert!(matches!(b.auth, Auth::Password(ref p) if p == "bpw"));
+        // ssh_bastion_agent_auth: the agent, when neither a key file nor a password is given.
+        let c = config(
+            r#","ssh_bastion_host":"bastion.example","ssh_bastion_agent_auth":true"#,
+            SshKey::Agent { key_name: None },
+        );
+        assert!(matches!(c.bastion.expect("a bastion").auth, Auth::Agent));
+        assert!(matches!(c.auth, Auth::Agent));
+        // ssh_bastion_private_key_file: read from disk.
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("bastion_key");
+        std::fs::write(&key, "PEM-PROBE").unwrap();
+        let c = config(
+            &format!(
+                r#","ssh_bastion_host":"b","ssh_bastion_private_key_file":"{}""#,
+                key.display()
+            ),
+            SshKey::Password("pw".into()),
+        );
+        assert!(matches!(c.bastion.unwrap().auth, Auth::PrivateKey(ref p) if p == "PEM-PROBE"));
     }
 }

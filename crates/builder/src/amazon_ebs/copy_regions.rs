@@ -61,6 +61,10 @@ impl CopyRegions {
             .name(&cx.cfg.ami.ami_name)
             .set_encrypted(encrypted.then_some(true))
             .set_kms_key_id(kms)
+            // Time-based copy: AWS finishes the snapshots' copy within this many minutes (billed).
+            .set_snapshot_copy_completion_duration_minutes(
+                cx.cfg.ami.snapshot_copy_duration_minutes.filter(|m| *m > 0),
+            )
             .client_token(&token)
             .tag_specifications(ec2_tag_spec(ResourceType::Image, &itags))
             .tag_specifications(ec2_tag_spec(ResourceType::Snapshot, &stags));

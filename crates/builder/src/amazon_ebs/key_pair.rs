@@ -26,6 +26,7 @@ fn expand_home(p: &str) -> std::path::PathBuf {
 }
 
 /// How the build logs in, as the template says.
+#[derive(Debug, PartialEq)]
 enum Login {
     /// `ssh_private_key_file`, with `ssh_keypair_name` when given.
     KeyFile(std::path::PathBuf, Option<String>),
@@ -35,11 +36,25 @@ enum Login {
     Password(String),
     /// A temporary key pair of this name and type.
     Temporary(String, KeyType),
+    /// `communicator: none`: no connection, so no key (as Packer: "Not using temporary keypair"); the
+    /// instance still gets `ssh_keypair_name` when given.
+    NoConnection(Option<String>),
 }
 
 fn login(cx: &Ctx) -> Login {
-    let c = &cx.cfg.comm;
+    login_from(&cx.cfg.comm, || cx.temp_name())
+}
+
+/// [`login`] from the communicator options; `temp_name` names a temporary key pair when the template
+/// does not.
+fn login_from(
+    c: &bakery_template::schema::amazon_ebs::CommunicatorConfig,
+    temp_name: impl FnOnce() -> String,
+) -> Login {
     let given_name = c.ssh_keypair_name.clone().filter(|s| !s.is_empty());
+    if c.communicator == "none" {
+        return Login::NoConnection(given_name);
+    }
     if let Some(file) = c.ssh_private_key_file.as_deref().filter(|s| !s.is_empty()) {
         return Login::KeyFile(expand_home(file), given_name);
     }
@@ -53,7 +68,7 @@ fn login(cx: &Ctx) -> Login {
         .temporary_key_pair_name
         .clone()
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| cx.temp_name());
+        .unwrap_or_else(temp_name);
     let key_type = match c.temporary_key_pair_type.as_str() {
         "rsa" => KeyType::Rsa,
         _ => KeyType::Ed25519,
@@ -79,6 +94,9 @@ impl Step<Ctx, State> for KeyPair {
             }
             Login::Agent(name) => format!("SSH: agent authentication{}", named(&name)),
             Login::Password(_) => "SSH: password".to_string(),
+            Login::NoConnection(name) => {
+                format!("no connection (communicator none){}", named(&name))
+            }
             Login::Temporary(name, key_type) => format!(
                 "would create in {}: temporary key pair {name} ({})",
                 cx.region(),
@@ -107,6 +125,12 @@ impl Step<Ctx, State> for KeyPair {
             }
             Login::Password(pw) => {
                 st.key = Some(SshKey::Password(pw));
+                return Ok(());
+            }
+            Login::NoConnection(key_name) => {
+                cx.ui.say(&cx.name, "Not using temporary keypair");
+                // No key material: only the key pair name the instance launches with.
+                st.key = Some(SshKey::Agent { key_name });
                 return Ok(());
             }
             Login::Temporary(name, key_type) => (name, key_type),
@@ -181,4 +205,46 @@ pub fn write_private(path: &std::path::Path, pem: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(pem.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login_for(extra: &str) -> Login {
+        let cfg = crate::amazon_ebs::state::test_config(extra);
+        login_from(&cfg.comm, || "packer_temp".into())
+    }
+
+    /// ssh_private_key_file (with ssh_keypair_name), ssh_agent_auth, ssh_password, else a temporary key.
+    #[test]
+    fn the_login_follows_the_template() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id");
+        std::fs::write(&key, "PEM").unwrap();
+        assert_eq!(
+            login_for(&format!(
+                r#","ssh_private_key_file":"{}","ssh_keypair_name":"mine""#,
+                key.display()
+            )),
+            Login::KeyFile(key.clone(), Some("mine".into()))
+        );
+        assert_eq!(
+            login_for(r#","ssh_agent_auth":true,"ssh_keypair_name":"mine""#),
+            Login::Agent(Some("mine".into()))
+        );
+        assert_eq!(
+            login_for(r#","ssh_password":"pw""#),
+            Login::Password("pw".into())
+        );
+        assert_eq!(
+            login_for(""),
+            Login::Temporary("packer_temp".into(), KeyType::Ed25519)
+        );
+        // communicator none: no connection, no temporary key.
+        assert_eq!(
+            login_for(r#","communicator":"none""#),
+            Login::NoConnection(None)
+        );
+    }
 }

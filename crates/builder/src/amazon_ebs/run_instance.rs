@@ -6,16 +6,18 @@ use crate::ec2::{block_devices, judge_instance, merge};
 use crate::resource::{Kind, terminate_instance};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    HttpTokensState, IamInstanceProfileSpecification, InstanceMetadataEndpointState,
-    InstanceMetadataOptionsRequest, InstanceMetadataTagsState,
-    InstanceNetworkInterfaceSpecification, InstanceStateName, InstanceType, ResourceType,
-    ShutdownBehavior,
+    CapacityReservationPreference, CapacityReservationSpecification, CapacityReservationTarget,
+    CreditSpecificationRequest, EnclaveOptionsRequest, HttpTokensState,
+    IamInstanceProfileSpecification, InstanceMetadataEndpointState, InstanceMetadataOptionsRequest,
+    InstanceMetadataTagsState, InstanceNetworkInterfaceSpecification, InstanceStateName,
+    InstanceType, LicenseConfigurationRequest, ResourceType, ShutdownBehavior, Tenancy,
 };
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
 use bakery_core::poll::Poller;
 use bakery_core::propagation::{PROPAGATION_TIMEOUT, retry_propagation};
 use bakery_core::tags::ec2_tag_spec;
+use bakery_template::schema::amazon_ebs::RunConfig;
 
 /// Launches the instance (on demand, or spot through [`super::spot_instance`]).
 #[derive(Default)]
@@ -37,15 +39,59 @@ fn user_data(cx: &Ctx) -> Result<Option<String>, StepError> {
 }
 
 /// Spot instance types without a spot price launch nothing: refuse before anything is created.
-fn check_spot_options(
-    run: &bakery_template::schema::amazon_ebs::RunConfig,
-) -> Result<(), StepError> {
+fn check_spot_options(run: &RunConfig) -> Result<(), StepError> {
     if !run.is_spot_instance() && !run.spot_instance_types.is_empty() {
         return Err(StepError::msg(
             "spot_instance_types needs spot_price (\"auto\" or a maximum price) to launch a spot instance",
         ));
     }
     Ok(())
+}
+
+/// The instance's placement: `availability_zone`, and `placement` (or the old top-level `tenancy`).
+fn placement(run: &RunConfig) -> Option<aws_sdk_ec2::types::Placement> {
+    let given = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
+    let p = run.placement.clone().unwrap_or_default();
+    let az = given(&run.availability_zone);
+    let tenancy = given(&p.tenancy).or_else(|| given(&run.tenancy));
+    let host_id = given(&p.host_id);
+    let group = given(&p.host_resource_group_arn);
+    if az.is_none() && tenancy.is_none() && host_id.is_none() && group.is_none() {
+        return None;
+    }
+    Some(
+        aws_sdk_ec2::types::Placement::builder()
+            .set_availability_zone(az)
+            .set_tenancy(tenancy.map(|t| Tenancy::from(t.as_str())))
+            .set_host_id(host_id)
+            .set_host_resource_group_arn(group)
+            .build(),
+    )
+}
+
+/// `capacity_reservation_preference`, `capacity_reservation_id` or `capacity_reservation_group_arn`
+/// (validate allows one at most).
+fn capacity_reservation(run: &RunConfig) -> Option<CapacityReservationSpecification> {
+    let given = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
+    let id = given(&run.capacity_reservation_id);
+    let group = given(&run.capacity_reservation_group_arn);
+    if id.is_some() || group.is_some() {
+        return Some(
+            CapacityReservationSpecification::builder()
+                .capacity_reservation_target(
+                    CapacityReservationTarget::builder()
+                        .set_capacity_reservation_id(id)
+                        .set_capacity_reservation_resource_group_arn(group)
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    run.capacity_reservation_preference.map(|p| {
+        CapacityReservationSpecification::builder()
+            .capacity_reservation_preference(CapacityReservationPreference::from(p.as_str()))
+            .build()
+    })
 }
 
 /// RunInstances' idempotency token: one per run and shown build name (`--each-var-file` runs share the
@@ -65,6 +111,10 @@ fn info(i: &aws_sdk_ec2::types::Instance) -> InstanceInfo {
             .map(str::to_string),
         private_dns: i
             .private_dns_name()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        ipv6: i
+            .ipv6_address()
             .filter(|s| !s.is_empty())
             .map(str::to_string),
         az: i
@@ -233,10 +283,31 @@ impl RunInstance {
                     .build(),
             );
         }
-        if let Some(az) = run.availability_zone.as_deref().filter(|s| !s.is_empty()) {
-            req = req.placement(
-                aws_sdk_ec2::types::Placement::builder()
-                    .availability_zone(az)
+        req = req.set_placement(placement(run));
+        req = req
+            .set_capacity_reservation_specification(capacity_reservation(run))
+            .set_license_specifications(
+                Some(
+                    run.license_specifications
+                        .iter()
+                        .filter_map(|l| l.license_configuration_arn.clone())
+                        .filter(|arn| !arn.is_empty())
+                        .map(|arn| {
+                            LicenseConfigurationRequest::builder()
+                                .license_configuration_arn(arn)
+                                .build()
+                        })
+                        .collect::<Vec<_>>(),
+                )
+                .filter(|v| !v.is_empty()),
+            );
+        if run.enable_nitro_enclave {
+            req = req.enclave_options(EnclaveOptionsRequest::builder().enabled(true).build());
+        }
+        if run.enable_unlimited_credits || run.enable_t2_unlimited {
+            req = req.credit_specification(
+                CreditSpecificationRequest::builder()
+                    .cpu_credits("unlimited")
                     .build(),
             );
         }
@@ -353,4 +424,38 @@ pub async fn terminate_builder(cx: &Ctx, st: &mut State) -> Result<(), StepError
     cx.removed(Kind::Instance, cx.region(), &id);
     st.instance = None;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(members: &str) -> RunConfig {
+        crate::amazon_ebs::state::test_config(members).run.clone()
+    }
+
+    #[test]
+    fn capacity_reservation_preference_is_sent_alone() {
+        let spec = capacity_reservation(&run(r#","capacity_reservation_preference": "open""#))
+            .expect("a specification");
+        assert_eq!(
+            spec.capacity_reservation_preference(),
+            Some(&CapacityReservationPreference::Open)
+        );
+        assert!(spec.capacity_reservation_target().is_none());
+        let spec = capacity_reservation(&run(r#","capacity_reservation_id": "cr-1""#)).unwrap();
+        assert_eq!(
+            spec.capacity_reservation_target()
+                .and_then(|t| t.capacity_reservation_id()),
+            Some("cr-1")
+        );
+        assert!(spec.capacity_reservation_preference().is_none());
+        // Unset, Packer's default: no reservation.
+        assert_eq!(
+            capacity_reservation(&run(""))
+                .and_then(|s| s.capacity_reservation_preference().cloned()),
+            Some(CapacityReservationPreference::None)
+        );
+        assert!(placement(&run("")).is_none());
+    }
 }

@@ -102,6 +102,10 @@ impl Step<Ctx, State> for SecurityGroup {
             Route::Bastion => "the VPC's CIDR blocks".to_string(),
             Route::Public => "this machine's public address".to_string(),
             Route::Private(_) => "this machine's address on the route to the instance".to_string(),
+            Route::Ipv6 => {
+                "this machine's IPv6 address on the route to the instance's (once launched)"
+                    .to_string()
+            }
         };
         let from = format!("{from}: {why}");
         Ok(vec![format!(
@@ -179,6 +183,8 @@ impl Step<Ctx, State> for SecurityGroup {
                     &st.vpc_cidrs,
                 )?]
             }
+            // Unknown until the instance has its IPv6 address: authorize_for_launched adds it.
+            Route::Ipv6 => Vec::new(),
         };
         st.ssh_route = Some(route);
         let name = cx.temp_name();
@@ -208,6 +214,16 @@ impl Step<Ctx, State> for SecurityGroup {
         st.temporary_security_group = Some(id.clone());
         cx.ui.message(&cx.name, &format!("{name} ({id})"));
         let port = i32::from(cx.cfg.comm.ssh_port);
+        if cidrs.is_empty() {
+            cx.ui.say(
+                &cx.name,
+                &format!(
+                    "The temporary security group allows nothing until the instance runs ({why})"
+                ),
+            );
+            st.security_group_ids = vec![id];
+            return Ok(());
+        }
         cx.ui.say(
             &cx.name,
             &format!(
@@ -263,14 +279,38 @@ pub async fn delete_temporary(cx: &Ctx, st: &mut State) -> Result<(), StepError>
 /// After launch: a public route was chosen but the instance got no public address, so bake will connect
 /// to its private address; authorize this machine's address on that route too.
 pub async fn authorize_for_launched(cx: &Ctx, st: &mut State) -> Result<(), StepError> {
-    let (Some(group), Some(Route::Public)) =
-        (st.temporary_security_group.clone(), st.ssh_route.clone())
+    let (Some(group), Some(route)) = (st.temporary_security_group.clone(), st.ssh_route.clone())
     else {
         return Ok(());
     };
     let Some(inst) = st.instance.as_ref() else {
         return Ok(());
     };
+    let port = i32::from(cx.cfg.comm.ssh_port);
+    if route == Route::Ipv6 {
+        let v6 = inst
+            .ipv6
+            .as_deref()
+            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+            .ok_or_else(|| {
+                StepError::msg(
+                    "ssh_interface is ipv6 but the instance has no IPv6 address (launch it in a subnet with an IPv6 range that assigns one)",
+                )
+            })?;
+        let src = super::ssh_source::local_source_for(v6)
+            .filter(std::net::IpAddr::is_ipv6)
+            .ok_or_else(|| StepError::msg(format!("this machine has no IPv6 route to {v6}")))?;
+        let cidr = super::ssh_source::host_cidr(src);
+        cx.ui.say(
+            &cx.name,
+            &format!("Authorizing port {port} from {cidr} (this machine's IPv6 address on the route to {v6})"),
+        );
+        authorize(cx, &group, &permission(port, std::slice::from_ref(&cidr))).await?;
+        return Ok(());
+    }
+    if route != Route::Public {
+        return Ok(());
+    }
     if inst.public_ip.is_some()
         || cx
             .cfg
@@ -289,7 +329,6 @@ pub async fn authorize_for_launched(cx: &Ctx, st: &mut State) -> Result<(), Step
         return Ok(());
     };
     let cidr = private_source(Some(private), st.subnet_cidr.as_deref(), &st.vpc_cidrs)?;
-    let port = i32::from(cx.cfg.comm.ssh_port);
     cx.ui.say(
         &cx.name,
         &format!(
@@ -322,17 +361,7 @@ mod tests {
     use std::net::IpAddr;
 
     fn cfg(extra: &str) -> bakery_template::schema::AmazonEbsConfig {
-        let text = format!(
-            r#"{{"builders":[{{"type":"amazon-ebs","region":"us-east-1","source_ami":"ami-1","instance_type":"t3.micro","ssh_username":"admin","ami_name":"x-{{{{timestamp}}}}"{extra}}}]}}"#
-        );
-        let p = std::path::Path::new("/t/template.json");
-        let tpl = bakery_template::template::parse_text(p, p, text).expect("parses");
-        let loaded = bakery_template::load::load_template(tpl, &Default::default()).expect("valid");
-        loaded.builds[0]
-            .builder
-            .as_amazon_ebs()
-            .expect("amazon-ebs")
-            .clone()
+        crate::amazon_ebs::state::test_config(extra)
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //!    for a runner in the same VPC, a peered VPC, behind a transit gateway or a VPN, where the VPC's own
 //!    range is not.
 //!
+//! 5. **IPv6** — `ssh_interface: ipv6`: this machine's IPv6 address on the route to the instance's IPv6
+//!    address, as a /128 rule added once the launched instance has that address.
+//!
 //! If a public route was chosen and the launched instance has no public address after all, the private
 //! route's address is authorized too before connecting (`security_group::authorize_for_launched`). Every choice is said
 //! in the log with its reason. Nothing is ever opened to the world by default.
@@ -33,6 +36,9 @@ pub enum Route {
     Public,
     /// To a private address: `ssh_host`'s, or one of the instance's network (unknown before launch).
     Private(Option<IpAddr>),
+    /// `ssh_interface: ipv6`: to the instance's IPv6 address, from this machine's IPv6 address on the route
+    /// to it (authorized once the launched instance has its address).
+    Ipv6,
 }
 
 /// What the subnet says, when bake asked.
@@ -117,6 +123,12 @@ pub fn decide(
         }
         Some("public_ip" | "public_dns") => {
             return (Route::Public, "ssh_interface is public".into());
+        }
+        Some("ipv6") => {
+            return (
+                Route::Ipv6,
+                "ssh_interface is ipv6: this machine's IPv6 address on the route to the instance's, authorized once the instance has one".into(),
+            );
         }
         _ => {}
     }

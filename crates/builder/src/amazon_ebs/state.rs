@@ -238,6 +238,8 @@ pub struct InstanceInfo {
     pub public_dns: Option<String>,
     /// Private DNS name.
     pub private_dns: Option<String>,
+    /// IPv6 address, if any.
+    pub ipv6: Option<String>,
     /// Its availability zone.
     pub az: Option<String>,
 }
@@ -277,4 +279,21 @@ pub struct State {
     pub snapshots: BTreeMap<String, Vec<String>>,
     /// Data for late templates (`{{.BuildRegion}}`, `{{.SourceAMI}}`, `{{build `ID`}}`...).
     pub late: LateContext,
+}
+
+/// A validated amazon-ebs configuration with `extra` members (`,"key":value...`) on top of a minimal
+/// builder, for unit tests.
+#[cfg(test)]
+pub fn test_config(extra: &str) -> bakery_template::schema::AmazonEbsConfig {
+    let text = format!(
+        r#"{{"builders":[{{"type":"amazon-ebs","region":"us-east-1","source_ami":"ami-1","instance_type":"t3.micro","ssh_username":"admin","ami_name":"x-{{{{timestamp}}}}"{extra}}}]}}"#
+    );
+    let p = std::path::Path::new("/t/template.json");
+    let tpl = bakery_template::template::parse_text(p, p, text).expect("parses");
+    let loaded = bakery_template::load::load_template(tpl, &Default::default()).expect("valid");
+    loaded.builds[0]
+        .builder
+        .as_amazon_ebs()
+        .expect("amazon-ebs")
+        .clone()
 }

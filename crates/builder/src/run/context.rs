@@ -21,6 +21,7 @@ pub fn aws_settings(cfg: &AmazonEbsConfig, endpoint_url: Option<&str>) -> AwsSet
     AwsSettings {
         region: ne(&a.region),
         profile: ne(&a.profile),
+        shared_credentials_file: ne(&a.shared_credentials_file),
         access_key: ne(&a.access_key),
         secret_key: ne(&a.secret_key),
         token: ne(&a.token),
@@ -35,12 +36,26 @@ pub fn aws_settings(cfg: &AmazonEbsConfig, endpoint_url: Option<&str>) -> AwsSet
                     duration: r
                         .duration_seconds
                         .map(|s| Duration::from_secs(s.max(0) as u64)),
+                    policy: ne(&r.policy),
+                    policy_arns: r.policy_arns.clone(),
+                    tags: r.tags.clone().into_iter().collect(),
                 })
         }),
         endpoint_url: endpoint_url.map(str::to_string),
         ec2_endpoint: ne(&a.custom_endpoint_ec2),
         max_retries: (a.max_retries > 0).then_some(a.max_retries as u32),
     }
+}
+
+/// `aws_polling` (`delay_seconds`, `max_attempts`), when the template sets it.
+fn template_polling(cfg: &AmazonEbsConfig) -> Option<PollOverrides> {
+    cfg.access.aws_polling.as_ref().map(|p| PollOverrides {
+        delay: p
+            .delay_seconds
+            .filter(|d| *d > 0)
+            .map(|d| Duration::from_secs(d as u64)),
+        max_attempts: p.max_attempts.filter(|d| *d > 0).map(|d| d as u32),
+    })
 }
 
 /// SDK configs loaded once per distinct set of access settings.
@@ -95,13 +110,7 @@ pub(crate) async fn context(
         cfg.access.region.as_deref().filter(|s| !s.is_empty()),
         settings.ec2_endpoint.as_deref(),
     );
-    let polling = cfg.access.aws_polling.as_ref().map(|p| PollOverrides {
-        delay: p
-            .delay_seconds
-            .filter(|d| *d > 0)
-            .map(|d| Duration::from_secs(d as u64)),
-        max_attempts: p.max_attempts.filter(|d| *d > 0).map(|d| d as u32),
-    });
+    let polling = template_polling(cfg);
     Ctx {
         name,
         build: b.clone(),
@@ -122,5 +131,48 @@ pub(crate) async fn context(
         ),
         waits: shared.waits.clone(),
         in_flight: shared.in_flight.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The access options reach the SDK's settings, and aws_polling the poller.
+    #[test]
+    fn access_and_polling_options_reach_the_sdk_and_the_poller() {
+        let cfg = crate::amazon_ebs::state::test_config(
+            r#","profile":"probe-profile","access_key":"AKPROBE","secret_key":"SKPROBE","token":"TKPROBE","custom_endpoint_ec2":"https://ec2.probe.example","max_retries":4,"shared_credentials_file":"/probe/credentials","aws_polling":{"delay_seconds":7,"max_attempts":9},"assume_role":{"role_arn":"arn:aws:iam::210987654321:role/probe","session_name":"probe-session","external_id":"probe-ext","duration_seconds":1800,"policy":"{}","policy_arns":["arn:aws:iam::aws:policy/ReadOnlyAccess"],"tags":{"team":"probe"}}"#,
+        );
+        let s = aws_settings(&cfg, Some("http://127.0.0.1:1"));
+        // region comes from the builder's "region" (us-east-1 in the test template).
+        assert_eq!(s.region.as_deref(), Some("us-east-1"));
+        assert_eq!(s.profile.as_deref(), Some("probe-profile"));
+        assert_eq!(
+            s.shared_credentials_file.as_deref(),
+            Some("/probe/credentials")
+        );
+        assert_eq!(
+            (
+                s.access_key.as_deref(),
+                s.secret_key.as_deref(),
+                s.token.as_deref()
+            ),
+            (Some("AKPROBE"), Some("SKPROBE"), Some("TKPROBE"))
+        );
+        assert_eq!(s.ec2_endpoint.as_deref(), Some("https://ec2.probe.example"));
+        assert_eq!(s.endpoint_url.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(s.max_retries, Some(4));
+        let r = s.assume_role.expect("assume_role");
+        assert_eq!(r.role_arn, "arn:aws:iam::210987654321:role/probe");
+        assert_eq!(r.session_name.as_deref(), Some("probe-session"));
+        assert_eq!(r.external_id.as_deref(), Some("probe-ext"));
+        assert_eq!(r.duration, Some(Duration::from_secs(1800)));
+        assert_eq!(r.policy.as_deref(), Some("{}"));
+        assert_eq!(r.policy_arns, ["arn:aws:iam::aws:policy/ReadOnlyAccess"]);
+        assert_eq!(r.tags, [("team".to_string(), "probe".to_string())]);
+        let p = template_polling(&cfg).expect("aws_polling");
+        assert_eq!(p.delay, Some(Duration::from_secs(7)));
+        assert_eq!(p.max_attempts, Some(9));
     }
 }

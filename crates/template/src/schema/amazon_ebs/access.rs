@@ -13,15 +13,15 @@ pub struct AccessConfig {
     pub assume_role: Option<AssumeRoleConfig>,
     /// EC2 endpoint URL (e.g. a local emulator); `AWS_ENDPOINT_URL` and `--endpoint-url` also set it.
     pub custom_endpoint_ec2: Option<String>,
-    /// Path of a shared credentials file. Accepted; bakery reads the SDK's usual files instead.
+    /// Path of a shared credentials file, read instead of `~/.aws/credentials` (with `profile`).
     pub shared_credentials_file: Option<String>,
-    /// Decode "encoded authorization failure" messages with STS. Accepted; bakery does not act on it.
+    /// Decode "encoded authorization failure" messages with STS. Ignored with a warning.
     pub decode_authorization_messages: bool,
-    /// Skip TLS certificate checks of the endpoint. Accepted; bakery does not act on it.
+    /// Skip TLS certificate checks of the endpoint. Refused: bakery always checks them.
     pub insecure_skip_tls_verify: bool,
     /// How many times an API call is retried (the SDK's standard retry mode). Default: 10 (also when 0).
     pub max_retries: i64,
-    /// MFA code for an assumed role. Accepted; bakery does not act on it.
+    /// MFA code for an assumed role. Refused (support.rs).
     pub mfa_code: Option<String>,
     /// Named profile of the shared config and credentials files (else `AWS_PROFILE`).
     pub profile: Option<String>,
@@ -29,9 +29,9 @@ pub struct AccessConfig {
     pub region: Option<String>,
     /// Static secret key; needs `access_key` too. Printed as `<sensitive>`.
     pub secret_key: Option<String>,
-    /// Accepted and changes nothing: bakery never asks the instance metadata service for a check.
+    /// Ignored with a warning: bakery never asks the instance metadata service for a check.
     pub skip_metadata_api_check: bool,
-    /// Accepted and changes nothing: bakery makes no STS check of the credentials.
+    /// Ignored with a warning: bakery makes no STS check of the credentials.
     pub skip_credential_validation: bool,
     /// Session token for temporary `access_key`/`secret_key` credentials. Printed as `<sensitive>`.
     pub token: Option<String>,
@@ -50,15 +50,16 @@ pub struct AssumeRoleConfig {
     pub duration_seconds: Option<i64>,
     /// External id the role's trust policy asks for.
     pub external_id: Option<String>,
-    /// Inline IAM policy narrowing the session. Accepted; bakery does not pass it on.
+    /// Inline IAM policy narrowing the session (AssumeRole's `Policy`).
     pub policy: Option<String>,
-    /// Managed policy ARNs narrowing the session. Accepted; bakery does not pass them on.
+    /// Managed policy ARNs narrowing the session (AssumeRole's `PolicyArns`).
     pub policy_arns: Vec<String>,
     /// Name of the role session.
     pub session_name: Option<String>,
-    /// Session tags. Accepted; bakery does not pass them on.
+    /// Session tags (AssumeRole's `Tags`).
     pub tags: BTreeMap<String, String>,
-    /// Session tag keys passed on to later roles. Accepted; bakery does not pass them on.
+    /// Session tag keys passed on to later roles. Refused (support.rs): the SDK's role provider cannot
+    /// send them.
     pub transitive_tag_keys: Vec<String>,
 }
 
@@ -123,16 +124,14 @@ pub fn decode(d: &mut Decoder, f: &mut Fields) -> AccessConfig {
     }
 }
 
-/// Packer's access checks, plus bakery's refusal of Vault.
+/// Packer's access checks.
 pub fn validate(a: &AccessConfig, errs: &mut Vec<String>) {
-    if a.vault_aws_engine.is_some() {
-        if a.access_key.is_some() {
-            errs.push(
-                "If you have set vault_aws_engine, you must not set the access_key or secret_key."
-                    .into(),
-            );
-        }
-        errs.push("vault_aws_engine is not supported by bakery (it does not read Vault); provide credentials through the AWS environment, a profile or access_key/secret_key".into());
+    // Vault itself is refused by the support table (support.rs); Packer's own check stays.
+    if a.vault_aws_engine.is_some() && a.access_key.is_some() {
+        errs.push(
+            "If you have set vault_aws_engine, you must not set the access_key or secret_key."
+                .into(),
+        );
     }
     if a.access_key.is_some() != a.secret_key.is_some() {
         errs.push("`access_key` and `secret_key` must both be either set or not set.".into());

@@ -17,25 +17,26 @@ pub struct AmiConfig {
     /// Description of the AMI. Rendered late, at the create-AMI step, with `.BuildRegion`, `.SourceAMI`,
     /// `.SourceAMIName`, ... available.
     pub ami_description: Option<LateTemplate>,
-    /// Virtualization type (`hvm` or `paravirtual`). Accepted; bakery keeps the source AMI's.
+    /// Virtualization type (`hvm` or `paravirtual`). Ignored with a warning: the image keeps the
+    /// instance's (support.rs).
     pub ami_virtualization_type: Option<String>,
     /// Account ids the AMI is shared with (launch permission), in every region it exists in.
     pub ami_users: Vec<String>,
     /// Groups the AMI is shared with (`all` makes it public).
     pub ami_groups: Vec<String>,
-    /// Organization ARNs the AMI is shared with. Accepted and checked; bakery does not share with them.
+    /// Organization ARNs the AMI is shared with (launch permission), in every region it exists in.
     pub ami_org_arns: Vec<String>,
-    /// Organizational unit ARNs the AMI is shared with. Accepted and checked; bakery does not share
-    /// with them.
+    /// Organizational unit ARNs the AMI is shared with (launch permission), in every region it exists in.
     pub ami_ou_arns: Vec<String>,
-    /// Product codes attached to the AMI. Accepted; bakery does not attach them.
+    /// Product codes attached to the AMI (ModifyImageAttribute), in every region it exists in.
     pub ami_product_codes: Vec<String>,
     /// Regions the AMI is copied to (all at once) after it is created. Duplicates and the build region
     /// are dropped, as Packer does.
     pub ami_regions: Vec<String>,
-    /// Accepted and changes nothing: bakery does not check region names against a region list.
+    /// Ignored with a warning: bakery does not check region names against a region list.
     pub skip_region_validation: bool,
-    /// Minutes a region copy may take (time-based copy). Accepted; bakery does not act on it.
+    /// Minutes a region copy may take (CopyImage's time-based copy: AWS completes the snapshots' copy
+    /// within them, at a charge).
     pub snapshot_copy_duration_minutes: Option<i64>,
     /// Tags of the AMI (and of its copies); `tag` blocks (`key`, `value`) are merged in. Rendered late,
     /// like `ami_description`.
@@ -57,11 +58,12 @@ pub struct AmiConfig {
     pub kms_key_id: Option<String>,
     /// Per copy region: the KMS key for that region's copy. When set, every `ami_regions` entry needs one.
     pub region_kms_key_ids: BTreeMap<String, String>,
-    /// Do not keep the AMI in the build region (only its copies). Accepted; bakery keeps it.
+    /// Do not keep the AMI in the build region (only its copies). Refused (support.rs).
     pub skip_save_build_region: bool,
-    /// `v2.0` makes instances of the AMI require IMDSv2. Accepted and checked; bakery does not set it.
+    /// `v2.0` makes instances of the AMI require IMDSv2 (ModifyImageAttribute `ImdsSupport`, in every
+    /// region).
     pub imds_support: Option<ImdsSupport>,
-    /// RFC 3339 time at which the AMI is deprecated. Accepted and checked; bakery does not set it.
+    /// RFC 3339 time at which the AMI is deprecated (EnableImageDeprecation, in every region).
     pub deprecate_at: Option<String>,
     /// Tags of the AMI's snapshots, on top of `tags` (which they get too); `snapshot_tag` blocks (`key`,
     /// `value`) are merged in. Rendered late, like `ami_description`.
@@ -70,7 +72,8 @@ pub struct AmiConfig {
     pub snapshot_users: Vec<String>,
     /// Groups the AMI's snapshots are shared with (`all` makes them public).
     pub snapshot_groups: Vec<String>,
-    /// Deregistration protection of the AMI. Accepted; bakery does not set it.
+    /// Deregistration protection of the AMI (EnableImageDeregistrationProtection, in every region, as
+    /// the build's last call).
     pub deregistration_protection: DeregistrationProtection,
 }
 

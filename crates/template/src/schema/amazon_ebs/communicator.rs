@@ -10,8 +10,8 @@ use std::time::Duration;
 /// The communicator's options. They sit at the top level of the builder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommunicatorConfig {
-    /// How bakery connects: `ssh` (default), `winrm` or `none` (no connection, no provisioners);
-    /// `docker` and `dockerWindowsContainer` are accepted too. bakery connects over SSH only.
+    /// How bakery connects: `ssh` (default) or `none` (no connection, no key pair, no provisioners);
+    /// `winrm`, `docker` and `dockerWindowsContainer` are refused (support.rs).
     pub communicator: Communicator,
     /// Wait this long after the instance is up before the first connection attempt.
     pub pause_before_connecting: Option<Duration>,
@@ -32,19 +32,19 @@ pub struct CommunicatorConfig {
     /// with SHA-1 signatures, and an ed25519 key costs EC2 nothing to make) or `rsa` (Packer 1.6.6's
     /// default).
     pub temporary_key_pair_type: KeyPairType,
-    /// Size of a temporary RSA key. Accepted; bakery lets EC2 make the key.
+    /// Size of a temporary RSA key. Ignored with a warning: EC2 makes the key.
     pub temporary_key_pair_bits: Option<i64>,
-    /// SSH ciphers to offer. Accepted; bakery uses its SSH library's defaults.
+    /// SSH ciphers to offer. Refused (support.rs): bakery's SSH client cannot be narrowed to a list.
     pub ssh_ciphers: Vec<String>,
-    /// Remove `~/.ssh/authorized_keys` of the user before the image is made. Accepted; bakery does not
-    /// act on it.
+    /// With a temporary key pair: remove its public key from the user's and root's `authorized_keys`
+    /// after provisioning, before the image is made (a failure is reported, as Packer does).
     pub ssh_clear_authorized_keys: bool,
-    /// SSH key exchange algorithms to offer. Accepted; bakery uses its SSH library's defaults.
+    /// SSH key exchange algorithms to offer. Refused (support.rs).
     pub ssh_key_exchange_algorithms: Vec<String>,
     /// Private key file to log in with (with `ssh_keypair_name`, or a key already on the source AMI);
     /// `~/` is expanded and the file must exist.
     pub ssh_private_key_file: Option<String>,
-    /// SSH certificate for `ssh_private_key_file`. Accepted and checked; bakery does not use it.
+    /// SSH certificate for `ssh_private_key_file`. Refused (support.rs).
     pub ssh_certificate_file: Option<String>,
     /// Ask for a pseudo-terminal for remote commands.
     pub ssh_pty: bool,
@@ -53,7 +53,7 @@ pub struct CommunicatorConfig {
     pub ssh_timeout: Option<Duration>,
     /// Authenticate with the local SSH agent (`SSH_AUTH_SOCK`).
     pub ssh_agent_auth: bool,
-    /// Do not forward the SSH agent to the instance. Accepted; bakery never forwards it.
+    /// Do not forward the SSH agent to the instance. Ignored with a warning: bakery never forwards it.
     pub ssh_disable_agent_forwarding: bool,
     /// How many SSH handshakes to try; 10 unless `ssh_timeout` is set.
     pub ssh_handshake_attempts: Option<i64>,
@@ -61,23 +61,23 @@ pub struct CommunicatorConfig {
     pub ssh_bastion_host: Option<String>,
     /// Bastion SSH port; 22 by default (also when 0).
     pub ssh_bastion_port: u16,
-    /// Authenticate to the bastion with the local SSH agent. Accepted; bakery does not act on it.
+    /// Authenticate to the bastion with the local SSH agent (also the default when the bastion has no
+    /// key file and no password).
     pub ssh_bastion_agent_auth: bool,
     /// User on the bastion.
     pub ssh_bastion_username: Option<String>,
     /// Password on the bastion.
     pub ssh_bastion_password: Option<String>,
-    /// Keyboard-interactive authentication on the bastion. Accepted; bakery does not act on it.
+    /// Keyboard-interactive authentication on the bastion. Refused (support.rs).
     pub ssh_bastion_interactive: bool,
     /// Private key file for the bastion (default: `ssh_private_key_file`); must exist.
     pub ssh_bastion_private_key_file: Option<String>,
-    /// SSH certificate for the bastion key (default: `ssh_certificate_file`). Accepted and checked;
-    /// bakery does not use it.
+    /// SSH certificate for the bastion key (default: `ssh_certificate_file`). Refused (support.rs).
     pub ssh_bastion_certificate_file: Option<String>,
-    /// `scp` (default) or `sftp`. Accepted and checked; bakery always sends one tar stream over one
+    /// `scp` (default) or `sftp`. Ignored with a warning: bakery always sends one tar stream over one
     /// channel.
     pub ssh_file_transfer_method: String,
-    /// SOCKS5 proxy to connect through (not with a bastion). Accepted and checked; bakery does not use it.
+    /// SOCKS5 proxy to connect through (not with a bastion). Refused (support.rs).
     pub ssh_proxy_host: Option<String>,
     /// SOCKS5 proxy port; 1080 by default (also when 0).
     pub ssh_proxy_port: u16,
@@ -87,17 +87,15 @@ pub struct CommunicatorConfig {
     pub ssh_proxy_password: Option<String>,
     /// Interval of SSH keep-alives; 5s by default (also when 0), None when disabled with a negative value.
     pub ssh_keep_alive_interval: Option<Duration>,
-    /// Give up on a connection silent for this long. Accepted; bakery does not act on it.
+    /// Give up on a connection silent for this long. Ignored with a warning (support.rs).
     pub ssh_read_write_timeout: Option<Duration>,
-    /// Remote tunnels, `[bind:]port:host:hostport` as `ssh -R`. Accepted and checked; bakery does not
-    /// open them.
+    /// Remote tunnels, `[bind:]port:host:hostport` as `ssh -R`. Refused (support.rs).
     pub ssh_remote_tunnels: Vec<String>,
-    /// Local tunnels, `[bind:]port:host:hostport` as `ssh -L`. Accepted and checked; bakery does not
-    /// open them.
+    /// Local tunnels, `[bind:]port:host:hostport` as `ssh -L`. Refused (support.rs).
     pub ssh_local_tunnels: Vec<String>,
-    /// Public key to install (set by Packer itself, not by templates). Accepted; unused.
+    /// Public key to install (set by Packer itself, not by templates). Ignored with a warning.
     pub ssh_public_key: Option<String>,
-    /// Private key content (set by Packer itself, not by templates). Accepted; unused.
+    /// Private key content (set by Packer itself, not by templates). Ignored with a warning.
     pub ssh_private_key: Option<String>,
     /// WinRM user; required with the `winrm` communicator.
     pub winrm_username: Option<String>,

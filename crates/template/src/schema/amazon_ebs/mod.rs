@@ -23,6 +23,7 @@ pub mod metadata;
 pub mod placement;
 pub mod renamed;
 pub mod run;
+pub mod support;
 
 pub use access::{AccessConfig, AssumeRoleConfig, AwsPolling, VaultAwsEngine};
 pub use ami::{AmiConfig, DeregistrationProtection, ImdsSupport};
@@ -77,7 +78,7 @@ pub struct AmazonEbsConfig {
     /// Do not create the AMI: the build provisions the instance, then cleans up without an image
     /// (test runs).
     pub skip_create_ami: bool,
-    /// Do not copy `run_tags` onto the AMI and its snapshots. Accepted and changes nothing: bakery never
+    /// Do not copy `run_tags` onto the AMI and its snapshots. Ignored with a warning: bakery never
     /// copies them (the AMI gets `tags`).
     pub skip_ami_run_tags: bool,
     /// Block devices of the AMI (volumes added to, or changed in, the image's mapping).
@@ -87,10 +88,10 @@ pub struct AmazonEbsConfig {
     /// Tags of the builder instance's volumes; `run_volume_tag` blocks (`name`, `value`) are merged in.
     /// Rendered late, at the launch step.
     pub run_volume_tags: LateMap,
-    /// Leave the source AMI's instance-store (ephemeral) devices out of the mappings. Accepted; bakery
-    /// does not act on it.
+    /// Leave the source AMI's instance-store (ephemeral) devices out of the mappings. Refused
+    /// (support.rs).
     pub no_ephemeral: bool,
-    /// Windows fast launch of the AMI (see `fast_launch.rs`).
+    /// Windows fast launch of the AMI (see `fast_launch.rs`). Refused: bakery builds no Windows AMIs.
     pub fast_launch: Option<FastLaunchConfig>,
 }
 

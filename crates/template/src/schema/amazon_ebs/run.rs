@@ -23,36 +23,34 @@ pub struct RunConfig {
     pub associate_public_ip_address: Option<bool>,
     /// Availability zone to launch in (unset: AWS picks, or the subnet's).
     pub availability_zone: Option<String>,
-    /// Spot block duration in minutes, a multiple of 60. Accepted and checked; bakery does not use it.
+    /// Spot block duration in minutes, a multiple of 60. Refused: AWS no longer offers spot blocks.
     pub block_duration_minutes: i64,
-    /// `none` (the default when no reservation is named) or `open`. Accepted and checked; bakery does
-    /// not use it.
+    /// `none` (the default when no reservation is named) or `open` (RunInstances'
+    /// `CapacityReservationSpecification`).
     pub capacity_reservation_preference: Option<CapacityReservationPreference>,
-    /// Capacity reservation to launch into. Accepted and checked; bakery does not use it.
+    /// Capacity reservation to launch into.
     pub capacity_reservation_id: Option<String>,
-    /// Capacity reservation group to launch into. Accepted and checked; bakery does not use it.
+    /// Capacity reservation group to launch into.
     pub capacity_reservation_group_arn: Option<String>,
     /// Do not stop the instance before the image is made (the provisioners must stop it).
     pub disable_stop_instance: bool,
     /// Launch the instance EBS-optimized.
     pub ebs_optimized: bool,
-    /// Turn on Nitro Enclaves (not with spot or burstable types). Accepted and checked; bakery does not
-    /// use it.
+    /// Turn on Nitro Enclaves (not with spot or burstable types).
     pub enable_nitro_enclave: bool,
-    /// Deprecated name of `enable_unlimited_credits` (warning). Accepted and checked; bakery does not
-    /// use it.
+    /// Deprecated name of `enable_unlimited_credits` (warning).
     pub enable_t2_unlimited: bool,
-    /// Unlimited CPU credits for a burstable (T2/T3/T4g) instance. Accepted and checked; bakery does not
-    /// use it.
+    /// Unlimited CPU credits for a burstable (T2/T3/T4g) instance.
     pub enable_unlimited_credits: bool,
     /// Instance profile (name) for the instance; bakery passes it at launch.
     pub iam_instance_profile: Option<String>,
     /// Tags of the spot fleet request; `fleet_tag` blocks (`key`, `value`) are merged in. Rendered late.
     /// Only with a spot instance.
     pub fleet_tags: LateMap,
-    /// Accepted and changes nothing: bakery does not check the instance profile before launch.
+    /// Ignored with a warning: bakery does not check the instance profile before launch.
     pub skip_profile_validation: bool,
-    /// Policy of a temporary instance profile Packer would create. Accepted; bakery does not create one.
+    /// Policy of a temporary instance profile Packer would create. Refused (support.rs): bakery does
+    /// not create IAM roles yet.
     pub temporary_iam_instance_profile_policy_document: Option<PolicyDocument>,
     /// What an OS shutdown does to the instance: `stop` (default) or `terminate`
     /// (`shutdown_behaviour` is the old spelling).
@@ -78,7 +76,7 @@ pub struct RunConfig {
     pub spot_instance_types: Vec<String>,
     /// Maximum spot price, or `auto` (capped at the on-demand price). Unset, empty or `0`: on demand.
     pub spot_price: Option<String>,
-    /// Deprecated by Packer (warning); accepted and changes nothing.
+    /// Deprecated by Packer; ignored with a warning.
     pub spot_price_auto_product: Option<String>,
     /// Tags of the spot request and launch template; `spot_tag` blocks (`key`, `value`) are merged in.
     /// Rendered late. Only with a spot instance.
@@ -87,7 +85,7 @@ pub struct RunConfig {
     pub subnet_filter: Option<SubnetFilter>,
     /// Subnet to launch in (unset: `subnet_filter`, else the default VPC's).
     pub subnet_id: Option<String>,
-    /// License Manager configurations for the instance. Accepted; bakery does not use them.
+    /// License Manager configurations for the instance.
     pub license_specifications: Vec<LicenseSpecification>,
     /// Tenancy and dedicated host of the instance.
     pub placement: Option<Placement>,
@@ -98,8 +96,8 @@ pub struct RunConfig {
     /// then allows only the VPC (when it reaches the instance from inside) or this machine's public
     /// address, where Packer opens 0.0.0.0/0.
     pub temporary_security_group_source_cidrs: Vec<String>,
-    /// Allow only this machine's public address in the temporary security group. Accepted; bakery's
-    /// default already narrows the source (see `temporary_security_group_source_cidrs`).
+    /// Allow only this machine's public address in the temporary security group. Ignored with a
+    /// warning: bakery's default already narrows the source (see `temporary_security_group_source_cidrs`).
     pub temporary_security_group_source_public_ip: bool,
     /// User data of the instance (not with `user_data_file`).
     pub user_data: Option<String>,
@@ -109,14 +107,15 @@ pub struct RunConfig {
     pub vpc_filter: Option<NameValueFilter>,
     /// VPC of the instance and the temporary security group.
     pub vpc_id: Option<String>,
-    /// How long to wait for a Windows password; 20m by default (also when 0). Accepted; bakery does not
-    /// fetch Windows passwords.
+    /// How long to wait for a Windows password; 20m by default (also when 0). Ignored with a warning:
+    /// bakery does not build Windows images.
     pub windows_password_timeout: Duration,
     /// The instance's metadata service settings (defaults as AWS's).
     pub metadata_options: MetadataOptions,
     /// Which address bakery connects to: `public_ip`, `private_ip`, `public_dns`, `private_dns` or
     /// `session_manager` (unset: public address when there is one, else private). `ssh_private_ip: true`
-    /// is the old spelling of `private_ip`. bakery does not support `session_manager` at run time.
+    /// is the old spelling of `private_ip`; `ipv6` the instance's IPv6 address. `session_manager` is refused
+    /// at validate (support.rs).
     pub ssh_interface: Option<SshInterface>,
     /// With `session_manager`: wait this long before starting the session; 10s by default (also when 0).
     pub pause_before_ssm: Duration,
@@ -164,8 +163,10 @@ pub enum SshInterface {
     PublicDns,
     /// `private_dns`: the private DNS name.
     PrivateDns,
-    /// `session_manager`: an SSM session tunnel (checked; not supported by bakery at run time).
+    /// `session_manager`: an SSM session tunnel (refused at validate: see support.rs).
     SessionManager,
+    /// `ipv6`: the instance's IPv6 address.
+    Ipv6,
 }
 
 impl Choice for SshInterface {
@@ -175,6 +176,7 @@ impl Choice for SshInterface {
         ("public_dns", SshInterface::PublicDns),
         ("private_dns", SshInterface::PrivateDns),
         ("session_manager", SshInterface::SessionManager),
+        ("ipv6", SshInterface::Ipv6),
     ];
 
     fn invalid(_key: &str, value: &str) -> String {
