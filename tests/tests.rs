@@ -10,6 +10,7 @@
 mod bake_each;
 mod bake_lab;
 mod bake_realism;
+mod bake_secrets;
 mod bake_spot;
 mod bake_ssm;
 mod cli;

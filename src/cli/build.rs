@@ -62,11 +62,15 @@ fn output(args: &BuildArgs) -> Output {
     }
 }
 
-/// `-on-error=ask`: what to do about a failed step, asked on the terminal.
-fn ask(step: &str, err: &StepError) -> AskAnswer {
+/// `-on-error=ask`: what to do about a failed step, asked on the terminal (the error masked like every
+/// other output).
+fn ask(ui: &Ui, step: &str, err: &StepError) -> AskAnswer {
     use std::io::BufRead;
     eprintln!(
-        "Step \"{step}\" failed: {err}\n[c] Clean up and exit, [a] abort without cleanup, or [r] retry step (build may fail even if retry succeeds)?"
+        "{}",
+        ui.mask(&format!(
+            "Step \"{step}\" failed: {err}\n[c] Clean up and exit, [a] abort without cleanup, or [r] retry step (build may fail even if retry succeeds)?"
+        ))
     );
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
@@ -108,11 +112,13 @@ pub async fn run(args: BuildArgs) -> i32 {
         cancel_cleanup: CancellationToken::new(),
     };
     interrupt::watch(ui.clone(), INTERRUPT_MESSAGES, tokens.clone());
-    let ask = (config.on_error == OnError::Ask).then(|| Box::new(ask) as AskFn);
+    let asking_ui = ui.clone();
+    let ask = (config.on_error == OnError::Ask)
+        .then(|| Box::new(move |step: &str, err: &StepError| ask(&asking_ui, step, err)) as AskFn);
     match run::build(&config, &checked, &ui, tokens, ask).await {
         Ok(outcome) => exit_code(outcome),
         Err(e) => {
-            eprintln!("bake: {e}");
+            eprintln!("bake: {}", ui.mask(&e.to_string()));
             1
         }
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use bakery_template::engine::go_quote;
 use bakery_template::late::{LateContext, LateTemplate};
+use bakery_template::schema::shell::is_env_name;
 
 use crate::error::ProvisionError;
 
@@ -33,7 +34,7 @@ pub fn collect(
             message: e.message,
         })?;
         match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => {
+            Some((k, v)) if is_env_name(k) => {
                 vars.insert(k.to_string(), v.to_string());
             }
             _ => {
@@ -45,6 +46,12 @@ pub fn collect(
         }
     }
     for (k, t) in env {
+        if !is_env_name(k) {
+            return Err(ProvisionError::BadEnvVar {
+                provisioner,
+                entry: k.clone(),
+            });
+        }
         let v = t.render(late).map_err(|e| ProvisionError::Render {
             provisioner,
             field: format!("env[{k}]"),

@@ -22,8 +22,11 @@ pub enum ProvisionError {
         /// The template engine's message.
         message: String,
     },
-    /// A rendered `environment_vars` entry is not `KEY=VALUE`.
-    #[error("{provisioner}: Environment variable not in format 'key=value': {entry}")]
+    /// A rendered `environment_vars` entry is not `KEY=VALUE` with a variable name for a key (or an `env`
+    /// key is not a variable name): anything else would be shell syntax in the command.
+    #[error(
+        "{provisioner}: Environment variable not in format 'key=value' with a variable name (letters, digits, _) as key: {entry}"
+    )]
     BadEnvVar {
         /// `shell` or `shell-local`.
         provisioner: &'static str,

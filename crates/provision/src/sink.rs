@@ -20,7 +20,7 @@ impl<'a> UiSink<'a> {
     /// One line from `stream`.
     pub fn line(&self, stream: Stream, line: &str) {
         self.ui
-            .remote_line(self.build, stream, clean_output_line(line));
+            .remote_line(self.build, stream, &clean_output_line(line));
     }
 }
 

@@ -25,13 +25,38 @@ impl OutputSink for (Vec<String>, Vec<String>) {
 
 /// Packer's clean-up of a remote output line before display: trailing
 /// whitespace is trimmed and only the text after the last carriage return is
-/// kept (what a terminal would show after `\r` progress updates).
-pub fn clean_output_line(line: &str) -> &str {
+/// kept (what a terminal would show after `\r` progress updates). Then, beyond
+/// Packer, control characters other than tab are shown as `^X` (ESC as `^[`):
+/// the instance must not drive this machine's terminal (move the cursor, rewrite
+/// earlier lines, set the title, or hide text) through its output.
+pub fn clean_output_line(line: &str) -> std::borrow::Cow<'_, str> {
     let line = line.trim_end();
-    match line.rfind('\r') {
+    let line = match line.rfind('\r') {
         Some(i) => &line[i + 1..],
         None => line,
+    };
+    if !line.chars().any(is_control) {
+        return std::borrow::Cow::Borrowed(line);
     }
+    let mut out = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        match c {
+            c if is_control(c) && (c as u32) < 0x20 => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            '\u{7f}' => out.push_str("^?"),
+            c if is_control(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A character a terminal would act on rather than print (tab excepted): C0, DEL, and the C1 range
+/// (U+0080..U+009F, where a terminal may read CSI as U+009B).
+fn is_control(c: char) -> bool {
+    (c.is_control() && c != '\t') || ('\u{80}'..='\u{9f}').contains(&c)
 }
 
 /// Prints lines the way Packer 1.6.6 does for a build named `name`
@@ -165,6 +190,16 @@ mod tests {
         assert_eq!(clean_output_line("a\rb"), "b");
         assert_eq!(clean_output_line("  trailing   "), "  trailing");
         assert_eq!(clean_output_line("50%\r100%\r"), "100%");
+    }
+
+    #[test]
+    fn terminal_escapes_are_shown_not_obeyed() {
+        assert_eq!(
+            clean_output_line("\x1b[2J\x1b]0;pwned\x07ok"),
+            "^[[2J^[]0;pwned^Gok"
+        );
+        assert_eq!(clean_output_line("a\tb\x7f\u{9b}31m"), "a\tb^?\\u{9b}31m");
+        assert_eq!(clean_output_line("plain"), "plain");
     }
 
     #[test]

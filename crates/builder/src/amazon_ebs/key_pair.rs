@@ -176,6 +176,16 @@ impl Step<Ctx, State> for KeyPair {
     }
 
     async fn cleanup(&mut self, cx: &Ctx, st: &mut State, _o: Outcome) -> Result<(), StepError> {
+        // `-debug`'s copy of the key goes with the key pair, as in Packer.
+        if let Some(path) = self.debug_file.take()
+            && let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            cx.ui.error(
+                &cx.name,
+                &format!("Error removing debug key {}: {e}", path.display()),
+            );
+        }
         delete_temporary(cx, st).await
     }
 }
@@ -194,14 +204,25 @@ pub async fn delete_temporary(cx: &Ctx, st: &mut State) -> Result<(), StepError>
     Ok(())
 }
 
-/// Writes a private key readable by its owner only (created 0600, never widened).
+/// Writes a private key readable by its owner only: a new file created 0600 (O_CREAT|O_EXCL, which never
+/// follows a symlink), after removing an earlier regular file of that name; a symlink there is refused.
 pub fn write_private(path: &std::path::Path, pem: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "is a symbolic link; refusing to write a private key through it",
+            ));
+        }
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)?;
     f.write_all(pem.as_bytes())
@@ -246,5 +267,25 @@ mod tests {
             login_for(r#","communicator":"none""#),
             Login::NoConnection(None)
         );
+    }
+
+    /// `-debug`'s key file: 0600 even where a wider file was, never through a symlink.
+    #[test]
+    fn the_debug_key_is_private_and_never_follows_a_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ec2_amazon-ebs.pem");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&path, "PEM").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "PEM");
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.path().join("link.pem");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(write_private(&link, "PEM").is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
     }
 }

@@ -57,6 +57,18 @@ pub(crate) fn extract<R: Read>(
     }
 }
 
+/// The mode a downloaded file or directory gets here: the instance's, without setuid, setgid, sticky
+/// and world-write (an instance must not be able to plant a setuid or world-writable file on this
+/// machine).
+pub(crate) fn local_mode(remote: u32) -> u32 {
+    remote & 0o775
+}
+
+fn set_local_mode(path: &Path, remote: u32) -> Result<(), SshError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(local_mode(remote)))
+        .map_err(|e| local("setting mode of", path, e))
+}
+
 fn extract_file<R: Read>(archive: &mut Archive<R>, target: &Path) -> Result<UploadStats, SshError> {
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(|e| local("creating", parent, e))?;
@@ -70,11 +82,12 @@ fn extract_file<R: Read>(archive: &mut Archive<R>, target: &Path) -> Result<Uplo
         if entry.header().entry_type() != EntryType::Regular || stats.files > 0 {
             continue;
         }
-        entry.set_preserve_permissions(true);
+        let mode = entry.header().mode().unwrap_or(0o644);
         stats.bytes = entry.size();
         entry
             .unpack(target)
             .map_err(|e| local("writing", target, e))?;
+        set_local_mode(target, mode)?;
         stats.files = 1;
     }
     if stats.files == 0 {
@@ -106,7 +119,7 @@ fn extract_tree<R: Read>(
             .components()
             .filter(|c| !matches!(c, Component::CurDir))
             .collect();
-        let mode = entry.header().mode().unwrap_or(0o755) & 0o7777;
+        let mode = local_mode(entry.header().mode().unwrap_or(0o755));
         match entry.header().entry_type() {
             EntryType::Directory => {
                 if rel.as_os_str().is_empty() {
@@ -129,7 +142,7 @@ fn extract_tree<R: Read>(
                 stats.dirs += 1;
             }
             EntryType::Regular | EntryType::Link => {
-                entry.set_preserve_permissions(true);
+                let regular = entry.header().entry_type() == EntryType::Regular;
                 entry.set_preserve_mtime(true);
                 stats.bytes += entry.size();
                 let written = entry
@@ -141,6 +154,9 @@ fn extract_tree<R: Read>(
                         format!("unsafe path {rel:?} in download"),
                     );
                     return Err(local("downloading to", target, e));
+                }
+                if regular {
+                    set_local_mode(&target.join(&rel), mode)?;
                 }
                 stats.files += 1;
             }

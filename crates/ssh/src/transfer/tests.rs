@@ -249,3 +249,33 @@ fn download_targets_follow_scp() {
     assert_eq!(remote_basename("/a/b//"), "b");
     assert_eq!(remote_basename("b"), "b");
 }
+
+/// A download never lands a setuid, setgid, sticky or world-writable mode here, whatever the instance
+/// has (the remote side runs the real helper over files with those modes).
+#[test]
+fn downloads_drop_setuid_setgid_and_world_write() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("remote");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("suid"), "x").unwrap();
+    fs::write(src.join("sub/open"), "y").unwrap();
+    fs::set_permissions(src.join("suid"), fs::Permissions::from_mode(0o6755)).unwrap();
+    fs::set_permissions(src.join("sub/open"), fs::Permissions::from_mode(0o666)).unwrap();
+    fs::set_permissions(src.join("sub"), fs::Permissions::from_mode(0o1777)).unwrap();
+    // The source modes really are special (a filesystem that drops them would prove nothing).
+    assert_eq!(mode(&src.join("suid")), 0o6755);
+    let (ok, out, err) = run_helper(&download_command(src.to_str().unwrap()), t.path(), b"");
+    assert!(ok, "{err}");
+    let dst = t.path().join("local");
+    extract::extract(&out[..], src.to_str().unwrap(), &dst).unwrap();
+    assert_eq!(mode(&dst.join("suid")), 0o755);
+    assert_eq!(mode(&dst.join("sub/open")), 0o664);
+    assert_eq!(mode(&dst.join("sub")), 0o775);
+    // One file: the same rule.
+    let (ok, out, err) = run_helper(&download_command("remote/suid"), t.path(), b"");
+    assert!(ok, "{err}");
+    let one = t.path().join("one");
+    extract::extract(&out[..], "remote/suid", &one).unwrap();
+    assert_eq!(mode(&one), 0o755);
+    fs::set_permissions(src.join("sub"), fs::Permissions::from_mode(0o755)).unwrap();
+}

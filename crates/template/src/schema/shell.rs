@@ -191,13 +191,31 @@ pub fn validate(cfg: &ShellConfig, d: &mut Decoder, pos: Pos) {
         }
     }
     check_env_vars(&cfg.environment_vars, d, pos);
+    check_env_keys(cfg.env.keys(), d, pos);
+}
+
+/// Every `env` key is a variable name.
+pub fn check_env_keys<'k>(keys: impl Iterator<Item = &'k String>, d: &mut Decoder, pos: Pos) {
+    for k in keys.filter(|k| !is_env_name(k)) {
+        d.err(
+            pos,
+            format!("env: {k:?} is not a variable name (letters, digits and _, not starting with a digit): it would be run by the remote shell"),
+        );
+    }
 }
 
 /// "K=V" with a non-empty key, for every entry.
 pub fn check_env_vars(vars: &[LateTemplate], d: &mut Decoder, pos: Pos) {
     for kv in vars {
         match kv.raw().split_once('=') {
-            Some((k, _)) if !k.is_empty() => {}
+            // A key still holding a template is checked once rendered, at run time.
+            Some((k, _)) if !k.is_empty() && (k.contains("{{") || is_env_name(k)) => {}
+            Some((k, _)) if !k.is_empty() => d.err(
+                pos,
+                format!(
+                    "environment_vars: {k:?} is not a variable name (letters, digits and _, not starting with a digit): it would be run by the remote shell"
+                ),
+            ),
             _ => d.err(
                 pos,
                 format!(
@@ -206,5 +224,58 @@ pub fn check_env_vars(vars: &[LateTemplate], d: &mut Decoder, pos: Pos) {
                 ),
             ),
         }
+    }
+}
+
+/// A POSIX shell variable name: `[A-Za-z_][A-Za-z0-9_]*`. Anything else in the `KEY='value' ` prefix
+/// bake puts before a script would be shell syntax (`A;id;B=x` runs `id`).
+pub fn is_env_name(k: &str) -> bool {
+    let mut chars = k.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::load::{LoadOptions, load_template};
+    use crate::template::parse_text;
+    use std::path::Path;
+
+    fn errors(provisioner: &str) -> Vec<String> {
+        let text = format!(
+            r#"{{"builders":[{{"type":"amazon-ebs","region":"us-east-1","source_ami":"ami-1","instance_type":"t3.micro","ssh_username":"admin","ami_name":"env-test"}}],
+                "provisioners":[{provisioner}]}}"#
+        );
+        let tpl = parse_text(Path::new("/t/e.json"), Path::new("e.json"), text).unwrap();
+        match load_template(tpl, &LoadOptions::default()) {
+            Ok(_) => vec![],
+            Err(d) => d.0.into_iter().map(|d| d.message).collect(),
+        }
+    }
+
+    /// A key that is not a variable name would be shell syntax in `KEY='value' script`.
+    #[test]
+    fn environment_keys_must_be_variable_names() {
+        let e = errors(r#"{"type":"shell","inline":["true"],"environment_vars":["A;id;B=x"]}"#);
+        assert!(
+            e.iter()
+                .any(|m| m.contains("\"A;id;B\" is not a variable name")),
+            "{e:?}"
+        );
+        let e = errors(r#"{"type":"shell","inline":["true"],"env":{"X$(id)":"1"}}"#);
+        assert!(
+            e.iter().any(|m| m.contains("is not a variable name")),
+            "{e:?}"
+        );
+        let e = errors(r#"{"type":"shell-local","inline":["true"],"environment_vars":["1A=x"]}"#);
+        assert!(
+            e.iter().any(|m| m.contains("is not a variable name")),
+            "{e:?}"
+        );
+        // Values stay free (quoted as Packer quotes them).
+        let e = errors(r#"{"type":"shell","inline":["true"],"environment_vars":["A_1=x;y 'z'"]}"#);
+        assert!(e.is_empty(), "{e:?}");
     }
 }

@@ -2,7 +2,7 @@
 //! both, as in Packer): commands run on the machine running bakery.
 
 use super::common::{late_strings, make_late, stat};
-use super::shell::{check_env_vars, decode_env};
+use super::shell::{check_env_keys, check_env_vars, decode_env};
 use crate::decode::{Decoder, Fields};
 use crate::funcs::FuncContext;
 use crate::json::Pos;
@@ -141,4 +141,5 @@ pub fn validate(cfg: &ShellLocalConfig, d: &mut Decoder, pos: Pos) {
         d.err(pos, "Packer is unable to use the Command and Inline features with the Windows Linux Subsystem. Please use the Script or Scripts options instead");
     }
     check_env_vars(&cfg.environment_vars, d, pos);
+    check_env_keys(cfg.env.keys(), d, pos);
 }
