@@ -26,6 +26,8 @@ pub struct Communicator {
     bastion: Option<Hop>,
     cancel: CancellationToken,
     session: Option<Session>,
+    /// The remote user's umask, asked once (uploads land under it, as scp's do).
+    umask: tokio::sync::OnceCell<u32>,
 }
 
 impl Communicator {
@@ -68,6 +70,7 @@ impl Communicator {
             bastion,
             cancel,
             session: None,
+            umask: tokio::sync::OnceCell::new(),
         };
         comm.session = Some(comm.establish().await?);
         Ok(comm)
@@ -147,7 +150,26 @@ impl Communicator {
             addr: &addr,
             cancel: &self.cancel,
         };
-        transfer::upload_path(&link, local, remote).await
+        let umask = self.remote_umask().await;
+        transfer::upload_path(&link, local, remote, umask).await
+    }
+
+    /// The remote user's umask (`umask` in its shell), asked on first use; 022 if it cannot be read.
+    async fn remote_umask(&self) -> u32 {
+        *self
+            .umask
+            .get_or_init(|| async {
+                let mut out = (Vec::new(), Vec::new());
+                match self.exec("umask", &mut out).await {
+                    Ok(status) if status.success() => out
+                        .0
+                        .first()
+                        .and_then(|l| u32::from_str_radix(l.trim(), 8).ok())
+                        .map_or(0o022, |m| m & 0o777),
+                    _ => 0o022,
+                }
+            })
+            .await
     }
 
     /// Writes `data` as the remote file `remote` (not a directory) with

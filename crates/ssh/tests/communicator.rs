@@ -513,6 +513,35 @@ async fn upload_dir_to_absent_destination_copies_contents_byte_for_byte_with_mod
     assert_eq!(check(&comm, &format!("'{dst}/run.sh'")).await, "ran");
 }
 
+/// As scp: a group-writable checkout lands under the remote umask (0664 -> 0644, 0775 -> 0755 with the
+/// usual 022), and set-uid bits are not sent.
+#[tokio::test]
+async fn uploads_land_under_the_remote_umask_as_scp_does() {
+    let comm = connect().await;
+    let dir = RemoteDir::new(&comm).await;
+    assert_eq!(check(&comm, "umask").await, "0022", "the lab user's umask");
+    let local = tempfile::tempdir().unwrap();
+    let tree = local.path().join("checkout");
+    fs::create_dir_all(tree.join("sub")).unwrap();
+    fs::write(tree.join("sub/file"), "x").unwrap();
+    fs::write(tree.join("tool"), "y").unwrap();
+    set_mode(&tree.join("sub/file"), 0o664);
+    set_mode(&tree.join("tool"), 0o4775);
+    set_mode(&tree.join("sub"), 0o775);
+    set_mode(&tree, 0o775);
+    let dst = dir.join("landed");
+    comm.upload_path(&tree, &dst).await.unwrap();
+    assert_eq!(mode_of(&comm, &dst).await, "755");
+    assert_eq!(mode_of(&comm, &format!("{dst}/sub")).await, "755");
+    assert_eq!(mode_of(&comm, &format!("{dst}/sub/file")).await, "644");
+    assert_eq!(mode_of(&comm, &format!("{dst}/tool")).await, "755");
+    let one = dir.join("one");
+    comm.upload_path(&tree.join("sub/file"), &one)
+        .await
+        .unwrap();
+    assert_eq!(mode_of(&comm, &one).await, "644");
+}
+
 #[tokio::test]
 async fn upload_dir_to_existing_destination_nests_it() {
     let comm = connect().await;

@@ -15,8 +15,13 @@ use tar::{Builder, EntryType, Header};
 use super::stats::UploadStats;
 use crate::error::SshError;
 
-/// Writes the contents of directory `root` (not `root` itself) as a tar archive.
-pub(crate) fn write_tree<W: Write>(root: &Path, out: W) -> Result<UploadStats, SshError> {
+/// Writes the contents of directory `root` (not `root` itself) as a tar archive; every entry's mode is its
+/// permission bits less `umask` (the remote one: what scp lands).
+pub(crate) fn write_tree<W: Write>(
+    root: &Path,
+    out: W,
+    umask: u32,
+) -> Result<UploadStats, SshError> {
     let mut builder = Builder::new(BufWriter::with_capacity(super::pipe::CHUNK, out));
     let mut stats = UploadStats::default();
     let root_meta = fs::metadata(root).map_err(|e| local("reading", root, e))?;
@@ -27,6 +32,7 @@ pub(crate) fn write_tree<W: Write>(root: &Path, out: W) -> Result<UploadStats, S
         Path::new(""),
         &mut ancestors,
         &mut stats,
+        umask,
     )?;
     let mut inner = builder
         .into_inner()
@@ -70,6 +76,7 @@ fn add_dir_contents<W: Write>(
     rel: &Path,
     ancestors: &mut Vec<(u64, u64)>,
     stats: &mut UploadStats,
+    umask: u32,
 ) -> Result<(), SshError> {
     let mut names: Vec<_> = fs::read_dir(dir)
         .map_err(|e| local("listing", dir, e))?
@@ -94,17 +101,17 @@ fn add_dir_contents<W: Write>(
                     ),
                 ));
             }
-            let mut header = header_for(&meta, EntryType::Directory, 0);
+            let mut header = header_for(&meta, EntryType::Directory, 0, umask);
             builder
                 .append_data(&mut header, with_slash(&rel_path), io::empty())
                 .map_err(|e| local("archiving", &path, e))?;
             stats.dirs += 1;
             ancestors.push(id);
-            add_dir_contents(builder, &path, &rel_path, ancestors, stats)?;
+            add_dir_contents(builder, &path, &rel_path, ancestors, stats, umask)?;
             ancestors.pop();
         } else if meta.is_file() {
             let file = File::open(&path).map_err(|e| local("opening", &path, e))?;
-            let mut header = header_for(&meta, EntryType::Regular, meta.len());
+            let mut header = header_for(&meta, EntryType::Regular, meta.len(), umask);
             let reader = ExactReader {
                 inner: file,
                 remaining: meta.len(),
@@ -128,12 +135,12 @@ fn with_slash(rel: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Mode and mtime from the local file; owner 0 and no names, so that a
+/// Mode (permission bits less `umask`) and mtime from the local file; owner 0 and no names, so that a
 /// remote root extracting the archive never assigns our local uid.
-fn header_for(meta: &Metadata, kind: EntryType, size: u64) -> Header {
+fn header_for(meta: &Metadata, kind: EntryType, size: u64, umask: u32) -> Header {
     let mut h = Header::new_gnu();
     h.set_entry_type(kind);
-    h.set_mode(meta.mode() & 0o7777);
+    h.set_mode(meta.mode() & 0o777 & !umask);
     h.set_mtime(meta.mtime().max(0) as u64);
     h.set_uid(0);
     h.set_gid(0);
@@ -203,7 +210,7 @@ mod tests {
         fs::set_permissions(root.join("sub/b.txt"), fs::Permissions::from_mode(0o600)).unwrap();
         symlink("run.sh", root.join("link")).unwrap();
         let mut out = Vec::new();
-        let stats = write_tree(&root, &mut out).unwrap();
+        let stats = write_tree(&root, &mut out, 0).unwrap();
         assert_eq!(
             stats,
             UploadStats {
@@ -230,7 +237,7 @@ mod tests {
         fs::create_dir_all(t.path().join(&deep)).unwrap();
         fs::write(t.path().join(&deep).join("file"), "x").unwrap();
         let mut out = Vec::new();
-        write_tree(t.path(), &mut out).unwrap();
+        write_tree(t.path(), &mut out, 0).unwrap();
         let names: Vec<_> = entries(&out).into_iter().map(|e| e.0).collect();
         assert!(names.contains(&format!("{deep}/file")), "{names:?}");
     }
@@ -240,7 +247,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         fs::create_dir(t.path().join("a")).unwrap();
         symlink("..", t.path().join("a/up")).unwrap();
-        let err = write_tree(t.path(), Vec::new()).unwrap_err();
+        let err = write_tree(t.path(), Vec::new(), 0).unwrap_err();
         assert!(err.to_string().contains("symlink loop"), "{err}");
         assert!(err.to_string().contains("a/up"), "{err}");
     }
@@ -249,7 +256,7 @@ mod tests {
     fn dangling_symlink_names_the_path() {
         let t = tempfile::tempdir().unwrap();
         symlink("missing", t.path().join("dangling")).unwrap();
-        let err = write_tree(t.path(), Vec::new()).unwrap_err();
+        let err = write_tree(t.path(), Vec::new(), 0).unwrap_err();
         assert!(err.to_string().contains("dangling"), "{err}");
     }
 

@@ -23,12 +23,14 @@ picks the destination and runs `tar -xpof -`. Downloads are the mirror image
 Further deliberate differences from Packer: missing parent directories of
 the destination are created (Packer fails with `No such file or
 directory`); files keep their modification time (scp gives them the upload
-time); a file's exact mode is kept including set-uid/set-gid/sticky bits
-(Packer sends only the permission bits); a directory that already exists
-inside the destination gets the source directory's mode (scp leaves it).
+time); a file or directory that already exists inside the destination gets
+the source's mode (scp leaves it).
 
-In both: symlinks are followed; modes are preserved exactly (0755 scripts,
-0600 secrets, empty directories arrive); ownership is the remote user's (the
+In both: symlinks are followed; modes are the permission bits under the
+remote user's umask, as scp lands them (a group-writable 0664/0775 checkout
+lands 0644/0755 under umask 022; 0755 scripts and 0600 secrets keep their
+modes; set-uid/set-gid/sticky bits are not sent); empty directories arrive;
+ownership is the remote user's (the
 archive carries uid 0 and `tar -o` is used, so a remote root never assigns
 local uids). A destination starting with `~/` is relative to the remote home
 directory, as with Packer (whose scp command passes it through the remote
@@ -177,6 +179,7 @@ pub(crate) async fn upload_path(
     link: &Link<'_>,
     local: &Path,
     remote: &str,
+    umask: u32,
 ) -> Result<UploadStats, SshError> {
     check_remote(remote)?;
     let meta = std::fs::metadata(local).map_err(|e| SshError::Local {
@@ -184,7 +187,8 @@ pub(crate) async fn upload_path(
         path: local.to_path_buf(),
         source: e,
     })?;
-    let mode = meta.mode() & 0o7777;
+    // As scp: the permission bits only, under the remote umask.
+    let mode = meta.mode() & 0o777 & !umask;
     // The real name, also for `.` or `..`.
     let name = std::fs::canonicalize(local)
         .ok()
@@ -198,7 +202,7 @@ pub(crate) async fn upload_path(
         let contents_only = means_contents(local.as_os_str().as_bytes());
         let cmd = upload_dir_command(remote, &name, mode, contents_only);
         run_upload(link, cmd, from, remote, move |w| {
-            archive::write_tree(&owned, w)
+            archive::write_tree(&owned, w, umask)
         })
         .await
     } else if meta.is_file() {

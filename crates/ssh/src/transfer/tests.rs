@@ -56,7 +56,7 @@ fn source(root: &Path) -> std::path::PathBuf {
 
 fn upload_dir_locally(src: &Path, contents_only: bool, dst: &str, home: &Path) -> (bool, String) {
     let mut tar = Vec::new();
-    archive::write_tree(src, &mut tar).unwrap();
+    archive::write_tree(src, &mut tar, 0).unwrap();
     let cmd = upload_dir_command(dst, "tree", mode(src), contents_only);
     let (ok, _, err) = run_helper(&cmd, home, &tar);
     (ok, err)

@@ -210,6 +210,16 @@ pub fn validate(ami: &AmiConfig, region: Option<&str>, errs: &mut Vec<String>) {
             errs.push(format!("\"{k}\" is not a valid KMS Key Id."));
         }
     }
+    if let Some(k) = ami.kms_key_id.as_deref() {
+        errs.extend(kms_key_region_error("kms_key_id", k, region));
+    }
+    for (r, k) in &ami.region_kms_key_ids {
+        errs.extend(kms_key_region_error(
+            &format!("region_kms_key_ids[{r}]"),
+            k,
+            Some(r),
+        ));
+    }
     if !ami.snapshot_users.is_empty() {
         if ami.kms_key_id.is_none() && ami.region_kms_key_ids.is_empty() && encrypt {
             errs.push("Cannot share snapshot encrypted with default KMS key, see https://www.packer.io/docs/builders/amazon-ebs#region_kms_key_ids for more information".into());
@@ -236,15 +246,13 @@ pub fn validate(ami: &AmiConfig, region: Option<&str>, errs: &mut Vec<String>) {
     }
 }
 
-/// A KMS key id, alias, multi-region key id or key/alias ARN, as AWS accepts them.
+/// A KMS key id, alias, multi-region key id or key/alias ARN, as Packer's `ValidateKmsKey` accepts them:
+/// `arn:<partition>:kms:[<region>]:<12 digits>:key/<id>` or `...:alias/<name>`.
 fn valid_kms_key(k: &str) -> bool {
     fn key_id(s: &str) -> bool {
-        // Hex digits and dashes, starting with a hex digit; multi-region keys start with `mrk-`.
+        // Hex digits and dashes; multi-region keys start with `mrk-`.
         let s = s.strip_prefix("mrk-").unwrap_or(s);
-        s.len() >= 2
-            && s.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        !s.is_empty()
             && s.chars()
                 .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c) || c == '-')
     }
@@ -258,14 +266,80 @@ fn valid_kms_key(k: &str) -> bool {
     if key_id(k) || alias(k) {
         return true;
     }
-    // arn:aws[-xx[-gov]]:kms:[region]:ACCOUNT:key/ID or :alias/NAME
+    let Some(arn) = kms_arn(k) else {
+        return false;
+    };
+    let region_ok = arn.region.is_empty() || region_name(arn.region);
+    let account_ok = arn.account.len() == 12 && arn.account.chars().all(|c| c.is_ascii_digit());
+    let resource_ok = arn.resource.strip_prefix("key/").is_some_and(key_id) || alias(arn.resource);
+    region_ok
+        && account_ok
+        && resource_ok
+        && partition_of(arn.region).is_none_or(|p| p == arn.partition)
+        && matches!(arn.partition, "aws" | "aws-cn" | "aws-us-gov")
+}
+
+/// The parts of a KMS ARN.
+struct KmsArn<'a> {
+    partition: &'a str,
+    region: &'a str,
+    account: &'a str,
+    resource: &'a str,
+}
+
+fn kms_arn(k: &str) -> Option<KmsArn<'_>> {
     let parts: Vec<&str> = k.splitn(6, ':').collect();
-    if parts.len() == 6 && parts[0] == "arn" && parts[1].starts_with("aws") && parts[2] == "kms" {
-        let account_ok = parts[4].len() == 12 && parts[4].chars().all(|c| c.is_ascii_digit());
-        let res = parts[5];
-        return account_ok && (res.strip_prefix("key/").is_some_and(key_id) || alias(res));
+    (parts.len() == 6 && parts[0] == "arn" && parts[2] == "kms").then(|| KmsArn {
+        partition: parts[1],
+        region: parts[3],
+        account: parts[4],
+        resource: parts[5],
+    })
+}
+
+/// `us-east-1`, `us-gov-west-1`, `cn-north-1`: two letters, words, a digit.
+fn region_name(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].chars().all(|c| c.is_ascii_lowercase())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+}
+
+/// The partition a region is in (None for no region).
+fn partition_of(region: &str) -> Option<&'static str> {
+    if region.is_empty() {
+        None
+    } else if region.starts_with("cn-") {
+        Some("aws-cn")
+    } else if region.starts_with("us-gov-") {
+        Some("aws-us-gov")
+    } else {
+        Some("aws")
     }
-    false
+}
+
+/// A key given as an ARN must be in the region it encrypts in (KMS keys are regional) and in that
+/// region's partition; an id or alias is looked up in that region by AWS.
+fn kms_key_region_error(option: &str, key: &str, region: Option<&str>) -> Option<String> {
+    let arn = kms_arn(key)?;
+    let region = region.filter(|r| !r.is_empty())?;
+    if !arn.region.is_empty() && arn.region != region {
+        return Some(format!(
+            "{option}: the key {key} is in {}, but it encrypts in {region} (a KMS key works only in its own region)",
+            arn.region
+        ));
+    }
+    let partition = partition_of(region)?;
+    (arn.partition != partition).then(|| {
+        format!(
+            "{option}: the key {key} is in partition {}, but {region} is in {partition}",
+            arn.partition
+        )
+    })
 }
 
 #[cfg(test)]
@@ -281,5 +355,38 @@ mod tests {
         ));
         assert!(valid_kms_key("mrk-1a2b"));
         assert!(!valid_kms_key("not a key"));
+        assert!(valid_kms_key(
+            "arn:aws-cn:kms:cn-north-1:123456789012:alias/k"
+        ));
+        assert!(!valid_kms_key(
+            "arn:awsx:kms:us-east-1:123456789012:key/1a2b"
+        ));
+        assert!(!valid_kms_key("arn:aws:kms:us-east:123456789012:key/1a2b"));
+        assert!(!valid_kms_key(
+            "arn:aws:kms:cn-north-1:123456789012:key/1a2b"
+        ));
+    }
+
+    #[test]
+    fn kms_keys_are_checked_against_their_regions_and_partition() {
+        let key = "arn:aws:kms:eu-west-1:123456789012:key/1a2b";
+        assert!(kms_key_region_error("kms_key_id", key, Some("eu-west-1")).is_none());
+        let e =
+            kms_key_region_error("region_kms_key_ids[us-west-2]", key, Some("us-west-2")).unwrap();
+        assert!(
+            e.contains("is in eu-west-1, but it encrypts in us-west-2"),
+            "{e}"
+        );
+        let e = kms_key_region_error(
+            "kms_key_id",
+            "arn:aws:kms::123456789012:alias/x",
+            Some("us-gov-west-1"),
+        )
+        .unwrap();
+        assert!(
+            e.contains("partition aws, but us-gov-west-1 is in aws-us-gov"),
+            "{e}"
+        );
+        assert!(kms_key_region_error("kms_key_id", "alias/x", Some("us-west-2")).is_none());
     }
 }
