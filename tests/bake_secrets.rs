@@ -111,19 +111,7 @@ async fn a_sensitive_variable_never_shows_in_any_output_mode_manifest_journal_or
             parsed["builds"][0]["custom_data"]["password"], "<sensitive>",
             "{manifest}"
         );
-        for image in crate::common::amis_named(&c, &name).await {
-            c.ec2
-                .deregister_image()
-                .image_id(image.image_id().unwrap())
-                .send()
-                .await
-                .unwrap();
-            for m in image.block_device_mappings() {
-                if let Some(snap) = m.ebs().and_then(|e| e.snapshot_id()) {
-                    let _ = c.ec2.delete_snapshot().snapshot_id(snap).send().await;
-                }
-            }
-        }
+        crate::common::remove_amis_named(&c, &name).await;
     }
     // A killed run leaves its journal (for `bake cleanup`): masked, 0600 in a 0700 directory.
     let s = Scratch::new(lab, "secrets-killed");

@@ -1266,7 +1266,7 @@ async fn applied_options_reach_the_requests_they_change() {
                 failures.push(format!("bake {index}: {option}: {evidence:?}"));
             }
         }
-        remove_amis(&c, &name).await;
+        crate::common::remove_amis_named(&c, &name).await;
         assert_eq!(code, Some(0), "bake {index}: {shown}");
     }
     c.ec2
@@ -1283,43 +1283,4 @@ async fn applied_options_reach_the_requests_they_change() {
         .unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     crate::common::assert_nothing_left(&c, "after the option bakes").await;
-}
-
-/// Removes the AMIs named `name` in both regions (protection off first) with their snapshots.
-async fn remove_amis(c: &bakery_core::aws::Clients, name: &str) {
-    for region in [c.region.clone(), crate::common::COPY_REGION.to_string()] {
-        let ec2 = aws_sdk_ec2::Client::from_conf(
-            c.ec2
-                .config()
-                .to_builder()
-                .region(aws_sdk_ec2::config::Region::new(region))
-                .build(),
-        );
-        let images = ec2
-            .describe_images()
-            .owners("self")
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("name")
-                    .values(name)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        for image in images.images() {
-            let id = image.image_id().unwrap();
-            ec2.disable_image_deregistration_protection()
-                .image_id(id)
-                .send()
-                .await
-                .unwrap();
-            ec2.deregister_image().image_id(id).send().await.unwrap();
-            for m in image.block_device_mappings() {
-                if let Some(snap) = m.ebs().and_then(|e| e.snapshot_id()) {
-                    let _ = ec2.delete_snapshot().snapshot_id(snap).send().await;
-                }
-            }
-        }
-    }
 }

@@ -99,50 +99,46 @@ class RequestCounter:
         return [body]
 
 
+def lab_request(conn, params, region, service):
+    """One query-protocol request of the lab's own (its User-Agent keeps it out of the counts); the answer."""
+    conn.request(
+        "POST",
+        "/",
+        urllib.parse.urlencode(params),
+        {
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+            "User-Agent": f"{LAB_AGENT}-warm-up",
+            "Authorization": "AWS4-HMAC-SHA256 "
+            f"Credential=bakerylab/20000101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0",
+        },
+    )
+    resp = conn.getresponse()
+    return resp.status, resp.read()
+
+
 def warm_up(port, region, source_ami):
-    """The first EC2 call loads moto's AMIs; make it here, and check the lab's source AMI exists."""
-    body = urllib.parse.urlencode(
-        {"Action": "DescribeImages", "Version": "2016-11-15", "ImageId.1": source_ami}
-    )
+    """The first EC2 call loads moto's AMIs; make it here, and check the lab's source AMI exists. Then the
+    instance profile an account that launches builders has (`iam_instance_profile`)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.request(
-        "POST",
-        "/",
-        body,
-        {
-            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
-            "User-Agent": f"{LAB_AGENT}-warm-up",
-            "Authorization": "AWS4-HMAC-SHA256 "
-            f"Credential=bakerylab/20000101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0",
-        },
+    status, data = lab_request(
+        conn,
+        {"Action": "DescribeImages", "Version": "2016-11-15", "ImageId.1": source_ami},
+        region,
+        "ec2",
     )
-    resp = conn.getresponse()
-    data = resp.read()
-    if resp.status != 200 or f"<imageId>{source_ami}</imageId>".encode() not in data:
+    if status != 200 or f"<imageId>{source_ami}</imageId>".encode() not in data:
         raise SystemExit(
-            f"moto warm-up: DescribeImages {source_ami} in {region} answered "
-            f"{resp.status}: {data[:500]!r}"
+            f"moto warm-up: DescribeImages {source_ami} in {region} answered {status}: {data[:500]!r}"
         )
-    # An instance profile, as an account that launches builders has one (`iam_instance_profile`).
-    body = urllib.parse.urlencode(
+    status, data = lab_request(
+        conn,
         {"Action": "CreateInstanceProfile", "Version": "2010-05-08",
-         "InstanceProfileName": LAB_INSTANCE_PROFILE}
+         "InstanceProfileName": LAB_INSTANCE_PROFILE},
+        "us-east-1",
+        "iam",
     )
-    conn.request(
-        "POST",
-        "/",
-        body,
-        {
-            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
-            "User-Agent": f"{LAB_AGENT}-warm-up",
-            "Authorization": "AWS4-HMAC-SHA256 "
-            "Credential=bakerylab/20000101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
-        },
-    )
-    resp = conn.getresponse()
-    data = resp.read()
-    if resp.status != 200:
-        raise SystemExit(f"moto warm-up: CreateInstanceProfile answered {resp.status}: {data[:500]!r}")
+    if status != 200:
+        raise SystemExit(f"moto warm-up: CreateInstanceProfile answered {status}: {data[:500]!r}")
 
 
 def patch_moto_shared_classic_elbs():

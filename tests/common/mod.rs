@@ -457,6 +457,48 @@ pub async fn amis_named(c: &Clients, name: &str) -> Vec<aws_sdk_ec2::types::Imag
     out.images().to_vec()
 }
 
+/// Removes the AMIs named `name` in the lab region and [`COPY_REGION`] (deregistration protection off
+/// first) with their snapshots: what a test that keeps a bake's AMI cleans up after itself.
+pub async fn remove_amis_named(c: &Clients, name: &str) {
+    for region in [c.region.clone(), COPY_REGION.to_string()] {
+        let ec2 = aws_sdk_ec2::Client::from_conf(
+            c.ec2
+                .config()
+                .to_builder()
+                .region(aws_sdk_ec2::config::Region::new(region))
+                .build(),
+        );
+        let regional = Clients { ec2, ..c.clone() };
+        for image in amis_named(&regional, name).await {
+            let id = image.image_id().unwrap();
+            regional
+                .ec2
+                .disable_image_deregistration_protection()
+                .image_id(id)
+                .send()
+                .await
+                .unwrap();
+            regional
+                .ec2
+                .deregister_image()
+                .image_id(id)
+                .send()
+                .await
+                .unwrap();
+            for m in image.block_device_mappings() {
+                if let Some(snap) = m.ebs().and_then(|e| e.snapshot_id()) {
+                    let _ = regional
+                        .ec2
+                        .delete_snapshot()
+                        .snapshot_id(snap)
+                        .send()
+                        .await;
+                }
+            }
+        }
+    }
+}
+
 /// A minimal lab template: one amazon-ebs build running `provisioners` (a JSON array), plus `extra`
 /// builder options (`,"key":value...`).
 pub fn template(ami_name: &str, extra: &str, provisioners: &str) -> String {

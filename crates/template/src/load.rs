@@ -373,14 +373,14 @@ fn decode_build(
         if p.skips(&b.name) {
             continue;
         }
-        if let Some(pc) = decode_provisioner(tpl, p, &b.name, &pcx, diags) {
+        if let Some(pc) = decode_provisioner(tpl, p, &b.name, &rendered_name, &pcx, diags) {
             provisioners.push(pc);
         }
     }
     let error_cleanup_provisioner = tpl
         .error_cleanup_provisioner
         .as_ref()
-        .and_then(|p| decode_provisioner(tpl, p, &b.name, &pcx, diags));
+        .and_then(|p| decode_provisioner(tpl, p, &b.name, &rendered_name, &pcx, diags));
     let mut post_processors = Vec::new();
     for chain in &tpl.post_processors {
         let mut current = Vec::new();
@@ -430,6 +430,8 @@ fn merged_config(p: &ProvisionerDef, raw_build_name: &str, d: &mut Decoder) -> V
         };
         for m in over {
             match members.iter_mut().find(|x| x.key == m.key) {
+                // A null sets nothing (mapstructure leaves a field alone on nil), as in Packer.
+                Some(_) if m.value.is_null() => {}
                 Some(existing) => existing.value = merge_json(&existing.value, &m.value),
                 None => members.push(m.clone()),
             }
@@ -446,6 +448,7 @@ fn merge_json(base: &Json, over: &Json) -> Json {
             let mut out = a.clone();
             for m in b {
                 match out.iter_mut().find(|x| x.key == m.key) {
+                    Some(_) if m.value.is_null() => {}
                     Some(x) => x.value = merge_json(&x.value, &m.value),
                     None => out.push(m.clone()),
                 }
@@ -456,14 +459,17 @@ fn merge_json(base: &Json, over: &Json) -> Json {
     }
 }
 
+/// Decodes and checks provisioner `p` as prepared for one build (its `override` for that build merged in):
+/// its errors name the build, as Packer's "Failed to prepare build" does.
 fn decode_provisioner(
     tpl: &Template,
     p: &ProvisionerDef,
     raw_build_name: &str,
+    build_name: &str,
     cx: &Arc<FuncContext>,
     diags: &mut Diagnostics,
 ) -> Option<ProvisionerConfig> {
-    let prefix = format!("{}: ", p.label());
+    let prefix = format!("build {build_name:?}: {}: ", p.label());
     let t = p.provisioner_type.as_str();
     if !SUPPORTED_PROVISIONERS.contains(&t) {
         diags.push(

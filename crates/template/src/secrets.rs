@@ -89,19 +89,9 @@ fn forms(v: &str) -> Vec<String> {
 
 /// `v` as inside a JSON (or Go `%q`) string: `"` `\` and control characters escaped.
 fn json_escaped(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+    let mut quoted = String::with_capacity(v.len() + 2);
+    crate::json::write_json_string(v, &mut quoted);
+    quoted[1..quoted.len() - 1].to_string()
 }
 
 #[cfg(test)]

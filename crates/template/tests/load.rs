@@ -345,10 +345,10 @@ fn unknown_keys_are_reported_even_when_rendering_fails() {
         errs[1],
         "builder 1 (amazon-ebs): unknown configuration key: 'ssh_pasword'; did you mean 'ssh_password'?"
     );
-    assert!(errs[2].starts_with("provisioner 1 (shell): render 'inline'"));
+    assert!(errs[2].starts_with("build \"amazon-ebs\": provisioner 1 (shell): render 'inline'"));
     assert_eq!(
         errs[3],
-        "provisioner 1 (shell): unknown configuration key: 'scirpt'; did you mean 'script'?"
+        "build \"amazon-ebs\": provisioner 1 (shell): unknown configuration key: 'scirpt'; did you mean 'script'?"
     );
 }
 
@@ -395,10 +395,10 @@ fn validation_errors_are_all_reported_at_once() {
         "builder 1 (amazon-ebs): either instance_type or spot_instance_types must be specified",
         "builder 1 (amazon-ebs): shutdown_behavior only accepts 'stop' or 'terminate' values.",
         "builder 1 (amazon-ebs): An ssh_username must be specified\n  Note: some builders used to default ssh_username to \"root\".",
-        "provisioner 1 (shell): Either a script file or inline script must be specified.",
-        "provisioner 2 (file): Bad source 'does/not/exist': stat does/not/exist: no such file or directory",
-        "provisioner 2 (file): Destination must be specified.",
-        "provisioner 3 (shell): Only a script file or an inline script can be specified, not both.",
+        "build \"amazon-ebs\": provisioner 1 (shell): Either a script file or inline script must be specified.",
+        "build \"amazon-ebs\": provisioner 2 (file): Bad source 'does/not/exist': stat does/not/exist: no such file or directory",
+        "build \"amazon-ebs\": provisioner 2 (file): Destination must be specified.",
+        "build \"amazon-ebs\": provisioner 3 (shell): Only a script file or an inline script can be specified, not both.",
     ];
     for e in expect {
         assert!(errs.iter().any(|x| x == e), "missing {e:?} in {errs:#?}");
@@ -605,7 +605,7 @@ fn unsupported_plugin_types_list_the_supported_ones() {
     assert_eq!(
         errs,
         [
-            "provisioner 1 (ansible): unsupported provisioner type 'ansible': bakery supports file, shell, shell-local",
+            "build \"amazon-ebs\": provisioner 1 (ansible): unsupported provisioner type 'ansible': bakery supports file, shell, shell-local",
             "post-processor 1.1 (vagrant): unsupported post-processor type 'vagrant': bakery supports manifest, shell-local",
         ]
     );
@@ -847,4 +847,27 @@ fn var_file_errors() {
         errs[1].ends_with("none.json: no such file or directory"),
         "{errs:?}"
     );
+}
+
+/// As Packer's "Failed to prepare build": a provisioner is checked for each build it runs in, with that
+/// build's `override` merged in, and its errors name the build; a provisioner limited to another build is
+/// checked for that one only; an override's `null` sets nothing (Packer keeps `inline` and reports both).
+#[test]
+fn provisioner_errors_name_the_build_they_arise_in() {
+    let text = r#"{"builders":[
+        {"type":"amazon-ebs","name":"one","region":"us-east-1","source_ami":"ami-1","instance_type":"t3.micro","ssh_username":"admin","ami_name":"pv-one"},
+        {"type":"amazon-ebs","name":"two","region":"us-east-1","source_ami":"ami-1","instance_type":"t3.micro","ssh_username":"admin","ami_name":"pv-two"}],
+      "provisioners":[
+        {"type":"shell","script":"missing-{{build_name}}.sh","only":["two"]},
+        {"type":"shell","inline":["x"],"override":{"one":{"script":"nope.sh","inline":null}}}]}"#;
+    let errs = errors(&load_text(text, &opts()).unwrap_err());
+    let expect = [
+        "build \"one\": provisioner 2 (shell): Only a script file or an inline script can be specified, not both.",
+        "build \"one\": provisioner 2 (shell): Bad script 'nope.sh': stat nope.sh: no such file or directory",
+        "build \"two\": provisioner 1 (shell): Bad script 'missing-two.sh': stat missing-two.sh: no such file or directory",
+    ];
+    for e in expect {
+        assert!(errs.iter().any(|x| x == e), "missing {e:?} in {errs:#?}");
+    }
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
 }

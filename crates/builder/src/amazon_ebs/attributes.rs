@@ -9,7 +9,6 @@ use aws_sdk_ec2::types::{
     AttributeValue, CreateVolumePermission, CreateVolumePermissionModifications, LaunchPermission,
     LaunchPermissionModifications, PermissionGroup,
 };
-use bakery_core::aws::Clients;
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Step, StepError};
 
@@ -128,7 +127,7 @@ impl Step<Ctx, State> for Attributes {
             None => None,
         };
         for (region, ami) in &st.amis {
-            let c = region_clients(cx, region);
+            let c = cx.clients_in(region);
             let modify = || c.ec2.modify_image_attribute().image_id(ami);
             if !launch.is_empty() {
                 cx.ui.say(
@@ -194,7 +193,7 @@ impl Step<Ctx, State> for Attributes {
                     &cx.name,
                     &format!("Enabling deregistration protection on AMI ({ami}) in {region}..."),
                 );
-                region_clients(cx, region)
+                cx.clients_in(region)
                     .ec2
                     .enable_image_deregistration_protection()
                     .image_id(ami)
@@ -206,16 +205,4 @@ impl Step<Ctx, State> for Attributes {
         }
         Ok(())
     }
-}
-
-fn region_clients(cx: &Ctx, region: &str) -> Clients {
-    Clients::for_region(
-        &cx.sdk,
-        Some(region),
-        cx.cfg
-            .access
-            .custom_endpoint_ec2
-            .as_deref()
-            .filter(|s| !s.is_empty()),
-    )
 }

@@ -6,7 +6,6 @@ use super::state::{Ctx, State};
 use crate::resource::{Kind, remove_image};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
-use bakery_core::aws::Clients;
 use bakery_core::aws_err::AwsResultExt;
 use bakery_core::pipeline::{Outcome, Step, StepError};
 use bakery_core::tags::ec2_tag_spec;
@@ -19,18 +18,6 @@ pub struct CopyRegions {
 }
 
 impl CopyRegions {
-    fn clients(cx: &Ctx, region: &str) -> Clients {
-        Clients::for_region(
-            &cx.sdk,
-            Some(region),
-            cx.cfg
-                .access
-                .custom_endpoint_ec2
-                .as_deref()
-                .filter(|s| !s.is_empty()),
-        )
-    }
-
     async fn copy_one(
         &self,
         cx: &Ctx,
@@ -41,7 +28,7 @@ impl CopyRegions {
             .amis
             .get(cx.region())
             .ok_or_else(|| StepError::msg("no AMI"))?;
-        let c = Self::clients(cx, &region);
+        let c = cx.clients_in(&region);
         let kms = cx
             .cfg
             .ami
@@ -181,7 +168,7 @@ impl Step<Ctx, State> for CopyRegions {
                 }
                 continue;
             }
-            let c = Self::clients(cx, &region);
+            let c = cx.clients_in(&region);
             cx.ui.say(
                 &cx.name,
                 &format!(

@@ -56,6 +56,19 @@ impl Ctx {
         &self.clients.region
     }
 
+    /// The clients of `region` (copies, attributes), through `custom_endpoint_ec2` when set.
+    pub fn clients_in(&self, region: &str) -> Clients {
+        Clients::for_region(
+            &self.sdk,
+            Some(region),
+            self.cfg
+                .access
+                .custom_endpoint_ec2
+                .as_deref()
+                .filter(|s| !s.is_empty()),
+        )
+    }
+
     /// A poller with the overrides applied.
     pub fn poller(&self, base: Poller) -> Poller {
         base.with_overrides(self.poll)
