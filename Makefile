@@ -74,3 +74,27 @@ test: lab rust-tools
 # sshd): bake's end-to-end suites, `bake cleanup`, the kill matrix and rollout's suites.
 test-real-aws: lab
 	BAKERY_LAB_REALISM=real-aws cargo test --test tests; status=$$?; lab/down --orphans --quiet; exit $$status
+
+# The main job on a lab of its own, through scripts/deploy (seed 004's deploy script as one command; docs/origins.md):
+# bake primal -> bake carnivore on it -> rollout setup + blue-green rollout -> gc; then a second deploy on
+# the existing primal AMI (seed 004's PRIMAL_ID), whose gc removes the first carnivore, no longer in use.
+# The lab stops at the end.
+demo: lab
+	cargo build --bins
+	@set -eo pipefail; \
+	lab/up --dir $(DEMO_LAB) --parent-pid $$$$ >/dev/null; \
+	trap 'lab/down --dir $(DEMO_LAB) --purge' EXIT; \
+	. $(DEMO_LAB)/env.sh; \
+	src=$$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["lab_source_ami"])' $(DEMO_LAB)/lab.vars.json); \
+	export BAKERY_STATE_DIR=$(DEMO_LAB)/bakery BAKE=$(BAKE) ROLLOUT=$(ROLLOUT); \
+	vars="--var-file $(DEMO_LAB)/lab.vars.json --var SOURCE_AMI=$$src"; \
+	echo "== scripts/deploy --setup --keep 1 (lab: $$AWS_ENDPOINT_URL, sshd port $$BAKERY_LAB_SSH_PORT)"; \
+	scripts/deploy --setup --keep 1 $$vars | tee $(DEMO_LAB)/deploy.out; \
+	primal=$$(sed -n 's/^deploy: built primal image //p' $(DEMO_LAB)/deploy.out); \
+	echo "== scripts/deploy --primal $$primal --keep 1 (seed 004's PRIMAL_ID: no primal bake)"; \
+	scripts/deploy --primal $$primal --keep 1 $$vars; \
+	echo "== rollout plan (what a deploy of the source AMI would do)"; $(ROLLOUT) plan --ami $$src; \
+	echo "== rollout gc --keep 0 --dry-run (the live image is kept whatever N is)"; $(ROLLOUT) gc --keep 0 --dry-run
+
+bench: lab
+	@if [ -x scripts/bench ]; then scripts/bench; else echo "make bench: scripts/bench does not exist yet"; fi
