@@ -974,27 +974,12 @@ fn probe_template(ami_name: &str, bake: &Bake, members: &str) -> String {
     )
 }
 
-/// Percent-decodes a form body (`+` is a space).
+/// A form body, decoded: `Key=value` pairs joined by `&`.
 fn decode(body: &str) -> String {
-    let bytes = body.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&body[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(body.as_bytes())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// The options the support table covers: its plain entries and everything nested under them
@@ -1126,35 +1111,9 @@ async fn default_network(c: &bakery_core::aws::Clients) -> (String, String, Stri
     (vpc, subnet, group)
 }
 
-/// An AMI named `name` made outside bake (from a throw-away instance), for `force_deregister`; with its
-/// snapshot.
+/// An AMI named `name` made outside bake, for `force_deregister`; with its snapshot.
 async fn existing_ami(c: &bakery_core::aws::Clients, lab: &Lab, name: &str) -> (String, String) {
-    let run = c
-        .ec2
-        .run_instances()
-        .image_id(lab.source_ami())
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap();
-    let instance = run.instances()[0].instance_id().unwrap().to_string();
-    let image = c
-        .ec2
-        .create_image()
-        .instance_id(&instance)
-        .name(name)
-        .send()
-        .await
-        .unwrap();
-    let ami = image.image_id().unwrap().to_string();
-    c.ec2
-        .terminate_instances()
-        .instance_ids(&instance)
-        .send()
-        .await
-        .unwrap();
+    let ami = crate::common::register_ami_named(lab, c, name).await;
     let described = c
         .ec2
         .describe_images()

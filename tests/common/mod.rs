@@ -457,6 +457,37 @@ pub async fn amis_named(c: &Clients, name: &str) -> Vec<aws_sdk_ec2::types::Imag
     out.images().to_vec()
 }
 
+/// Registers a new AMI named exactly `name` in moto (RunInstances from the lab's source AMI, CreateImage,
+/// terminate); its id.
+pub async fn register_ami_named(lab: &Lab, c: &Clients, name: &str) -> String {
+    let run = c
+        .ec2
+        .run_instances()
+        .image_id(lab.source_ami())
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .expect("RunInstances");
+    let id = run.instances()[0].instance_id().unwrap().to_string();
+    let img = c
+        .ec2
+        .create_image()
+        .instance_id(&id)
+        .name(name)
+        .send()
+        .await
+        .expect("CreateImage");
+    c.ec2
+        .terminate_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .expect("TerminateInstances");
+    img.image_id().unwrap().to_string()
+}
+
 /// Removes the AMIs named `name` in the lab region and [`COPY_REGION`] (deregistration protection off
 /// first) with their snapshots: what a test that keeps a bake's AMI cleans up after itself.
 pub async fn remove_amis_named(c: &Clients, name: &str) {

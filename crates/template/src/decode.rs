@@ -92,8 +92,38 @@ pub struct Decoder<'s> {
     /// Every option name the decoded objects accept (`assume_role.policy` for a nested one), gathered
     /// by [`Decoder::finish`]: what the option-support table is checked against.
     pub accepted: BTreeSet<String>,
-    /// The options the template set: where their keys are, and their values.
-    pub present: BTreeMap<String, (Pos, Json)>,
+    /// The options the template set to something other than their default (see [`SetOption`]).
+    pub present: BTreeMap<String, SetOption>,
+}
+
+/// An option a template set (to something other than null, false, 0, "", [] or {}): where its key is and,
+/// for a string, boolean or number, its value as text (what the option-support table matches on).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetOption {
+    pub pos: Pos,
+    pub scalar: Option<String>,
+}
+
+/// Whether a value leaves an option at its default: null, false, 0, "", [], {}.
+fn leaves_default(v: &Json) -> bool {
+    match &v.value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.value == 0.0,
+        Value::String(s) => s.is_empty() || s == "false" || s == "0",
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+    }
+}
+
+/// A scalar value as text.
+fn scalar_text(v: &Json) -> Option<String> {
+    match &v.value {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(crate::engine::format_float_g(n.value)),
+        _ => None,
+    }
 }
 
 /// `a[0].b[1].` without its list indices: `a.b.`.
@@ -579,12 +609,17 @@ impl<'s> Decoder<'s> {
         self.accepted
             .extend(f.known().iter().map(|k| format!("{path}{k}")));
         for (m, used) in f.members.iter().zip(&f.used) {
-            if *used {
+            if *used && !leaves_default(&m.value) {
                 // Under the option's own spelling (a key matched case-insensitively is that option).
                 let known = f.known().iter().find(|k| k.eq_ignore_ascii_case(&m.key));
                 let name = known.map_or(m.key.as_str(), |k| k);
-                self.present
-                    .insert(format!("{path}{name}"), (m.key_pos, m.value.clone()));
+                self.present.insert(
+                    format!("{path}{name}"),
+                    SetOption {
+                        pos: m.key_pos,
+                        scalar: scalar_text(&m.value),
+                    },
+                );
             }
         }
         let unused: Vec<&Member> = f.unused().collect();

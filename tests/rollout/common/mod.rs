@@ -160,34 +160,10 @@ pub fn write_manifest(dir: &Path, json: &serde_json::Value) -> PathBuf {
     p
 }
 
-/// Registers a new AMI in moto (RunInstances from the lab's source AMI, CreateImage, terminate).
+/// Registers a new AMI in moto under a unique name made from `name` (see
+/// [`crate::common::register_ami_named`]).
 pub async fn register_ami(lab: &Lab, c: &Clients, name: &str) -> String {
-    let run = c
-        .ec2
-        .run_instances()
-        .image_id(lab.source_ami())
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .expect("RunInstances");
-    let id = run.instances()[0].instance_id().unwrap().to_string();
-    let img = c
-        .ec2
-        .create_image()
-        .instance_id(&id)
-        .name(lab.unique(name))
-        .send()
-        .await
-        .expect("CreateImage");
-    c.ec2
-        .terminate_instances()
-        .instance_ids(&id)
-        .send()
-        .await
-        .expect("TerminateInstances");
-    img.image_id().unwrap().to_string()
+    crate::common::register_ami_named(lab, c, &lab.unique(name)).await
 }
 
 /// A hosted zone for `domain`; its id.

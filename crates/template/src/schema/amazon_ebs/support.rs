@@ -8,7 +8,7 @@
 use crate::decode::{Decoder, Fields};
 use crate::diagnostics::Source;
 use crate::funcs::FuncContext;
-use crate::json::{self, Json, Pos, Value};
+use crate::json::{self, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -327,37 +327,15 @@ pub const NOT_APPLIED: &[NotApplied] = &[
 ];
 
 /// The entry for `option` set to `value` (a `name=value` entry first, then the option's own).
-pub fn lookup(option: &str, value: &Json) -> Option<&'static NotApplied> {
-    let text = scalar_text(value);
+pub fn lookup(option: &str, value: Option<&str>) -> Option<&'static NotApplied> {
     NOT_APPLIED
         .iter()
         .find(|n| {
             n.option
                 .split_once('=')
-                .is_some_and(|(o, v)| o == option && Some(v) == text.as_deref())
+                .is_some_and(|(o, v)| o == option && Some(v) == value)
         })
         .or_else(|| NOT_APPLIED.iter().find(|n| n.option == option))
-}
-
-fn scalar_text(v: &Json) -> Option<String> {
-    match &v.value {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(crate::engine::format_float_g(n.value)),
-        _ => None,
-    }
-}
-
-/// Whether a value leaves an option at its default: null, false, 0, "", [], {}.
-fn is_default(v: &Json) -> bool {
-    match &v.value {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.value == 0.0,
-        Value::String(s) => s.is_empty() || s == "false" || s == "0",
-        Value::Array(a) => a.is_empty(),
-        Value::Object(m) => m.is_empty(),
-    }
 }
 
 /// Every option name the amazon-ebs schema accepts, nested ones as `block.option`: found by decoding
@@ -430,16 +408,8 @@ fn decode_probe(text: &str) -> (BTreeSet<String>, Vec<String>) {
 /// Refuses (error) or warns about every option the template set that bakery does not apply, at the
 /// option's key. Call after the builder is decoded and [`Decoder::finish`]ed.
 pub fn check_present(d: &mut Decoder) {
-    let present: Vec<(String, Pos, Json)> = d
-        .present
-        .iter()
-        .map(|(name, (pos, value))| (name.clone(), *pos, value.clone()))
-        .collect();
-    for (option, pos, value) in present {
-        if is_default(&value) {
-            continue;
-        }
-        let Some(entry) = lookup(&option, &value) else {
+    for (option, set) in std::mem::take(&mut d.present) {
+        let Some(entry) = lookup(&option, set.scalar.as_deref()) else {
             continue;
         };
         let shown = match entry.option.split_once('=') {
@@ -448,11 +418,11 @@ pub fn check_present(d: &mut Decoder) {
         };
         match entry.treatment {
             Refused => d.err(
-                pos,
+                set.pos,
                 format!("{shown} is not supported by bakery: {}", entry.reason),
             ),
             Ignored => d.warn(
-                pos,
+                set.pos,
                 format!("{shown} is ignored by bakery: {}", entry.reason),
             ),
         }
