@@ -2,7 +2,7 @@
 //! to stdout and stderr, masking.
 
 use bakery::cli::template::TemplateArgs;
-use bakery::cli::template::{console, inspect, validate};
+use bakery::cli::template::{InspectFormat, console, inspect, validate};
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
@@ -133,6 +133,7 @@ fn inspect_lists_variables_builds_provisioners_post_processors() {
             template: fixture("primal.json"),
             ..Default::default()
         },
+        InspectFormat::Text,
         &mut out,
         &mut err,
     );
@@ -152,6 +153,7 @@ fn inspect_lists_variables_builds_provisioners_post_processors() {
             template: fixture("multi.json"),
             ..Default::default()
         },
+        InspectFormat::Text,
         &mut out,
         &mut err,
     );
@@ -164,6 +166,81 @@ fn inspect_lists_variables_builds_provisioners_post_processors() {
         out.contains("  2: chain-a (manifest) -> chain-b (shell-local)\n"),
         "{out}"
     );
+}
+
+/// The typed records of `inspect -machine-readable` output (`type,data…`, timestamps and `ui` lines
+/// left out), required variables sorted.
+pub(crate) fn records(out: &str) -> Vec<String> {
+    out.lines()
+        .map(|l| l.splitn(3, ',').nth(2).unwrap_or_default().to_string())
+        .filter(|r| !r.starts_with("ui,"))
+        .collect::<Vec<_>>()
+        .sorted_required()
+}
+
+/// Records in a comparable order: Packer 1.6.6 lists required variables in Go's map order (it varies from
+/// run to run), bake sorts them; both list them first.
+trait SortedRequired {
+    fn sorted_required(self) -> Vec<String>;
+}
+
+impl SortedRequired for Vec<String> {
+    fn sorted_required(mut self) -> Vec<String> {
+        let n = self
+            .iter()
+            .take_while(|r| r.starts_with("template-variable,") && r.ends_with(",1"))
+            .count();
+        self[..n].sort();
+        self
+    }
+}
+
+/// Packer 1.6.6 (the lab's peer) and bake write the same `template-variable`, `template-builder` and
+/// `template-provisioner` records for the same template, in the same order: amazon-eks-ami's Makefile
+/// reads the variables' names from them.
+#[test]
+fn machine_readable_inspect_writes_packers_records() {
+    let packer = crate::common::packer_binary();
+    for name in ["primal.json", "multi.json"] {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = inspect(
+            &TemplateArgs {
+                template: fixture(name),
+                ..Default::default()
+            },
+            InspectFormat::MachineReadable,
+            &mut out,
+            &mut err,
+        );
+        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+        let ours = String::from_utf8(out).unwrap();
+        let theirs = std::process::Command::new(&packer)
+            .args(["inspect", "-machine-readable"])
+            .arg(fixture(name))
+            .env("CHECKPOINT_DISABLE", "1")
+            .output()
+            .expect("packer runs");
+        assert!(theirs.status.success(), "{theirs:?}");
+        let theirs = String::from_utf8(theirs.stdout).unwrap();
+        assert_eq!(
+            records(&ours),
+            records(&theirs),
+            "{name}:\n{ours}\n---\n{theirs}"
+        );
+        assert!(
+            records(&ours)
+                .iter()
+                .any(|r| r.starts_with("template-variable,"))
+        );
+        // Every line is `timestamp,target,type,…` with commas escaped inside the data.
+        for l in ours.lines() {
+            let f: Vec<&str> = l.splitn(4, ',').collect();
+            assert!(
+                f.len() >= 3 && f[0].parse::<u64>().is_ok() && f[1].is_empty(),
+                "{l}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -21,6 +21,7 @@ mod lab_selftest;
 mod licences;
 mod module_cycles;
 mod options;
+mod packer_pipelines;
 mod pipeline;
 mod rollout;
 mod template_commands;

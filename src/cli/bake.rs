@@ -5,8 +5,10 @@
 //! `bake build TEMPLATE`. Help, completions and man pages show the `--` forms.
 
 use super::generate::{self, CompletionsArgs, ManArgs};
+use super::packer_compat::{self, PassArgs, VersionArgs};
 use super::{build, cleanup, template, usage};
 
+use bakery_builder::amazon_ebs::console_keys::HostKeyCheck;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -51,8 +53,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show a template's variables, builds, provisioners and post-processors.
     #[command(after_help = "Examples:\n  \
-        bake inspect manifests/carnivore.json")]
-    Inspect(TemplateOpts),
+        bake inspect manifests/carnivore.json\n  \
+        bake inspect -machine-readable template.json | grep template-variable | cut -d, -f4")]
+    Inspect(InspectArgs),
     /// Render template expressions read one per line from stdin.
     #[command(after_help = "Examples:\n  \
         echo '{{timestamp}} {{user `NODE_ENV`}}' | bake console manifests/primal.json")]
@@ -71,6 +74,29 @@ pub enum Command {
         eval (bake completions elvish | slurp)                       # elvish, in rc.elv\n  \
         bake completions powershell | Out-String | Invoke-Expression  # PowerShell, in $PROFILE")]
     Completions(CompletionsArgs),
+    /// Print the Packer version bake behaves as (a line version-parsing scripts accept), then bakery's.
+    #[command(after_help = "Examples:\n  \
+        bake version\n  \
+        bake version -machine-readable")]
+    Version(VersionArgs),
+    /// Nothing to install: bake's builder, provisioners and post-processors are built in (exit 0).
+    #[command(after_help = "Examples:\n  \
+        bake init packer/config.pkr.hcl")]
+    Init(PassArgs),
+    /// Nothing to format for JSON templates (exit 0); HCL2 files are refused.
+    #[command(after_help = "Examples:\n  \
+        bake fmt -check .")]
+    Fmt(PassArgs),
+    /// `installed` lists what is built in; `install`, `required` and `remove` have nothing to do.
+    #[command(after_help = "Examples:\n  \
+        bake plugins installed")]
+    Plugins(PassArgs),
+    /// Refused: bake does not rewrite templates (use `packer fix` once on a pre-1.6 template).
+    #[command(hide = true)]
+    Fix(PassArgs),
+    /// Refused: bake builds JSON templates as they are.
+    #[command(name = "hcl2_upgrade", hide = true)]
+    Hcl2Upgrade(PassArgs),
     /// Print bake's man page, or write every page into a directory.
     #[command(after_help = "Examples:\n  \
         bake man | man -l -\n  \
@@ -128,6 +154,18 @@ pub fn template_args(v: &VarOpts, template: PathBuf) -> template::TemplateArgs {
         only: v.only.clone(),
         except: v.except.clone(),
     }
+}
+
+/// `bake inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Packer's machine-readable records (`template-variable,NAME,DEFAULT,REQUIRED`,
+    /// `template-builder`, `template-provisioner`), each before the line that shows it.
+    #[arg(long = "machine-readable")]
+    pub machine_readable: bool,
+    /// The template and its variables.
+    #[command(flatten)]
+    pub t: TemplateOpts,
 }
 
 /// `bake validate`.
@@ -200,9 +238,21 @@ pub struct BuildArgs {
     /// FILE's over them, then -var over both. Build names get the file's stem: `amazon-ebs (web)`.
     #[arg(long = "each-var-file", value_name = "FILE")]
     pub each_var_files: Vec<PathBuf>,
+    /// How the instance's SSH host key is checked: `pin` (default) trusts the key of the first connection
+    /// that authenticates and refuses any other for the rest of the run; `console` accepts only a key whose
+    /// fingerprint the instance printed to its console on first boot (cloud-init, read with
+    /// GetConsoleOutput within ssh_timeout), and fails the build if none appears. Default: the
+    /// BAKERY_HOST_KEY_CHECK environment variable, else `pin`.
+    #[arg(long = "host-key-check", value_name = "MODE", value_parser = parse_host_key_check)]
+    pub host_key_check: Option<HostKeyCheck>,
     /// The templates, run in order.
     #[arg(required = true, value_name = "TEMPLATE")]
     pub templates: Vec<PathBuf>,
+}
+
+/// `--host-key-check`'s value.
+fn parse_host_key_check(s: &str) -> Result<HostKeyCheck, String> {
+    HostKeyCheck::parse(s).ok_or_else(|| format!("expected pin or console, got {s:?}"))
 }
 
 /// Whether `arg` names a subcommand (clap's `help` included).
@@ -238,6 +288,11 @@ pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
                 .next()
                 .is_some_and(|c| c.is_ascii_alphabetic());
         rest.push(if single_dash_long { format!("-{a}") } else { a });
+    }
+    // Packer's global `-machine-readable` may come before the subcommand (`packer -machine-readable
+    // version`): it moves after it, where bake's subcommands take it.
+    if rest.len() > 1 && rest[0] == "--machine-readable" && is_subcommand(&rest[1]) {
+        rest.swap(0, 1);
     }
     let first = rest.first().map(String::as_str).unwrap_or("");
     let is_meta = matches!(first, "-h" | "--help" | "-V" | "--version");
@@ -287,9 +342,16 @@ pub async fn run(args: Vec<String>) -> i32 {
             &mut stdout.lock(),
             &mut stderr.lock(),
         ),
-        Command::Inspect(t) => {
-            template::inspect(&t.template_args(), &mut stdout.lock(), &mut stderr.lock())
-        }
+        Command::Inspect(i) => template::inspect(
+            &i.t.template_args(),
+            if i.machine_readable {
+                template::InspectFormat::MachineReadable
+            } else {
+                template::InspectFormat::Text
+            },
+            &mut stdout.lock(),
+            &mut stderr.lock(),
+        ),
         Command::Console(t) => {
             let stdin = std::io::stdin();
             template::console(
@@ -301,6 +363,12 @@ pub async fn run(args: Vec<String>) -> i32 {
         }
         Command::Build(b) => build::run(b).await,
         Command::Cleanup(c) => cleanup::run(c).await,
+        Command::Version(v) => packer_compat::version(&v, &mut stdout.lock()),
+        Command::Init(a) => packer_compat::init(&a, &mut stderr.lock()),
+        Command::Fmt(a) => packer_compat::fmt(&a, &mut stderr.lock()),
+        Command::Plugins(a) => packer_compat::plugins(&a, &mut stdout.lock(), &mut stderr.lock()),
+        Command::Fix(_) => packer_compat::refuse("fix", &mut stderr.lock()),
+        Command::Hcl2Upgrade(_) => packer_compat::refuse("hcl2_upgrade", &mut stderr.lock()),
         Command::Completions(a) => generated(generate::Request::Completions(a)),
         Command::Man(a) => generated(generate::Request::Man(a)),
     }
@@ -391,6 +459,26 @@ mod tests {
         assert!(!b.color);
         assert!(b.force);
         assert_eq!(b.templates.len(), 2);
+    }
+
+    #[test]
+    fn host_key_check_takes_pin_or_console() {
+        let parse = |a: &[&str]| match Cli::try_parse_from(n(a)).map(|c| c.command) {
+            Ok(Command::Build(b)) => Ok(b.host_key_check),
+            Ok(_) => panic!("not build"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(parse(&["bake", "t.json"]), Ok(None));
+        assert_eq!(
+            parse(&["bake", "--host-key-check=console", "t.json"]),
+            Ok(Some(HostKeyCheck::Console))
+        );
+        assert_eq!(
+            parse(&["bake", "build", "-host-key-check", "pin", "t.json"]),
+            Ok(Some(HostKeyCheck::Pin))
+        );
+        let err = parse(&["bake", "--host-key-check=tofu", "t.json"]).unwrap_err();
+        assert!(err.contains("expected pin or console"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod bake;
 pub mod build;
 pub mod cleanup;
 pub mod generate;
+pub mod packer_compat;
 pub mod rollout;
 pub mod template;
 pub mod usage;

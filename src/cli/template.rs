@@ -1,6 +1,7 @@
 //! `bake validate`, `bake inspect` and `bake console`: the command line fills [`TemplateArgs`] and calls
 //! these; they write to the given writers and return the exit code (0 ok, 1 invalid).
 
+use bakery_core::ui::machine_escape;
 use bakery_template::diagnostics::Diagnostics;
 use bakery_template::engine::{Template as Engine, Value};
 use bakery_template::funcs::{FuncContext, PackerFuncs};
@@ -79,9 +80,47 @@ pub fn validate(
     }
 }
 
-/// `bake inspect`: variables (required ones, then defaults), builds,
-/// provisioners and post-processors, as `packer inspect` prints them.
-pub fn inspect(args: &TemplateArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+/// How `bake inspect` writes: Packer's text, or its `-machine-readable` records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InspectFormat {
+    /// The text `packer inspect` prints.
+    #[default]
+    Text,
+    /// `timestamp,,type,data...` lines: a typed record (`template-variable`, `template-builder`,
+    /// `template-provisioner`) before the `ui,say` line that shows it, as `packer inspect
+    /// -machine-readable` writes them (pipelines such as amazon-eks-ami's Makefile read the
+    /// `template-variable` records' fourth field).
+    MachineReadable,
+}
+
+/// One line of `bake inspect`: what it says, and the record Packer writes before it.
+struct InspectLine {
+    record: Option<(&'static str, Vec<String>)>,
+    say: String,
+}
+
+fn say(text: impl Into<String>) -> InspectLine {
+    InspectLine {
+        record: None,
+        say: text.into(),
+    }
+}
+
+fn record(kind: &'static str, fields: Vec<String>, text: String) -> InspectLine {
+    InspectLine {
+        record: Some((kind, fields)),
+        say: text,
+    }
+}
+
+/// `bake inspect`: variables (required ones, then defaults), builds, provisioners and post-processors,
+/// as `packer inspect` prints them; sensitive defaults show as `<sensitive>`.
+pub fn inspect(
+    args: &TemplateArgs,
+    format: InspectFormat,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     let tpl = match parse_file(&args.template) {
         Ok(t) => t,
         Err(diags) => {
@@ -89,20 +128,51 @@ pub fn inspect(args: &TemplateArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             return 1;
         }
     };
+    let lines = inspect_lines(&tpl);
+    let text = match format {
+        InspectFormat::Text => lines.iter().map(|l| format!("{}\n", l.say)).collect(),
+        InspectFormat::MachineReadable => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let mut s = String::new();
+            for l in &lines {
+                if let Some((kind, fields)) = &l.record {
+                    let fields: Vec<String> = fields.iter().map(|f| machine_escape(f)).collect();
+                    s.push_str(&format!("{now},,{kind},{}\n", fields.join(",")));
+                }
+                s.push_str(&format!("{now},,ui,say,{}\n", machine_escape(&l.say)));
+            }
+            s
+        }
+    };
+    let _ = out.write_all(text.as_bytes());
+    0
+}
+
+fn inspect_lines(tpl: &bakery_template::template::Template) -> Vec<InspectLine> {
     let mut secrets = Secrets::new();
     for name in &tpl.sensitive_variables {
         if let Some(Some(d)) = tpl.variable(name).map(|v| v.default.clone()) {
             secrets.add(d);
         }
     }
-    let mut s = String::new();
-    s.push_str("bakery inspect: JSON template\n");
+    let mut lines = vec![say("bakery inspect: JSON template")];
     if let Some(d) = &tpl.description {
-        s.push_str(&format!("Description:\n\n{d}\n\n"));
+        lines.push(say("Description:\n"));
+        lines.push(say(format!("{d}\n")));
     }
     if tpl.variables.is_empty() {
-        s.push_str("Variables:\n\n  <No variables>\n");
+        lines.push(say("Variables:\n"));
+        lines.push(say("  <No variables>"));
     } else {
+        let width = tpl
+            .variables
+            .iter()
+            .map(|v| v.name.len())
+            .max()
+            .unwrap_or(0);
         let mut required: Vec<&str> = tpl
             .variables
             .iter()
@@ -111,19 +181,17 @@ pub fn inspect(args: &TemplateArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             .collect();
         required.sort();
         if !required.is_empty() {
-            s.push_str("Required variables:\n\n");
+            lines.push(say("Required variables:\n"));
             for r in required {
-                s.push_str(&format!("  {r}\n"));
+                lines.push(record(
+                    "template-variable",
+                    vec![r.to_string(), String::new(), "1".into()],
+                    format!("  {r}"),
+                ));
             }
-            s.push('\n');
+            lines.push(say(""));
         }
-        s.push_str("Optional variables and their defaults:\n\n");
-        let width = tpl
-            .variables
-            .iter()
-            .map(|v| v.name.len())
-            .max()
-            .unwrap_or(0);
+        lines.push(say("Optional variables and their defaults:\n"));
         let mut optional: Vec<_> = tpl.variables.iter().filter(|v| !v.required()).collect();
         optional.sort_by(|a, b| a.name.cmp(&b.name));
         for v in optional {
@@ -132,40 +200,55 @@ pub fn inspect(args: &TemplateArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             } else {
                 secrets.mask(v.default.as_deref().unwrap_or(""))
             };
-            s.push_str(&format!("  {:width$} = {default}\n", v.name));
+            lines.push(record(
+                "template-variable",
+                vec![v.name.clone(), default.clone(), "0".into()],
+                format!("  {:width$} = {default}", v.name),
+            ));
         }
     }
-    s.push_str("\nBuilders:\n\n");
+    lines.push(say(""));
+    lines.push(say("Builders:\n"));
     if tpl.builders.is_empty() {
-        s.push_str("  <No builders>\n");
-    } else {
-        let width = tpl.builders.iter().map(|b| b.name.len()).max().unwrap_or(0);
-        let mut builders: Vec<_> = tpl.builders.iter().collect();
-        builders.sort_by(|a, b| a.name.cmp(&b.name));
-        for b in builders {
-            if b.name == b.builder_type {
-                s.push_str(&format!("  {}\n", b.name));
-            } else {
-                s.push_str(&format!("  {:width$} ({})\n", b.name, b.builder_type));
-            }
-        }
+        lines.push(say("  <No builders>"));
     }
-    s.push_str("\nProvisioners:\n\n");
-    if tpl.provisioners.is_empty() {
-        s.push_str("  <No provisioners>\n");
-    }
-    for p in &tpl.provisioners {
-        s.push_str(&format!("  {}\n", p.provisioner_type));
-    }
-    if let Some(p) = &tpl.error_cleanup_provisioner {
-        s.push_str(&format!(
-            "\nError-cleanup provisioner:\n\n  {}\n",
-            p.provisioner_type
+    let width = tpl.builders.iter().map(|b| b.name.len()).max().unwrap_or(0);
+    let mut builders: Vec<_> = tpl.builders.iter().collect();
+    builders.sort_by(|a, b| a.name.cmp(&b.name));
+    for b in builders {
+        let text = if b.name == b.builder_type {
+            format!("  {}", b.name)
+        } else {
+            format!("  {:width$} ({})", b.name, b.builder_type)
+        };
+        lines.push(record(
+            "template-builder",
+            vec![b.name.clone(), b.builder_type.clone()],
+            text,
         ));
     }
-    s.push_str("\nPost-processors:\n\n");
+    lines.push(say(""));
+    lines.push(say("Provisioners:\n"));
+    if tpl.provisioners.is_empty() {
+        lines.push(say("  <No provisioners>"));
+    }
+    for p in &tpl.provisioners {
+        lines.push(record(
+            "template-provisioner",
+            vec![p.provisioner_type.clone()],
+            format!("  {}", p.provisioner_type),
+        ));
+    }
+    if let Some(p) = &tpl.error_cleanup_provisioner {
+        lines.push(say(""));
+        lines.push(say("Error-cleanup provisioner:\n"));
+        lines.push(say(format!("  {}", p.provisioner_type)));
+    }
+    // Packer 1.6.6 lists no post-processors; bakery shows them (text only: Packer has no record type).
+    lines.push(say(""));
+    lines.push(say("Post-processors:\n"));
     if tpl.post_processors.iter().all(Vec::is_empty) {
-        s.push_str("  <No post-processors>\n");
+        lines.push(say("  <No post-processors>"));
     }
     for (i, chain) in tpl.post_processors.iter().enumerate() {
         let names: Vec<String> = chain
@@ -178,15 +261,14 @@ pub fn inspect(args: &TemplateArgs, out: &mut dyn Write, err: &mut dyn Write) ->
                 }
             })
             .collect();
-        s.push_str(&format!("  {}: {}\n", i + 1, names.join(" -> ")));
+        lines.push(say(format!("  {}: {}", i + 1, names.join(" -> "))));
     }
-    s.push_str(
+    lines.push(say(
         "\nNote: If your build names contain user variables or template\n\
          functions such as 'timestamp', these are processed at build time,\n\
-         and therefore only show in their raw form here.\n",
-    );
-    let _ = out.write_all(s.as_bytes());
-    0
+         and therefore only show in their raw form here.",
+    ));
+    lines
 }
 
 /// What `help` prints in `bake console`.

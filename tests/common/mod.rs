@@ -58,6 +58,22 @@ impl Drop for Scratch {
     }
 }
 
+/// The lab's peer, Packer 1.6.6 (Debian's `packer`, installed by `make lab`); panics with how to install
+/// it when it is missing, as every test that needs the lab does.
+pub fn packer_binary() -> PathBuf {
+    let path = PathBuf::from("/usr/bin/packer");
+    let ok = Command::new(&path)
+        .arg("version")
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "the lab's peer Packer 1.6.6 is not installed: run make lab"
+    );
+    path
+}
+
 /// Output as text (stdout then stderr), for assertions and failure messages.
 pub fn text(o: &Output) -> String {
     format!(

@@ -59,7 +59,9 @@ pub fn parse<T: Choice>(d: &mut Decoder, pos: Pos, key: &str, value: &str, inval
     }
 }
 
-/// Decodes option `key` (None when unset); see [`parse`] for `invalid`.
+/// Decodes option `key` (None when unset, or set to `""`: Go's zero value, which Packer's checks treat
+/// as unset — amazon-eks-ami passes `"ssh_interface": "{{user `ssh_interface`}}"` with an empty
+/// default); see [`parse`] for `invalid`.
 pub fn decode<T: Choice>(
     d: &mut Decoder,
     f: &mut Fields,
@@ -68,7 +70,7 @@ pub fn decode<T: Choice>(
 ) -> Option<T> {
     let v = f.take(key)?;
     let s = d.to_string(v, &f.name(key))?;
-    Some(parse(d, v.pos, key, &s, invalid))
+    (!s.is_empty()).then(|| parse(d, v.pos, key, &s, invalid))
 }
 
 #[cfg(test)]
@@ -80,7 +82,7 @@ mod tests {
 
     #[test]
     fn values_decode_and_others_are_reported_at_the_value() {
-        let text = "{\"a\": \"rsa\",\n \"b\": \"dsa\"}";
+        let text = "{\"a\": \"rsa\",\n \"b\": \"dsa\", \"e\": \"\"}";
         let src = Source::new("t.json", text.to_string());
         let parsed = parse_json(text).unwrap();
         let members = parsed.value.as_object().unwrap().to_vec();
@@ -95,6 +97,7 @@ mod tests {
             Some(KeyPairType::Ed25519)
         );
         assert_eq!(decode(&mut d, &mut f, "c", KeyPairType::Rsa), None);
+        assert_eq!(decode(&mut d, &mut f, "e", KeyPairType::Rsa), None, "\"\" is unset");
         let diags: Vec<_> = d
             .diags
             .iter()
