@@ -1,5 +1,5 @@
 //! Secrets stay secret: a sensitive `-var` holding `'`, `"`, `\`, a newline and a PEM key never shows in
-//! bake's terminal output (human, `--json`, `-machine-readable`), the manifest, the run journal or an
+//! bake's terminal output (human, `--json`, `-machine-readable`), `PACKER_LOG`'s log, the manifest, the run journal or an
 //! error message — not whole, not escaped, not line by line — and the journal is 0600 in a 0700
 //! directory.
 
@@ -96,10 +96,27 @@ async fn a_sensitive_variable_never_shows_in_any_output_mode_manifest_journal_or
         if mode != "human" {
             args.insert(0, mode);
         }
-        let out = s.run(lab, lab.moto_url(), &args);
+        // Packer's debug log too (PACKER_LOG to a file: created 0600, masked like the terminal).
+        let log = s.dir.join("packer.log");
+        let out = s
+            .bake(lab, lab.moto_url(), &args)
+            .env("PACKER_LOG", "1")
+            .env("PACKER_LOG_PATH", &log)
+            .output()
+            .unwrap();
         let shown = text(&out);
         assert!(out.status.success(), "{mode}: {shown}");
         assert_hidden(mode, &shown, &secret);
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert_hidden("PACKER_LOG_PATH", &logged, &secret);
+        assert!(
+            logged.contains("[INFO] ui: ") && logged.contains("<sensitive>"),
+            "the log holds the masked output: {logged}"
+        );
+        assert_eq!(
+            std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(
             shown.contains("<sensitive>"),
             "{mode}: the remote output is masked, not missing: {shown}"

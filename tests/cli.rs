@@ -178,6 +178,12 @@ fn the_subcommands_are_the_documented_ones() {
             "inspect",
             "console",
             "cleanup",
+            "version",
+            "init",
+            "fmt",
+            "plugins",
+            "fix",
+            "hcl2_upgrade",
             "completions",
             "man"
         ]
@@ -188,6 +194,7 @@ fn the_subcommands_are_the_documented_ones() {
             "setup",
             "plan",
             "deploy",
+            "undo",
             "gc",
             "abandon",
             "completions",

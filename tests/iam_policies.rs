@@ -114,6 +114,9 @@ fn the_bake_policy_lists_every_operation_bake_calls() {
         &[
             "ec2:CreateTags",
             "iam:PassRole",
+            // The tags CreateRole and CreateInstanceProfile set.
+            "iam:TagInstanceProfile",
+            "iam:TagRole",
             "kms:CreateGrant",
             "kms:DescribeKey",
             "kms:Decrypt",

@@ -78,6 +78,7 @@ const BAKES: [Bake; 3] = [
     "metadata_options": {"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 3, "instance_metadata_tags": "enabled"},
     "temporary_key_pair_type": "ed25519", "temporary_key_pair_name": "probe-key-UNIQUE",
     "temporary_security_group_source_cidrs": ["127.0.0.1/32"],
+    "temporary_iam_instance_profile_policy_document": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["*"]}]},
     "launch_block_device_mappings": [{"device_name": "/dev/sdf", "volume_size": 7, "volume_type": "gp3", "iops": 3100, "throughput": 135, "delete_on_termination": true, "encrypted": true, "kms_key_id": "alias/probe-launch"}],
     "ami_block_device_mappings": [{"device_name": "/dev/sdg", "volume_size": 9, "volume_type": "io2", "iops": 3200, "delete_on_termination": true, "encrypted": false}, {"device_name": "/dev/sdh", "no_device": true}, {"device_name": "/dev/sdi", "virtual_name": "ephemeral0"}, {"device_name": "/dev/sdl", "volume_size": 5, "volume_type": "gp3", "throughput": 145, "encrypted": true, "kms_key_id": "alias/probe-ami", "snapshot_id": "snap-0probe2"}]"#,
         provisioners: r#"[{"type":"shell","inline":["true"]}]"#,
@@ -946,6 +947,35 @@ const APPLIED: &[(&str, Evidence)] = &[
         "temporary_security_group_source_cidr",
         Spelling("temporary_security_group_source_cidrs"),
     ),
+    // The temporary instance profile: its role's inline policy is the document (IAM's request).
+    (
+        "temporary_iam_instance_profile_policy_document",
+        Request(
+            0,
+            "PutRolePolicy",
+            r#"PolicyDocument={"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["*"]}]}"#,
+        ),
+    ),
+    (
+        "temporary_iam_instance_profile_policy_document.Version",
+        Request(0, "PutRolePolicy", r#"{"Version":"2012-10-17","#),
+    ),
+    (
+        "temporary_iam_instance_profile_policy_document.Statement",
+        Request(0, "PutRolePolicy", r#""Statement":[{"#),
+    ),
+    (
+        "temporary_iam_instance_profile_policy_document.Statement.Effect",
+        Request(0, "PutRolePolicy", r#""Effect":"Allow""#),
+    ),
+    (
+        "temporary_iam_instance_profile_policy_document.Statement.Action",
+        Request(0, "PutRolePolicy", r#""Action":["s3:GetObject"]"#),
+    ),
+    (
+        "temporary_iam_instance_profile_policy_document.Statement.Resource",
+        Request(0, "PutRolePolicy", r#""Resource":["*"]"#),
+    ),
 ];
 
 /// A lab template for `bake` of [`BAKES`].
@@ -1242,4 +1272,259 @@ async fn applied_options_reach_the_requests_they_change() {
         .unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     crate::common::assert_nothing_left(&c, "after the option bakes").await;
+}
+
+/// `temporary_iam_instance_profile_policy_document`: before the launch, bake creates an IAM role under
+/// `/bakery/` that EC2 may assume, puts the document as its inline policy, creates an instance profile of
+/// the same name holding it (both tagged as the run's), launches the builder with that profile, and after
+/// the instance is terminated removes the role from the profile, the profile, the policy and the role.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_temporary_instance_profile_is_created_launched_with_and_removed() {
+    use bakery_lab::RequestKind;
+    let lab = Lab::shared();
+    let _serial = crate::common::SERIAL.lock().await;
+    let c = clients(lab).await;
+    let s = Scratch::new(lab, "iam-profile");
+    let name = lab.unique("iam-profile");
+    let document = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "ssm:GetParameter"], "Resource": ["*"]}, {"Effect": "Deny", "Action": ["ec2:TerminateInstances"], "Resource": ["arn:aws:ec2:*:*:instance/*"]}]}"#;
+    let bake = Bake {
+        members: "",
+        provisioners: r#"[{"type":"shell","inline":["true"]}]"#,
+        source_ami: true,
+    };
+    let members = format!(
+        r#", "skip_create_ami": true, "temporary_iam_instance_profile_policy_document": {document}"#
+    );
+    let tpl = s.write("t.json", &probe_template(&name, &bake, &members));
+    lab.reset_request_counts();
+    let vars = lab.var_file();
+    let out = s.run(
+        lab,
+        lab.moto_url(),
+        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
+    );
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    let profile = shown
+        .lines()
+        .find_map(|l| {
+            l.split("Creating temporary instance profile for this instance: ")
+                .nth(1)
+        })
+        .expect("bake names the temporary profile")
+        .trim()
+        .to_string();
+    assert!(profile.starts_with("bakery_"), "{profile}");
+    // The role: under /bakery/, EC2 may assume it, tagged as this run's temporary role.
+    let create_role = sent(lab, "CreateRole");
+    assert_eq!(create_role.len(), 1, "{create_role:?}");
+    let role = &create_role[0];
+    assert!(role.contains(&format!("RoleName={profile}&")), "{role}");
+    assert!(role.contains("Path=/bakery/"), "{role}");
+    let trust = role
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("AssumeRolePolicyDocument="))
+        .expect("a trust policy");
+    let trust: serde_json::Value = serde_json::from_str(trust).unwrap();
+    assert_eq!(
+        trust["Statement"][0]["Principal"]["Service"], "ec2.amazonaws.com",
+        "{trust}"
+    );
+    assert_eq!(trust["Statement"][0]["Action"], "sts:AssumeRole", "{trust}");
+    assert!(role.contains("=temporary-iam-role"), "{role}");
+    assert!(role.contains("=bakery:run-id"), "{role}");
+    // Its inline policy is the template's document.
+    let put = sent(lab, "PutRolePolicy");
+    assert_eq!(put.len(), 1, "{put:?}");
+    let policy = put[0]
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("PolicyDocument="))
+        .expect("a policy document");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(policy).unwrap(),
+        serde_json::from_str::<serde_json::Value>(document).unwrap()
+    );
+    assert!(
+        put[0].contains(&format!("RoleName={profile}&")),
+        "{}",
+        put[0]
+    );
+    // The profile, holding the role, tagged as this run's temporary profile.
+    let create_profile = sent(lab, "CreateInstanceProfile");
+    assert_eq!(create_profile.len(), 1, "{create_profile:?}");
+    assert!(
+        create_profile[0].contains(&format!("InstanceProfileName={profile}")),
+        "{create_profile:?}"
+    );
+    assert!(create_profile[0].contains("Path=/bakery/"));
+    assert!(create_profile[0].contains("=temporary-instance-profile"));
+    let added = sent(lab, "AddRoleToInstanceProfile");
+    assert!(
+        added
+            .iter()
+            .any(|b| b.contains(&format!("RoleName={profile}"))),
+        "{added:?}"
+    );
+    // The builder was launched with it, and moto associated it with the instance.
+    let run = sent(lab, "RunInstances");
+    assert!(
+        run.iter()
+            .any(|b| b.contains(&format!("IamInstanceProfile.Name={profile}"))),
+        "{run:?}"
+    );
+    let id = shown
+        .lines()
+        .find_map(|l| l.split("Instance ID: ").nth(1))
+        .expect("bake shows the instance id")
+        .trim()
+        .to_string();
+    let described = c
+        .ec2
+        .describe_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    let instance = &described.reservations()[0].instances()[0];
+    if let Some(arn) = instance.iam_instance_profile().and_then(|p| p.arn()) {
+        assert!(arn.ends_with(&format!("/{profile}")), "{arn}");
+    }
+    // IAM's requests reached moto as IAM's (SigV4 service `iam`).
+    let counts = lab.request_counts_by_service();
+    let iam = |action: &str| {
+        counts
+            .get(&RequestKind {
+                service: "iam".into(),
+                action: action.into(),
+            })
+            .copied()
+            .unwrap_or(0)
+    };
+    // (At least once: under the realism layer a throttled request is counted, then sent again.)
+    assert!(iam("CreateRole") >= 1, "{counts:?}");
+    assert!(iam("CreateInstanceProfile") >= 1, "{counts:?}");
+    assert!(iam("DeleteRole") >= 1, "{counts:?}");
+    assert!(iam("DeleteInstanceProfile") >= 1, "{counts:?}");
+    // Removed after the instance was terminated: role out of the profile, profile, policy, role.
+    // The recording's bodies, in the order moto received them.
+    let recording: Vec<String> = std::fs::read_to_string(lab.recording())
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let body = v["body"].as_str()?.to_string();
+            if v["body_encoded"].as_bool() == Some(true) {
+                String::from_utf8(aws_smithy_types::base64::decode(&body).ok()?).ok()
+            } else {
+                Some(body)
+            }
+        })
+        .collect();
+    let removal = [
+        "TerminateInstances",
+        "RemoveRoleFromInstanceProfile",
+        "DeleteInstanceProfile",
+        "DeleteRolePolicy",
+        "DeleteRole",
+    ];
+    let positions: Vec<Option<usize>> = removal
+        .iter()
+        .map(|a| {
+            recording
+                .iter()
+                .position(|b| b.contains(&format!("Action={a}&")))
+        })
+        .collect();
+    assert!(
+        positions.iter().all(Option::is_some) && positions.windows(2).all(|w| w[0] < w[1]),
+        "removal calls {removal:?} at {positions:?}"
+    );
+    // Nothing left: IAM says both are gone, and the leftover count (which lists /bakery/) agrees.
+    let role_now = c.iam.get_role().role_name(&profile).send().await;
+    assert!(role_now.is_err(), "the role is left: {role_now:?}");
+    let profile_now = c
+        .iam
+        .get_instance_profile()
+        .instance_profile_name(&profile)
+        .send()
+        .await;
+    assert!(profile_now.is_err(), "the profile is left: {profile_now:?}");
+    crate::common::assert_nothing_left(&c, "after the temporary instance profile bake").await;
+}
+
+/// A run SIGKILLed while its builder (launched with a temporary instance profile) provisions leaves the
+/// role and the profile; `bake cleanup` finds them through the run's journal (region `global`) and
+/// bakery's tags under `/bakery/`, and removes them with the instance, key pair and group.
+#[tokio::test(flavor = "multi_thread")]
+async fn bake_cleanup_removes_a_killed_runs_temporary_instance_profile() {
+    use crate::common::Running;
+    let lab = Lab::shared();
+    let _serial = crate::common::SERIAL.lock().await;
+    let c = clients(lab).await;
+    let s = Scratch::new(lab, "iam-kill");
+    let name = lab.unique("iam-kill");
+    let bake = Bake {
+        members: "",
+        provisioners: r#"[{"type":"shell","inline":["echo sleeping","sleep 60"]}]"#,
+        source_ami: true,
+    };
+    let members = r#", "temporary_iam_instance_profile_policy_document": {"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["*"]}]}"#;
+    let tpl = s.write("t.json", &probe_template(&name, &bake, members));
+    let vars = lab.var_file();
+    let mut r = Running::spawn(s.bake(
+        lab,
+        lab.moto_url(),
+        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
+    ));
+    r.wait_for("sleeping");
+    r.signal("-KILL");
+    let (code, shown) = tokio::task::spawn_blocking(move || r.finish())
+        .await
+        .unwrap();
+    assert_eq!(code, None, "killed by a signal");
+    let profile = shown
+        .lines()
+        .find_map(|l| {
+            l.split("Creating temporary instance profile for this instance: ")
+                .nth(1)
+        })
+        .expect("bake names the temporary profile")
+        .trim()
+        .to_string();
+    let left = crate::common::inventory(&c).await;
+    assert_eq!(
+        left["IAM roles"],
+        std::slice::from_ref(&profile),
+        "{left:?}"
+    );
+    assert_eq!(
+        left["instance profiles"],
+        std::slice::from_ref(&profile),
+        "{left:?}"
+    );
+    let out = s.run(lab, lab.moto_url(), &["cleanup"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("removed instance profile {profile} (global)")),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("removed IAM role {profile} (global)")),
+        "{t}"
+    );
+    // The instance went first: the profile and role are removed after it.
+    let at = |what: &str| t.find(what).unwrap_or(usize::MAX);
+    assert!(
+        at("removed instance i-") < at("removed instance profile"),
+        "{t}"
+    );
+    crate::common::assert_nothing_left(&c, "after bake cleanup of the IAM run").await;
+    let again = s.run(lab, lab.moto_url(), &["cleanup"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again).contains("nothing to clean up"),
+        "{}",
+        text(&again)
+    );
 }

@@ -7,7 +7,10 @@
 //! bakery-managed is left hold `common::SERIAL`. `rollout` and `scripts/deploy` leave environments in moto
 //! on purpose (tagged bakery-managed), so they each run on a lab of their own (`common::own_lab`).
 
+mod bake_ansible;
 mod bake_each;
+mod bake_goss;
+mod bake_host_keys;
 mod bake_lab;
 mod bake_realism;
 mod bake_secrets;

@@ -322,6 +322,20 @@ def start_sshd(d, user, name="sshd", key_prefix="ssh_host", extra=""):
     raise LabError(f"{name}: no free port after 5 tries\n{tail(log)}")
 
 
+def start_recording(d, user):
+    """The recording instance's state dir (commands.jsonl, root/), owned by the login user, and the sshd
+    lines that make every session run the recorder instead of the command asked for."""
+    state = d / "instance"
+    (state / "root").mkdir(parents=True, exist_ok=True)
+    entry = pwd.getpwnam(user)
+    for path in (state, state / "root"):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    (state / "commands.jsonl").touch()
+    os.chown(state / "commands.jsonl", entry.pw_uid, entry.pw_gid)
+    return ("\n# lab/up --recording: sessions are recorded, not run (lab/py/record_instance.py).\n"
+            f"ForceCommand {SYSTEM_PYTHON} -I {LAB / 'py' / 'record_instance.py'} {state}\n")
+
+
 def write_reboot_commands(d, moto_port):
     """<dir>/bin/reboot & co. (first on the sessions' PATH with the SSH front): they ask the realism layer
     to drop this session's connection, as a reboot would, and wait for the drop."""
@@ -441,11 +455,16 @@ def start(d, args, realism):
         "moto start", moto, d / "moto.log", 60,
     )
     realism_info = {"realism": profile, "realism_seed": settings["seed"], "ssh_front": int(front)}
+    recording = ""
+    if getattr(args, "recording", False):
+        recording = start_recording(d, args.user)
+        realism_info["recording"] = d / "instance"
     if front:
         # Sessions find the lab's reboot commands first; the first-boot sshd has its own host keys.
         write_reboot_commands(d, moto_port)
         extra = ("\n# The realism layer's SSH front (lab/up): reboot & co. drop the session's connection.\n"
                  f"SetEnv PATH={d / 'bin'}:/usr/local/bin:/usr/bin:/bin\n")
+        extra += recording
         sshd_port = start_sshd(d, args.user, extra=extra)
         boot_port = start_sshd(d, args.user, "sshd-boot", "boot_ssh_host", extra)
         write_atomic(d / "ssh_backends.json", json.dumps({"main": sshd_port, "boot": boot_port}))
@@ -455,7 +474,7 @@ def start(d, args, realism):
         )
         realism_info.update(sshd_port=sshd_port, boot_sshd_port=boot_port)
     else:
-        ssh_port = start_sshd(d, args.user)
+        ssh_port = start_sshd(d, args.user, extra=recording)
     wait_for(lambda: (d / "moto.ready").exists(), "moto warm-up", moto, d / "moto.log", 90)
     write_client_files(d, args.user, moto_port, ssh_port, realism_info)
     return time.monotonic() - began
@@ -584,6 +603,9 @@ def main(argv):
     up.add_argument("--realism-set", action="append", metavar="PATH=VALUE",
                     help="override a realism parameter, e.g. holds.jitter_s=0 (repeatable; default: "
                          "$BAKERY_LAB_REALISM_SET, space-separated)")
+    up.add_argument("--recording", action="store_true",
+                    help="instances record commands instead of running them; transfers land under "
+                         "STATE/instance/root (lab/py/record_instance.py)")
     up.add_argument("--ssh-front", action="store_true",
                     help="put the SSH front in even if the profile has no `boot` (to switch to it later)")
     down = sub.choices["down"]

@@ -10,6 +10,9 @@ What it adds to `moto_server`:
   command, the harness) are not counted, so tests count only what the code under test sent;
 * moto's own request recorder is on: every request, with headers and body, one JSON line each in
   `<dir>/moto-recording.jsonl` (including the lab's own requests: look at their User-Agent);
+* `GetConsoleOutput` shows cloud-init's SSH host key blocks for the lab sshd's host keys (moto answers a
+  canned kernel log); `PUT /bakery-lab/console {"host_keys": "lab" | "other" | "none"}` makes it show
+  them, keys no sshd of the lab has, or no block at all (`GET` reads the setting);
 * the realism layer (realism.py) sits between the counter and moto: with `--realism FILE` (written by
   lab/up) it plays AWS's delays and refusals as the file's profile says, and `--ssh-front` binds the SSH
   front's port here too (written to `<dir>/ssh_front.port`) for the booting-instance behaviour.
@@ -17,10 +20,13 @@ Everything else is moto's own server app, unchanged.
 """
 
 import argparse
+import base64
+import hashlib
 import http.client
 import json
 import os
 import socket
+import struct
 import threading
 import urllib.parse
 from collections import Counter
@@ -28,6 +34,11 @@ from collections import Counter
 from realism import LAB_AGENT, Realism, read_body, resolve, service_of
 
 COUNTS_PATH = "/bakery-lab/requests"
+CONSOLE_PATH = "/bakery-lab/console"
+# What GetConsoleOutput shows: "lab" (the lab sshd's host keys), "other" (keys no sshd of the lab has) or
+# "none" (no host key block). Set with PUT CONSOLE_PATH.
+CONSOLE = {"host_keys": "lab"}
+CONSOLE_MODES = ("lab", "other", "none")
 
 
 # The instance profile every lab account has (tests name it in `iam_instance_profile`).
@@ -72,6 +83,8 @@ class RequestCounter:
         path = environ.get("PATH_INFO", "")
         if path == COUNTS_PATH:
             return self.serve_counts(environ, start_response)
+        if path == CONSOLE_PATH:
+            return serve_console(environ, start_response)
         if not environ.get("HTTP_USER_AGENT", "").startswith(LAB_AGENT) and not path.startswith(
             "/bakery-lab/"
         ):
@@ -97,6 +110,110 @@ class RequestCounter:
             "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
         )
         return [body]
+
+
+def serve_console(environ, start_response):
+    """GET/PUT CONSOLE_PATH: what GetConsoleOutput shows."""
+    method = environ.get("REQUEST_METHOD")
+    status = "200 OK"
+    if method == "PUT":
+        try:
+            mode = json.loads(read_body(environ) or b"{}").get("host_keys")
+        except (ValueError, AttributeError):
+            mode = None
+        if mode in CONSOLE_MODES:
+            CONSOLE["host_keys"] = mode
+        else:
+            status = "400 Bad Request"
+    elif method != "GET":
+        status = "405 Method Not Allowed"
+    doc = dict(CONSOLE) if status == "200 OK" else {"error": f"PUT {{\"host_keys\": one of {CONSOLE_MODES}}}"}
+    body = (json.dumps(doc) + "\n").encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def ssh_fingerprint(blob_b64):
+    """OpenSSH's SHA256 fingerprint of a public key blob: SHA-256 of the decoded blob, base64 unpadded."""
+    digest = hashlib.sha256(base64.b64decode(blob_b64)).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+OTHER_HOST_KEYS = []
+
+
+def other_host_keys():
+    """An ed25519 public key no sshd of the lab has (made once per lab)."""
+    if not OTHER_HOST_KEYS:
+        name = b"ssh-ed25519"
+        blob = struct.pack(">I", len(name)) + name + struct.pack(">I", 32) + os.urandom(32)
+        OTHER_HOST_KEYS.append(f"ssh-ed25519 {base64.b64encode(blob).decode()} root@ip-10-0-0-1")
+    return list(OTHER_HOST_KEYS)
+
+
+def lab_host_keys(state_dir):
+    """The lab sshd's host public keys (ssh_host_*_key.pub, written by lab/up), OpenSSH lines."""
+    keys = []
+    for kind in ("ecdsa", "ed25519", "rsa"):
+        try:
+            with open(os.path.join(state_dir, f"ssh_host_{kind}_key.pub")) as f:
+                keys.append(f.read().strip())
+        except FileNotFoundError:
+            pass
+    return keys
+
+
+def console_text(state_dir, mode):
+    """An instance's console as EC2 shows it (CRLF line ends, kernel and cloud-init noise) with, unless
+    `mode` is "none", the blocks cloud-init's keys_to_console writes for `mode`'s host keys."""
+    lines = [
+        "[    0.000000] Linux version 6.1.0-13-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP",
+        "[    0.000000] Command line: BOOT_IMAGE=/boot/vmlinuz-6.1.0-13-cloud-amd64 root=PARTUUID=x ro",
+        "[    4.213370] cloud-init[412]: Cloud-init v. 22.4.2 running 'init' at Mon, 07 Dec 2026 00:00:04 +0000.",
+        "[   11.204511] cloud-init[612]: Cloud-init v. 22.4.2 running 'modules:final'.",
+    ]
+    if mode != "none":
+        keys = lab_host_keys(state_dir) if mode == "lab" else other_host_keys()
+        labels = {"ssh-ed25519": ("256", "ED25519"), "ssh-rsa": ("3072", "RSA")}
+        prefix = "[   11.873412] cloud-init[612]: ec2: "
+        lines.append(f"{prefix}")
+        lines.append(f"{prefix}#############################################################")
+        lines.append(f"{prefix}-----BEGIN SSH HOST KEY FINGERPRINTS-----")
+        for key in keys:
+            alg, blob = key.split()[:2]
+            bits, label = labels.get(alg, (alg.rsplit("nistp", 1)[-1], "ECDSA"))
+            lines.append(f"{prefix}{bits} {ssh_fingerprint(blob)} root@ip-10-0-0-1 ({label})")
+        lines.append(f"{prefix}-----END SSH HOST KEY FINGERPRINTS-----")
+        lines.append(f"{prefix}#############################################################")
+        lines.append("[   11.902116] random: crng init done")
+        lines.append("ec2: -----BEGIN SSH HOST KEY KEYS-----")
+        for key in keys:
+            alg, blob = key.split()[:2]
+            lines.append(f"ec2: {alg} {blob} root@ip-10-0-0-1")
+        lines.append("ec2: -----END SSH HOST KEY KEYS-----")
+    lines.append("[   12.101994] cloud-init[612]: Cloud-init v. 22.4.2 finished at Mon, 07 Dec 2026 00:00:12 +0000.")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def patch_moto_console_output(state_dir, console_empty):
+    """`GetConsoleOutput` shows what cloud-init prints on an instance's first boot, with the lab sshd's host
+    keys (moto 5.2.5 answers a canned Xen kernel log): `--host-key-check=console` checks the lab's sshd
+    against it. `console_empty()` true (the realism layer's booting instance) answers no output yet, as
+    AWS's console is empty for a while after a launch."""
+    from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
+    from moto.ec2.responses.general import General
+    from moto.ec2.utils import Base64EncodedString
+
+    def get_console_output(self):
+        instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
+        result = {"InstanceId": instance.id, "Timestamp": utcnow()}
+        if not console_empty():
+            text = console_text(state_dir, CONSOLE["host_keys"])
+            result["Output"] = Base64EncodedString.from_raw_string(text)
+        return ActionResult(result)
+
+    General.get_console_output = get_console_output
 
 
 def lab_request(conn, params, region, service):
@@ -513,6 +630,7 @@ def main():
     patch_moto_image_tags_and_tokens()
     patch_moto_image_protection()
     realism = None
+    patch_moto_console_output(args.dir, lambda: realism is not None and realism.console_empty())
     rewrite_keys = patch_moto_key_pairs_file(
         os.path.join(args.dir, "ec2_keys"), args.region, withheld=lambda: realism.withheld_keys()
     )

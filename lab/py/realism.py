@@ -1145,6 +1145,20 @@ class Realism:
             launched, running = self.launch
             return launched <= now < running + float(boot["refused_s"])
 
+    def console_empty(self):
+        """With `boot`: GetConsoleOutput shows nothing until the most recent launch's host key is final (its
+        first-boot window over), as AWS's console is empty for a while and cloud-init prints the keys last."""
+        now = time.monotonic()
+        with self.lock:
+            boot = self.settings["boot"]
+            if boot is None or self.launch is None:
+                return False
+            _, running = self.launch
+            if now < running + float(boot["refused_s"]) + float(boot["host_key_s"]):
+                self.injected["boot_console:GetConsoleOutput"] += 1
+                return True
+            return False
+
     def ssh_route(self, now):
         """Where a new SSH connection goes: "drop" (closed before the banner), "boot" (the first-boot sshd,
         other host keys) or "main"."""

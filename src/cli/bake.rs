@@ -66,14 +66,6 @@ pub enum Command {
         bake cleanup --run-id 0f3a9c1e77b2\n  \
         bake cleanup --older-than 2h --region us-east-1 --region eu-west-1")]
     Cleanup(cleanup::CleanupArgs),
-    /// Print a shell completion script.
-    #[command(after_help = "Examples:\n  \
-        bake completions bash > ~/.local/share/bash-completion/completions/bake\n  \
-        bake completions zsh > ~/.local/share/zsh/site-functions/_bake\n  \
-        bake completions fish > ~/.config/fish/completions/bake.fish\n  \
-        eval (bake completions elvish | slurp)                       # elvish, in rc.elv\n  \
-        bake completions powershell | Out-String | Invoke-Expression  # PowerShell, in $PROFILE")]
-    Completions(CompletionsArgs),
     /// Print the Packer version bake behaves as (a line version-parsing scripts accept), then bakery's.
     #[command(after_help = "Examples:\n  \
         bake version\n  \
@@ -91,12 +83,25 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         bake plugins installed")]
     Plugins(PassArgs),
-    /// Refused: bake does not rewrite templates (use `packer fix` once on a pre-1.6 template).
-    #[command(hide = true)]
+    /// Refused (exit 1): bake does not rewrite templates (run `packer fix` once on a pre-1.6 template).
+    #[command(after_help = "Examples:\n  \
+        bake fix old-template.json      # exit 1, saying why")]
     Fix(PassArgs),
-    /// Refused: bake builds JSON templates as they are.
-    #[command(name = "hcl2_upgrade", hide = true)]
+    /// Refused (exit 1): bake builds JSON templates as they are.
+    #[command(
+        name = "hcl2_upgrade",
+        after_help = "Examples:\n  \
+        bake hcl2_upgrade template.json # exit 1, saying why"
+    )]
     Hcl2Upgrade(PassArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  \
+        bake completions bash > ~/.local/share/bash-completion/completions/bake\n  \
+        bake completions zsh > ~/.local/share/zsh/site-functions/_bake\n  \
+        bake completions fish > ~/.config/fish/completions/bake.fish\n  \
+        eval (bake completions elvish | slurp)                       # elvish, in rc.elv\n  \
+        bake completions powershell | Out-String | Invoke-Expression  # PowerShell, in $PROFILE")]
+    Completions(CompletionsArgs),
     /// Print bake's man page, or write every page into a directory.
     #[command(after_help = "Examples:\n  \
         bake man | man -l -\n  \
@@ -174,6 +179,16 @@ pub struct ValidateArgs {
     /// Only check the JSON and the template's structure.
     #[arg(long = "syntax-only")]
     pub syntax_only: bool,
+    /// Accepted for Packer 1.9 pipelines, and does nothing: HCL2-only (undeclared variables in HCL2 var
+    /// files; data sources), and bake reads JSON templates.
+    #[arg(long = "no-warn-undeclared-var")]
+    pub no_warn_undeclared_var: bool,
+    /// Accepted for Packer 1.9 pipelines, and does nothing (HCL2 data sources).
+    #[arg(long = "evaluate-datasources")]
+    pub evaluate_datasources: bool,
+    /// Accepted, as Packer accepts it on every command: validate's messages are the same either way.
+    #[arg(long = "machine-readable")]
+    pub machine_readable: bool,
     /// The template and its variables.
     #[command(flatten)]
     pub t: TemplateOpts,
@@ -207,6 +222,13 @@ pub struct BuildArgs {
     /// How many builds run at once (0: all).
     #[arg(long = "parallel-builds", default_value_t = 0, value_name = "N")]
     pub parallel_builds: usize,
+    /// Packer 1.6's `-parallel=false`: one build at a time (as `-parallel-builds=1`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub parallel: bool,
+    /// Accepted for Packer 1.9 pipelines, and does nothing: it concerns HCL2 var files, which bake does
+    /// not read (a JSON var-file's undeclared variable is an error, as in Packer).
+    #[arg(long = "warn-on-undeclared-var")]
+    pub warn_on_undeclared_var: bool,
     /// Colour output (`-color=false` turns it off).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub color: bool,
@@ -305,6 +327,7 @@ pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
 
 /// The `bake` binary's `main`.
 pub fn main() -> std::process::ExitCode {
+    bakery_core::log::init_from_env("bake", &packer_compat::log_banner());
     let args = std::env::args().collect();
     bakery_core::frontend::runtime::block_on(
         "bake",
@@ -479,6 +502,45 @@ mod tests {
         );
         let err = parse(&["bake", "--host-key-check=tofu", "t.json"]).unwrap_err();
         assert!(err.contains("expected pin or console"), "{err}");
+    }
+
+    #[test]
+    fn packer_1_6_and_1_9_flags_parse() {
+        let cli = Cli::try_parse_from(n(&[
+            "bake",
+            "build",
+            "-parallel=false",
+            "-warn-on-undeclared-var",
+            "-timestamp-ui",
+            "-var-file=a.json",
+            "-var-file",
+            "b.json",
+            "x.json",
+        ]))
+        .unwrap();
+        let Command::Build(b) = cli.command else {
+            panic!("not build")
+        };
+        assert!(!b.parallel && b.timestamp_ui);
+        assert_eq!(
+            b.vars.var_files,
+            [PathBuf::from("a.json"), PathBuf::from("b.json")]
+        );
+        let cli = Cli::try_parse_from(n(&[
+            "bake",
+            "validate",
+            "-no-warn-undeclared-var",
+            "-evaluate-datasources",
+            "-machine-readable",
+            "-syntax-only",
+            "x.json",
+        ]))
+        .unwrap();
+        assert!(matches!(cli.command, Command::Validate(v) if v.syntax_only));
+        let cli = Cli::try_parse_from(n(&["bake", "-machine-readable", "version"])).unwrap();
+        assert!(matches!(cli.command, Command::Version(v) if v.machine_readable));
+        let cli = Cli::try_parse_from(n(&["bake", "fmt", "-check", "."])).unwrap();
+        assert!(matches!(cli.command, Command::Fmt(a) if a.args == ["--check", "."]));
     }
 
     #[test]

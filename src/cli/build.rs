@@ -2,6 +2,7 @@
 //! and the interrupts, asks on the terminal for `-on-error=ask`, and calls [`bakery_builder::run`].
 
 use super::{BuildArgs, OnErrorArg};
+use bakery_builder::amazon_ebs::console_keys::{HOST_KEY_CHECK_ENV, HostKeyCheck};
 use bakery_builder::run::{self, BuildConfig, ConfigError, Outcome, VarOptions};
 use bakery_core::frontend::interrupt::{self, Messages, Tokens};
 use bakery_core::frontend::terminal::{Output, stdout_is_terminal};
@@ -18,6 +19,23 @@ const INTERRUPT_MESSAGES: Messages = Messages {
 
 /// `bake build`'s flags as the builder's configuration, or every combination of them that makes no sense.
 pub fn config(args: &BuildArgs) -> Result<BuildConfig, Vec<ConfigError>> {
+    config_with_env(args, std::env::var(HOST_KEY_CHECK_ENV).ok())
+}
+
+/// [`config`] with `BAKERY_HOST_KEY_CHECK`'s value (the flag wins over it; empty means unset).
+fn config_with_env(
+    args: &BuildArgs,
+    host_key_check_env: Option<String>,
+) -> Result<BuildConfig, Vec<ConfigError>> {
+    let host_key_check = match (args.host_key_check, host_key_check_env) {
+        (Some(flag), _) => flag,
+        (None, Some(v)) if !v.trim().is_empty() => {
+            HostKeyCheck::parse(&v).ok_or_else(|| vec![ConfigError::HostKeyCheckEnv(v)])?
+        }
+        (None, _) => HostKeyCheck::Pin,
+    };
+    let ssh_override =
+        run::SshOverride::from_env().map_err(|e| vec![ConfigError::SshOverrideEnv(e)])?;
     BuildConfig {
         templates: args.templates.clone(),
         vars: VarOptions {
@@ -33,7 +51,11 @@ pub fn config(args: &BuildArgs) -> Result<BuildConfig, Vec<ConfigError>> {
             OnErrorArg::Ask => OnError::Ask,
             OnErrorArg::RunCleanupProvisioner => OnError::RunCleanupProvisioner,
         },
-        parallel_builds: args.parallel_builds,
+        parallel_builds: if args.parallel {
+            args.parallel_builds
+        } else {
+            1
+        },
         debug: args.debug,
         dry_run: args.dry_run,
         publish_ssm: args.publish_ssm.clone(),
@@ -41,6 +63,8 @@ pub fn config(args: &BuildArgs) -> Result<BuildConfig, Vec<ConfigError>> {
         endpoint_url: args.endpoint_url.clone(),
         each_var_files: args.each_var_files.clone(),
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        host_key_check,
+        ssh_override,
     }
     .validate()
 }
@@ -121,5 +145,51 @@ pub async fn run(args: BuildArgs) -> i32 {
             eprintln!("bake: {}", ui.mask(&e.to_string()));
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn build_args(a: &[&str]) -> BuildArgs {
+        let args = super::super::bake::normalize_args(a.iter().map(|s| s.to_string()));
+        match super::super::bake::Cli::try_parse_from(args)
+            .unwrap()
+            .command
+        {
+            super::super::bake::Command::Build(b) => b,
+            _ => panic!("not build"),
+        }
+    }
+
+    /// `--host-key-check` wins over `BAKERY_HOST_KEY_CHECK`, which wins over the default (`pin`); a bad
+    /// value in the variable is refused, not ignored (it asks for a security check).
+    #[test]
+    fn host_key_check_flag_then_environment_then_pin() {
+        let check = |a: &[&str], env: Option<&str>| {
+            config_with_env(&build_args(a), env.map(str::to_string)).map(|c| c.host_key_check)
+        };
+        assert_eq!(check(&["bake", "t.json"], None), Ok(HostKeyCheck::Pin));
+        assert_eq!(check(&["bake", "t.json"], Some("")), Ok(HostKeyCheck::Pin));
+        assert_eq!(
+            check(&["bake", "t.json"], Some("console")),
+            Ok(HostKeyCheck::Console)
+        );
+        assert_eq!(
+            check(&["bake", "-host-key-check=pin", "t.json"], Some("console")),
+            Ok(HostKeyCheck::Pin)
+        );
+        assert_eq!(
+            check(&["bake", "-host-key-check=console", "t.json"], None),
+            Ok(HostKeyCheck::Console)
+        );
+        let errors = check(&["bake", "t.json"], Some("yes")).unwrap_err();
+        assert_eq!(errors, [ConfigError::HostKeyCheckEnv("yes".into())]);
+        assert_eq!(
+            errors[0].to_string(),
+            "BAKERY_HOST_KEY_CHECK=\"yes\": expected pin or console"
+        );
     }
 }

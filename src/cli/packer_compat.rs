@@ -77,6 +77,11 @@ pub fn version(a: &VersionArgs, out: &mut dyn Write) -> i32 {
     0
 }
 
+/// The first line of the `PACKER_LOG` log.
+pub fn log_banner() -> String {
+    format!("bakery version {BAKERY_VERSION} (behaves as Packer {PACKER_COMPAT_VERSION})")
+}
+
 /// Whether `p` names an HCL2 file (`*.pkr.hcl`, `*.pkrvars.hcl`, `*.hcl`).
 fn is_hcl(p: &str) -> bool {
     p.ends_with(".hcl")

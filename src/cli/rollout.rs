@@ -36,6 +36,7 @@ use std::time::Duration;
         rollout plan --ami ami-0123456789abcdef0\n  \
         rollout --ami ami-0123456789abcdef0 --env production\n  \
         rollout --ami ssm:/app/ami --json > rollout.json\n  \
+        rollout undo --env production\n  \
         rollout gc --keep 5 --dry-run"
 )]
 pub struct Cli {
@@ -144,6 +145,18 @@ pub enum CommandArgs {
         rollout deploy --ami ssm:/app/ami --desired 4 --health-timeout 15m\n  \
         rollout --ami packer-manifest.json --env production   # deploy is the default")]
     Deploy(DeployArgs),
+    /// Bring the previous release back: the newest group the rollback window kept (blue_green.keep_previous_*)
+    /// is scaled to the serving capacity, attached and health-checked as a deploy's new group, then the
+    /// serving (bad) group is detached and deleted. Never zero instances in service.
+    #[command(
+        after_help = "Exit codes: 0 the previous release serves again; 1 failed (the kept group is returned \
+        to the window, the serving one untouched) or nothing is kept.\n\n\
+        Examples:\n  \
+        rollout plan --env production          # what is kept, and until when\n  \
+        rollout undo --env production\n  \
+        rollout undo --env production --json   # the report as one JSON document"
+    )]
+    Undo,
     /// Remove this app's old AMIs (and old launch template versions) that nothing uses.
     #[command(after_help = "Examples:\n  \
         rollout gc --keep 5 --dry-run\n  \
@@ -248,6 +261,7 @@ impl Io {
 /// The binary's `main`: real stdout/stderr, AWS settings from the flags and the environment, and
 /// Ctrl-C/SIGTERM handling (first: stop and roll back; second: stop rolling back).
 pub fn main() -> std::process::ExitCode {
+    bakery_core::log::init_from_env("rollout", &super::packer_compat::log_banner());
     runtime::block_on(
         "rollout",
         run(
@@ -300,6 +314,12 @@ fn lift(cli: Cli) -> Result<Lifted, &'static str> {
     let (command, deploy_args) = match cli.command {
         Some(CommandArgs::Setup) => (Command::Setup { dry_run }, DeployArgs::default()),
         Some(CommandArgs::Gc(a)) => (Command::Gc(a.request(dry_run)), DeployArgs::default()),
+        Some(CommandArgs::Undo) if dry_run => {
+            return Err(
+                "error: `rollout undo` has no --dry-run: `rollout plan` shows the kept releases and until when\n\nFor more information, try '--help'.",
+            );
+        }
+        Some(CommandArgs::Undo) => (Command::Undo, DeployArgs::default()),
         Some(CommandArgs::Abandon(a)) => {
             (Command::Abandon { run_id: a.run_id }, DeployArgs::default())
         }
@@ -527,6 +547,16 @@ pub async fn run(
                 1
             }
         },
+        Command::Undo => match session.undo().await {
+            Ok(r) => {
+                printer.report(serde_json::to_string_pretty(&r), r.render());
+                0
+            }
+            Err(e) => {
+                printer.error(&e);
+                1
+            }
+        },
         Command::Deploy { ami } => match session.deploy(&ami).await {
             Ok(r) => {
                 printer.report(serde_json::to_string_pretty(&r), r.render());
@@ -563,6 +593,11 @@ mod tests {
         assert_eq!(c.deploy.ami.as_deref(), Some("ami-12345678"));
         assert_eq!(c.deploy.desired, Some(3));
         assert_eq!(c.global.env.as_deref(), Some("production"));
+        let c = parse(&["undo", "--env", "production"]).unwrap();
+        assert!(matches!(c.command, Some(CommandArgs::Undo)));
+        assert!(matches!(lift(c), Ok(Lifted::Session(i)) if i.command == Command::Undo));
+        let c = parse(&["undo", "--dry-run"]).unwrap();
+        assert!(lift(c).is_err(), "undo has no dry run");
         let c = parse(&["setup", "--env", "dev01", "--dry-run"]).unwrap();
         assert!(matches!(c.command, Some(CommandArgs::Setup)));
         assert!(c.global.dry_run);

@@ -252,7 +252,8 @@ async fn leftovers_tagged(
 pub const COPY_REGION: &str = "us-west-2";
 
 /// Every bakery-tagged resource of every kind bake or rollout creates, in `c`'s region and
-/// [`COPY_REGION`], by kind: what a leftover check counts.
+/// [`COPY_REGION`], and bake's IAM roles and instance profiles (global, under `/bakery/`), by kind: what
+/// a leftover check counts.
 pub async fn inventory(c: &Clients) -> BTreeMap<String, Vec<String>> {
     use aws_sdk_ec2::types::{Filter, InstanceStateName};
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -418,12 +419,46 @@ pub async fn inventory(c: &Clients) -> BTreeMap<String, Vec<String>> {
                 .collect(),
         );
     }
+    // IAM is global: bake's temporary roles and instance profiles, under its path (moto ignores the
+    // instance profiles' PathPrefix, so the path is checked here).
+    let roles = c
+        .iam
+        .list_roles()
+        .path_prefix("/bakery/")
+        .send()
+        .await
+        .unwrap();
+    out.insert(
+        "IAM roles".into(),
+        roles
+            .roles()
+            .iter()
+            .filter(|r| r.path().starts_with("/bakery/"))
+            .map(|r| r.role_name().to_string())
+            .collect(),
+    );
+    let profiles = c
+        .iam
+        .list_instance_profiles()
+        .path_prefix("/bakery/")
+        .send()
+        .await
+        .unwrap();
+    out.insert(
+        "instance profiles".into(),
+        profiles
+            .instance_profiles()
+            .iter()
+            .filter(|p| p.path().starts_with("/bakery/"))
+            .map(|p| p.instance_profile_name().to_string())
+            .collect(),
+    );
     out
 }
 
 /// Asserts that nothing temporary is left in either region: no bakery instance, volume, key pair,
-/// security group, launch template, fleet or orphan snapshot. (AMIs are a build's result: tests check
-/// them by name, or against a baseline with [`assert_nothing_new`].)
+/// security group, launch template, fleet, orphan snapshot, IAM role or instance profile. (AMIs are a
+/// build's result: tests check them by name, or against a baseline with [`assert_nothing_new`].)
 pub async fn assert_nothing_left(c: &Clients, context: &str) {
     let inv = inventory(c).await;
     let left: BTreeMap<&String, &Vec<String>> = inv

@@ -10,7 +10,6 @@ use bakery_rollout::RolloutError;
 use bakery_rollout::config::Overrides;
 use common::*;
 use serde_json::json;
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -147,31 +146,6 @@ async fn assert_one_group_on(e: &Env, ami: &str) -> (String, String, Vec<String>
         );
     }
     (g.auto_scaling_group_name().unwrap().to_string(), lt_id, ids)
-}
-
-/// Samples DescribeInstanceHealth until stopped: the InService instance ids of each sample.
-fn sample_elb(
-    c: Clients,
-    lb: String,
-    stop: CancellationToken,
-) -> tokio::task::JoinHandle<Vec<BTreeSet<String>>> {
-    tokio::spawn(async move {
-        let mut samples = Vec::new();
-        loop {
-            let done = stop.is_cancelled();
-            let in_service: BTreeSet<String> = elb_health(&c, &lb)
-                .await
-                .into_iter()
-                .filter(|(_, s)| s == "InService")
-                .map(|(i, _)| i)
-                .collect();
-            samples.push(in_service);
-            if done {
-                return samples;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1108,6 +1108,7 @@ mod fake {
             elb: client!(aws_sdk_elasticloadbalancing, &none),
             elbv2: client!(aws_sdk_elasticloadbalancingv2, &none),
             route53: client!(aws_sdk_route53, &none),
+            iam: client!(aws_sdk_iam, &none),
         });
         Ctx {
             cfg,

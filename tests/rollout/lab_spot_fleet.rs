@@ -1027,6 +1027,7 @@ mod sdk_mocks {
             elb: client!(aws_sdk_elasticloadbalancing, &none),
             elbv2: client!(aws_sdk_elasticloadbalancingv2, &elbv2),
             route53: client!(aws_sdk_route53, &none),
+            iam: client!(aws_sdk_iam, &none),
         });
         Ctx {
             cfg,
@@ -1054,6 +1055,7 @@ mod sdk_mocks {
                 target_group_arn: Some(TG.into()),
             }),
             groups: Vec::new(),
+            kept: Vec::new(),
             group_amis: Default::default(),
             launch: Some(LaunchSpec {
                 security_group_ids: vec!["sg-1".into()],

@@ -9,7 +9,7 @@
 //! twice is harmless.
 
 use crate::journal::{self, Entry, Event, RunAccess};
-use crate::resource::Kind;
+use crate::resource::{GLOBAL, Kind};
 use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
 use bakery_core::aws_err::AwsError;
 use bakery_core::pipeline::StepError;
@@ -74,7 +74,8 @@ pub struct JournalsUnreadable {
 
 /// The resources tagged with `run_id` (a full run id, or a prefix followed by `*`) in `c`'s region that
 /// are still there: every kind when the run's journal says what it kept (`kept`), only the temporary
-/// kinds otherwise (a build's result carries the same tags).
+/// kinds otherwise (a build's result carries the same tags). IAM's kinds are global: they are searched
+/// only when `c`'s region is [`GLOBAL`], and only they then.
 async fn tagged(
     c: &Clients,
     run_id: &str,
@@ -83,10 +84,10 @@ async fn tagged(
     let mut out = Vec::new();
     for kind in Kind::REMOVAL_ORDER {
         let result_kind = matches!(kind, Kind::Image | Kind::Snapshot);
-        if result_kind && kept.is_none() {
+        if (result_kind && kept.is_none()) || kind.is_global() != (c.region == GLOBAL) {
             continue;
         }
-        for id in kind.tagged(&c.ec2, run_id).await? {
+        for id in kind.tagged(c, run_id).await? {
             if kept.is_some_and(|k| k.contains(&(kind, c.region.clone(), id.clone()))) {
                 continue;
             }
@@ -168,7 +169,14 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
     let mut client_as = |access: &RunAccess, region: &str| {
         clients
             .entry((access.clone(), region.to_string()))
-            .or_insert_with(|| Clients::for_region(&sdks[access], Some(region), None))
+            .or_insert_with(|| {
+                // IAM's pseudo-region: the clients of the default region, whose IAM client reaches
+                // IAM in the right partition; the label stays GLOBAL.
+                let mut c =
+                    Clients::for_region(&sdks[access], (region != GLOBAL).then_some(region), None);
+                c.region = region.to_string();
+                c
+            })
             .clone()
     };
     let mut report = Report::default();
@@ -247,9 +255,11 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
         } else {
             prefix
         };
-        match tagged(&client_as(&given, &region), &pattern, None).await {
-            Ok(t) => work.push((None, t)),
-            Err(e) => report.failures.push(e.into()),
+        for region in [region.as_str(), GLOBAL] {
+            match tagged(&client_as(&given, region), &pattern, None).await {
+                Ok(t) => work.push((None, t)),
+                Err(e) => report.failures.push(e.into()),
+            }
         }
     }
     if let Some(age) = opts.older_than {
@@ -262,9 +272,16 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
             );
         }
         let journaled: BTreeSet<String> = runs.iter().map(|r| r.run_id.clone()).collect();
+        // IAM's temporary roles and profiles are global: looked at once, after the regions.
+        regions.push(GLOBAL.to_string());
         for region in regions {
             let c = client_as(&given, &region);
-            let strays = match stray_runs(&c, age).await {
+            let strays = if region == GLOBAL {
+                stray_iam_runs(&c, age).await
+            } else {
+                stray_runs(&c, age).await
+            };
+            let strays = match strays {
                 Ok(s) => s,
                 Err(e) => {
                     report.failures.push(e.into());
@@ -294,7 +311,7 @@ pub async fn clean_up(opts: &CleanupOptions) -> Result<Report, JournalsUnreadabl
             let access = run.map_or(&given, |i| &run_access[i]);
             match e
                 .kind
-                .remove(&client_as(access, &e.region).ec2, &e.id, &never)
+                .remove(&client_as(access, &e.region), &e.id, &never)
                 .await
             {
                 Ok(()) => {
@@ -405,6 +422,48 @@ async fn stray_runs(c: &Clients, age: std::time::Duration) -> Result<BTreeSet<St
     for t in out.launch_templates() {
         note(t.tags(), t.create_time());
     }
+    Ok(old_runs(seen, cutoff))
+}
+
+/// The runs whose temporary IAM roles and instance profiles (under `/bakery/`) were all created more
+/// than `age` ago, by their `bakery:created` tag.
+async fn stray_iam_runs(
+    c: &Clients,
+    age: std::time::Duration,
+) -> Result<BTreeSet<String>, AwsError> {
+    let cutoff = std::time::SystemTime::now() - age;
+    let mut seen = Vec::new();
+    for kind in [Kind::InstanceProfile, Kind::IamRole] {
+        for (_, tags) in crate::resource::iam_tagged(&c.iam, kind).await? {
+            let tag = |k: &str| tags.iter().find(|(t, _)| t == k).map(|(_, v)| v.as_str());
+            if !tag(bakery_core::tags::ROLE)
+                .is_some_and(|r| crate::resource::TEMPORARY_ROLES.contains(&r))
+            {
+                continue;
+            }
+            let Some(run) = tag(bakery_core::tags::RUN_ID) else {
+                continue;
+            };
+            let created = tag(crate::resource::CREATED_TAG)
+                .and_then(|v| {
+                    aws_smithy_types::DateTime::from_str(
+                        v,
+                        aws_smithy_types::date_time::Format::DateTime,
+                    )
+                    .ok()
+                })
+                .and_then(|d| std::time::SystemTime::try_from(d).ok());
+            seen.push((run.to_string(), created));
+        }
+    }
+    Ok(old_runs(seen, cutoff))
+}
+
+/// Of the (run, created) pairs, the runs with a resource created before `cutoff` and none after.
+fn old_runs(
+    seen: Vec<(String, Option<std::time::SystemTime>)>,
+    cutoff: std::time::SystemTime,
+) -> BTreeSet<String> {
     let mut runs: BTreeMap<String, (bool, bool)> = BTreeMap::new(); // (any old, any young)
     for (run, created) in seen {
         let e = runs.entry(run).or_default();
@@ -414,11 +473,10 @@ async fn stray_runs(c: &Clients, age: std::time::Duration) -> Result<BTreeSet<St
             None => {}
         }
     }
-    Ok(runs
-        .into_iter()
+    runs.into_iter()
         .filter(|(_, (old, young))| *old && !*young)
         .map(|(run, _)| run)
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]

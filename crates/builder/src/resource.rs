@@ -6,7 +6,7 @@
 
 use crate::ec2::{image_snapshots, judge_instance};
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
-use bakery_core::aws::ErrorClass;
+use bakery_core::aws::{Clients, ErrorClass};
 use bakery_core::aws_err::{AwsError, AwsResultExt};
 use bakery_core::pipeline::StepError;
 use bakery_core::poll::{Poll, PollError, Poller};
@@ -16,9 +16,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The `bakery:role` of bake's temporary resources (the builder instance and its volumes, the temporary
-/// key pair and security group, a spot builder's launch template, fleet and request). Rollout's resources
-/// carry other roles, so a search by these never finds them.
-pub const TEMPORARY_ROLES: [&str; 7] = [
+/// key pair and security group, a spot builder's launch template, fleet and request, the temporary IAM
+/// role and instance profile). Rollout's resources carry other roles, so a search by these never finds
+/// them.
+pub const TEMPORARY_ROLES: [&str; 9] = [
     "builder-instance",
     "builder-volume",
     "temporary-key-pair",
@@ -26,7 +27,18 @@ pub const TEMPORARY_ROLES: [&str; 7] = [
     "builder-launch-template",
     "builder-fleet",
     "builder-spot-request",
+    "temporary-iam-role",
+    "temporary-instance-profile",
 ];
+
+/// The region the journal gives IAM resources, which are global: `bake cleanup` looks for them once per
+/// run (with the IAM client of the run's default region, which picks the partition), not once per region
+/// the run worked in.
+pub const GLOBAL: &str = "global";
+
+/// The IAM path of bake's temporary roles and instance profiles. IAM lists by path, not by tag: a search
+/// for a run's IAM resources lists this path and reads their tags.
+pub const IAM_PATH: &str = "/bakery/";
 
 /// When a temporary resource was created (RFC 3339, UTC).
 pub const CREATED_TAG: &str = "bakery:created";
@@ -56,12 +68,19 @@ pub enum Kind {
     LaunchTemplate,
     /// The instant EC2 fleet that launched a spot builder instance (delete, with its instances).
     Fleet,
+    /// The temporary instance profile of `temporary_iam_instance_profile_policy_document` (its role
+    /// removed from it, then deleted); its id is its name, its region [`GLOBAL`].
+    InstanceProfile,
+    /// The temporary IAM role of that profile (its inline policies deleted, then the role); its id is its
+    /// name, its region [`GLOBAL`].
+    IamRole,
 }
 
 impl Kind {
     /// Every kind, in the order `bake cleanup` removes them: instances first (they hold the security
-    /// groups and key pairs), AMIs before their snapshots.
-    pub const REMOVAL_ORDER: [Kind; 7] = [
+    /// groups, key pairs and instance profiles), AMIs before their snapshots, an instance profile before
+    /// its role.
+    pub const REMOVAL_ORDER: [Kind; 9] = [
         Kind::Fleet,
         Kind::Instance,
         Kind::Image,
@@ -69,7 +88,14 @@ impl Kind {
         Kind::SecurityGroup,
         Kind::KeyPair,
         Kind::LaunchTemplate,
+        Kind::InstanceProfile,
+        Kind::IamRole,
     ];
+
+    /// IAM's kinds: global, journaled in [`GLOBAL`].
+    pub fn is_global(self) -> bool {
+        matches!(self, Kind::InstanceProfile | Kind::IamRole)
+    }
 
     /// Where this kind comes in [`Kind::REMOVAL_ORDER`].
     pub fn removal_rank(self) -> usize {
@@ -89,6 +115,8 @@ impl Kind {
             Kind::Snapshot => "snapshot",
             Kind::LaunchTemplate => "launch template",
             Kind::Fleet => "fleet",
+            Kind::InstanceProfile => "instance profile",
+            Kind::IamRole => "IAM role",
         }
     }
 
@@ -96,10 +124,11 @@ impl Kind {
     /// security group free of its network interface). `cancel` stops the waiting.
     pub async fn remove(
         self,
-        ec2: &aws_sdk_ec2::Client,
+        clients: &Clients,
         id: &str,
         cancel: &CancellationToken,
     ) -> Result<(), StepError> {
+        let ec2 = &clients.ec2;
         match self {
             Kind::Instance => {
                 if terminate_instance(ec2, id).await? != InstanceStateName::Terminated {
@@ -135,17 +164,16 @@ impl Kind {
                     .aws("DeleteFleets")
             })
             .await?),
+            Kind::InstanceProfile => Ok(remove_instance_profile(&clients.iam, id, cancel).await?),
+            Kind::IamRole => Ok(remove_role(&clients.iam, id, cancel).await?),
         }
     }
 
     /// The ids of this kind's resources tagged with `run_id` that are still there. AMIs and snapshots
     /// carry the same tags when they are a build's result: the caller leaves out what the run's journal
     /// says it kept, and without a journal does not search them.
-    pub async fn tagged(
-        self,
-        ec2: &aws_sdk_ec2::Client,
-        run_id: &str,
-    ) -> Result<Vec<String>, AwsError> {
+    pub async fn tagged(self, clients: &Clients, run_id: &str) -> Result<Vec<String>, AwsError> {
+        let ec2 = &clients.ec2;
         let f = Filter::builder()
             .name(format!("tag:{}", bakery_core::tags::RUN_ID))
             .values(run_id)
@@ -244,9 +272,224 @@ impl Kind {
                     .filter_map(|fl| fl.fleet_id().map(str::to_string))
                     .collect()
             }
+            Kind::InstanceProfile | Kind::IamRole => {
+                let mut ids = Vec::new();
+                for (name, tags) in iam_tagged(&clients.iam, self).await? {
+                    if tags
+                        .iter()
+                        .any(|(k, v)| k == bakery_core::tags::RUN_ID && run_matches(v, run_id))
+                    {
+                        ids.push(name);
+                    }
+                }
+                ids
+            }
         };
         Ok(ids)
     }
+}
+
+/// Whether a run-id tag's value is `run_id`, or starts with it when it ends in `*` (a short id's search,
+/// as EC2's tag filters match it).
+fn run_matches(tag: &str, run_id: &str) -> bool {
+    match run_id.strip_suffix('*') {
+        Some(prefix) => tag.starts_with(prefix),
+        None => tag == run_id,
+    }
+}
+
+/// The roles or instance profiles (`kind`) under [`IAM_PATH`], each with its tags. IAM's list calls
+/// filter by path only (moto not even that: the path is checked here too) and do not return tags, so
+/// each one's tags are asked for.
+pub async fn iam_tagged(
+    iam: &aws_sdk_iam::Client,
+    kind: Kind,
+) -> Result<Vec<(String, Vec<(String, String)>)>, AwsError> {
+    let pairs = |tags: &[aws_sdk_iam::types::Tag]| -> Vec<(String, String)> {
+        tags.iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    };
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let (names, next) = if kind == Kind::IamRole {
+            let page = iam
+                .list_roles()
+                .path_prefix(IAM_PATH)
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .aws("ListRoles")?;
+            let names: Vec<String> = page
+                .roles()
+                .iter()
+                .filter(|r| r.path().starts_with(IAM_PATH))
+                .map(|r| r.role_name().to_string())
+                .collect();
+            (
+                names,
+                page.is_truncated()
+                    .then(|| page.marker().map(str::to_string))
+                    .flatten(),
+            )
+        } else {
+            let page = iam
+                .list_instance_profiles()
+                .path_prefix(IAM_PATH)
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .aws("ListInstanceProfiles")?;
+            let names: Vec<String> = page
+                .instance_profiles()
+                .iter()
+                .filter(|p| p.path().starts_with(IAM_PATH))
+                .map(|p| p.instance_profile_name().to_string())
+                .collect();
+            (
+                names,
+                page.is_truncated()
+                    .then(|| page.marker().map(str::to_string))
+                    .flatten(),
+            )
+        };
+        for name in names {
+            // One deleted meanwhile is simply not there.
+            let tags = if kind == Kind::IamRole {
+                match iam.get_role().role_name(&name).send().await.aws("GetRole") {
+                    Ok(o) => o.role().map(|r| pairs(r.tags())),
+                    Err(e) if e.is_not_found() => None,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                match iam
+                    .get_instance_profile()
+                    .instance_profile_name(&name)
+                    .send()
+                    .await
+                    .aws("GetInstanceProfile")
+                {
+                    Ok(o) => o.instance_profile().map(|p| pairs(p.tags())),
+                    Err(e) if e.is_not_found() => None,
+                    Err(e) => return Err(e),
+                }
+            };
+            if let Some(tags) = tags {
+                out.push((name, tags));
+            }
+        }
+        match next {
+            Some(m) => marker = Some(m),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Removes an instance profile: every role is taken out of it, then it is deleted. A profile (or role)
+/// already gone counts as removed, once "not found" has lasted (IAM is eventually consistent).
+async fn remove_instance_profile(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    cancel: &CancellationToken,
+) -> Result<(), StepError> {
+    let got = retry_propagation(NOT_FOUND_CONFIRMATION, cancel, || async {
+        iam.get_instance_profile()
+            .instance_profile_name(name)
+            .send()
+            .await
+            .aws("GetInstanceProfile")
+    })
+    .await;
+    let roles: Vec<String> = match got {
+        Ok(o) => o
+            .instance_profile()
+            .map(|p| {
+                p.roles()
+                    .iter()
+                    .map(|r| r.role_name().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for role in roles {
+        gone_is_done(
+            iam.remove_role_from_instance_profile()
+                .instance_profile_name(name)
+                .role_name(&role)
+                .send()
+                .await
+                .aws("RemoveRoleFromInstanceProfile"),
+        )?;
+    }
+    delete_while_busy(
+        &format!("instance profile {name}"),
+        "DeleteConflict",
+        true,
+        Duration::from_secs(2 * 60),
+        cancel,
+        || async {
+            iam.delete_instance_profile()
+                .instance_profile_name(name)
+                .send()
+                .await
+                .aws("DeleteInstanceProfile")
+                .map(|_| ())
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes an IAM role: its inline policies, then the role (`DeleteConflict` while IAM still sees it in
+/// an instance profile is waited out). A role already gone counts as removed once that has lasted.
+async fn remove_role(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    cancel: &CancellationToken,
+) -> Result<(), StepError> {
+    let listed = retry_propagation(NOT_FOUND_CONFIRMATION, cancel, || async {
+        iam.list_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .aws("ListRolePolicies")
+    })
+    .await;
+    let policies: Vec<String> = match listed {
+        Ok(o) => o.policy_names().to_vec(),
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for policy in policies {
+        gone_is_done(
+            iam.delete_role_policy()
+                .role_name(name)
+                .policy_name(&policy)
+                .send()
+                .await
+                .aws("DeleteRolePolicy"),
+        )?;
+    }
+    delete_while_busy(
+        &format!("IAM role {name}"),
+        "DeleteConflict",
+        true,
+        Duration::from_secs(2 * 60),
+        cancel,
+        || async {
+            iam.delete_role()
+                .role_name(name)
+                .send()
+                .await
+                .aws("DeleteRole")
+                .map(|_| ())
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// A delete call's result, with "already gone" counted as done.
@@ -531,8 +774,11 @@ mod tests {
             .map(|k| k.removal_rank())
             .collect();
         ranks.dedup();
-        assert_eq!(ranks, [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(ranks, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
         assert!(Kind::Instance.removal_rank() < Kind::SecurityGroup.removal_rank());
+        // The instance holds the profile; a role cannot go while a profile holds it.
+        assert!(Kind::Instance.removal_rank() < Kind::InstanceProfile.removal_rank());
+        assert!(Kind::InstanceProfile.removal_rank() < Kind::IamRole.removal_rank());
         assert!(Kind::Image.removal_rank() < Kind::Snapshot.removal_rank());
     }
 

@@ -184,6 +184,8 @@ pub struct Clients {
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     /// Route 53.
     pub route53: aws_sdk_route53::Client,
+    /// IAM (global: the region only picks the partition's endpoint).
+    pub iam: aws_sdk_iam::Client,
 }
 
 impl Clients {
@@ -226,8 +228,11 @@ impl Clients {
             ),
             route53: aws_sdk_route53::Client::from_conf(
                 aws_sdk_route53::config::Builder::from(config)
-                    .region(r)
+                    .region(r.clone())
                     .build(),
+            ),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(config).region(r).build(),
             ),
             region,
         }
@@ -263,6 +268,8 @@ const OTHER_NOT_FOUND_CODES: &[&str] = &[
     "InvalidLaunchTemplateName.NotFoundException",
     "InvalidLaunchTemplateId.Malformed",
     "NoSuchHostedZone",
+    // IAM.
+    "NoSuchEntity",
 ];
 
 /// Classifies an AWS error code.

@@ -106,6 +106,7 @@ impl Ui {
         // Longest first, so that a secret containing another is masked whole.
         opts.secrets.retain(|s| !s.is_empty());
         opts.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        crate::log::add_secrets(&opts.secrets);
         Ui {
             inner: Arc::new(Inner {
                 opts,
@@ -225,6 +226,10 @@ impl Ui {
         sgr: Option<&str>,
     ) {
         let msg = self.mask(msg);
+        if crate::log::enabled() {
+            // As Packer's log does, it holds what the terminal shows.
+            crate::log::line(tracing::Level::INFO, "ui", &human(target, &msg));
+        }
         match self.inner.opts.mode {
             Mode::Human => {
                 for line in msg.split('\n') {

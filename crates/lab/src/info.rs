@@ -24,6 +24,9 @@ pub struct LabInfo {
     pub sshd_port: Option<u16>,
     /// With the SSH front: the port of the first-boot sshd behind it (other host keys).
     pub boot_sshd_port: Option<u16>,
+    /// A recording lab (`lab/up --recording`): the instance stand-in's state dir (`commands.jsonl`,
+    /// `root/`).
+    pub recording: Option<PathBuf>,
 }
 
 impl LabInfo {
@@ -71,6 +74,7 @@ impl LabInfo {
             ssh_front: fields.get("ssh_front") == Some(&"1"),
             sshd_port,
             boot_sshd_port,
+            recording: fields.get("recording").map(PathBuf::from),
         })
     }
 }

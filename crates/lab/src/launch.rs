@@ -123,3 +123,20 @@ pub fn up(
         output,
     })
 }
+
+/// A program of the lab's Python venv, `lab/.venv/bin/NAME` (`ansible-playbook`, `ansible-galaxy`: the
+/// lab's pinned ansible-core, which `lab/install` installs); [`LabError::NotInstalled`] ("run `make
+/// lab`") when it is not there, so that a test needing it fails instead of skipping.
+pub fn venv_program(name: &str) -> Result<PathBuf, LabError> {
+    let path = repo_root()?.join("lab/.venv/bin").join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(LabError::NotInstalled {
+            missing: format!(
+                "  - {} (lab/requirements.txt, installed into the lab's venv)",
+                path.display()
+            ),
+        })
+    }
+}

@@ -52,7 +52,7 @@ pub use counts::RequestKind;
 pub use error::{INSTALL_HINT, LabError};
 pub use info::LabInfo;
 pub use json::Json;
-pub use launch::repo_root;
+pub use launch::{repo_root, venv_program};
 pub use realism::{Realism, RealismState};
 
 /// A running lab. Get the process's one with [`Lab::shared`], or a lab of one's own with
@@ -101,12 +101,94 @@ impl Lab {
         Ok(lab)
     }
 
+    /// Starts a separate lab whose instances record instead of run (`lab/up --recording`): every command
+    /// a session asks for is logged and answered with success, file transfers land under a scratch root
+    /// standing in for the instance's `/` ([`Lab::instance_commands`], [`Lab::instance_root`]). For
+    /// third-party provisioning (the corpus' scripts install packages as root): nothing of it runs here.
+    /// Its realism profile is `BAKERY_LAB_REALISM`'s, as [`Lab::start`]'s; stopped when dropped.
+    pub fn start_recording() -> Result<Lab, LabError> {
+        let realism = Realism::from_env().unwrap_or_else(Realism::off);
+        let mut args = realism.up_args();
+        args.push("--recording".to_owned());
+        let mut lab = Lab::launch_with_args(&args, "recording")?;
+        lab.owned = true;
+        Ok(lab)
+    }
+
+    /// A recording lab's instance: every session's command, in order (with how it was handled:
+    /// `recorded`, `scp`, `helper`, `simple`, `umask`). Empty for other labs.
+    pub fn instance_commands(&self) -> Vec<Json> {
+        let Some(dir) = &self.info.recording else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(dir.join("commands.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| Json::parse(l).ok())
+            .collect()
+    }
+
+    /// A recording lab's stand-in for the instance's `/`, where uploads land.
+    pub fn instance_root(&self) -> Option<PathBuf> {
+        self.info.recording.as_ref().map(|d| d.join("root"))
+    }
+
+    /// Puts a file on a recording lab's instance (`path` absolute, as on the instance), owned by the login
+    /// user as the instance's scripts would have left it: what a recorded script would have made, for
+    /// a later step (a download) to find.
+    pub fn put_on_instance(&self, path: &str, contents: &str) {
+        let root = self
+            .instance_root()
+            .expect("put_on_instance: not a recording lab");
+        let file = root.join(path.trim_start_matches('/'));
+        let parent = file.parent().expect("a file path");
+        std::fs::create_dir_all(parent).expect("create the instance's directory");
+        std::fs::write(&file, contents).expect("write the instance's file");
+        let status = std::process::Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:", self.ssh_user()))
+            .arg(&root)
+            .status()
+            .expect("chown runs");
+        assert!(status.success(), "chown {} failed", root.display());
+    }
+
+    /// Empties a recording lab's instance: its command log and its root (for the next run to start
+    /// from a fresh instance).
+    pub fn reset_instance(&self) {
+        let dir = self
+            .info
+            .recording
+            .as_ref()
+            .expect("reset_instance: not a recording lab");
+        let root = dir.join("root");
+        // Uploads may have left read-only directories.
+        let _ = std::process::Command::new("chmod")
+            .args(["-R", "u+w"])
+            .arg(&root)
+            .status();
+        std::fs::remove_dir_all(&root).expect("empty the instance's root");
+        std::fs::create_dir(&root).expect("recreate the instance's root");
+        std::fs::write(dir.join("commands.jsonl"), "").expect("empty the command log");
+        let status = std::process::Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:", self.ssh_user()))
+            .arg(dir)
+            .status()
+            .expect("chown runs");
+        assert!(status.success(), "chown {} failed", dir.display());
+    }
+
     fn launch(realism: &Realism, label: &str) -> Result<Lab, LabError> {
+        Lab::launch_with_args(&realism.up_args(), label)
+    }
+
+    fn launch_with_args(args: &[String], label: &str) -> Result<Lab, LabError> {
         let root = launch::repo_root()?;
         let user = std::env::var("BAKERY_LAB_USER").unwrap_or_else(|_| "admin".to_owned());
         launch::check_installed(&root, &user)?;
         let dir = launch::fresh_state_dir(&root, label);
-        launch::up(&root, &dir, &user, keep_state(), &realism.up_args())?;
+        launch::up(&root, &dir, &user, keep_state(), args)?;
         Lab::attach(&dir)
     }
 
@@ -345,6 +427,19 @@ impl Lab {
     /// connection.
     pub fn reboot_instances(&self) -> u64 {
         realism::reboot(&self.moto_host_port).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// What the instances' console (`GetConsoleOutput`) shows: `"lab"` (the default: cloud-init's host key
+    /// blocks for the lab sshd's keys), `"other"` (blocks with a key no sshd of the lab has) or `"none"` (no
+    /// block). Lab-wide: a test that changes it puts `"lab"` back.
+    pub fn set_console_host_keys(&self, mode: &str) {
+        http::request_ok(
+            &self.moto_host_port,
+            "PUT",
+            "/bakery-lab/console",
+            Some(&format!("{{\"host_keys\":\"{mode}\"}}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// The processes `lab/up` started (name, pid): `watch` (if tied to a process), `moto`, `sshd`, and

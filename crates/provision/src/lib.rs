@@ -1,7 +1,7 @@
 //! bakery's provisioners and the manifest post-processor, behaving as Packer's:
 //!
-//! * [`run_provisioner`] runs one `shell`, `file` or `shell-local`
-//!   provisioner of a build, honouring the meta options Packer's core adds
+//! * [`run_provisioner`] runs one `shell`, `file`, `shell-local`, `ansible`
+//!   or `ansible-local` provisioner of a build, honouring the meta options Packer's core adds
 //!   around every provisioner (`pause_before`, `timeout`, `max_retries`).
 //! * [`run_shell_local`] runs `shell-local` on this machine (also the
 //!   `shell-local` post-processor).
@@ -13,10 +13,13 @@
 
 #![deny(missing_docs)]
 
+mod ansible;
+mod ansible_local;
 mod context;
 pub mod env;
 mod error;
 mod file;
+pub mod goss;
 pub mod manifest;
 pub mod script;
 mod shell;
@@ -115,6 +118,9 @@ async fn run_once(
     match p {
         ProvisionerConfig::Shell(cfg) => shell::run(cfg, cx).await,
         ProvisionerConfig::File(cfg) => file::run(cfg, cx).await,
+        ProvisionerConfig::Ansible(cfg) => ansible::run(cfg, cx).await,
+        ProvisionerConfig::AnsibleLocal(cfg) => ansible_local::run(cfg, cx).await,
+        ProvisionerConfig::Goss(cfg) => goss::run(cfg, cx).await,
         ProvisionerConfig::ShellLocal(cfg) => {
             let late = cx.late_context();
             run_shell_local(

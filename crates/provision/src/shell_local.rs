@@ -222,7 +222,7 @@ async fn run_local(
 }
 
 /// Reads `pipe` line by line (bytes that are not UTF-8 replaced) into the sink.
-async fn pump<R: AsyncRead + Unpin>(pipe: Option<R>, stream: Stream, sink: &UiSink<'_>) {
+pub(crate) async fn pump<R: AsyncRead + Unpin>(pipe: Option<R>, stream: Stream, sink: &UiSink<'_>) {
     let Some(pipe) = pipe else { return };
     let mut reader = BufReader::new(pipe);
     let mut buf = Vec::new();
@@ -245,7 +245,7 @@ async fn pump<R: AsyncRead + Unpin>(pipe: Option<R>, stream: Stream, sink: &UiSi
 
 /// Kills a process group with SIGKILL when dropped, unless disarmed: the
 /// command was cancelled or timed out (its future dropped) before it ended.
-struct GroupKiller(Option<u32>);
+pub(crate) struct GroupKiller(pub(crate) Option<u32>);
 
 impl Drop for GroupKiller {
     fn drop(&mut self) {

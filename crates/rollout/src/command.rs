@@ -26,6 +26,9 @@ pub enum Command {
         /// Only this run (also finds a run killed before its group existed).
         run_id: Option<String>,
     },
+    /// Bring the newest kept previous release (blue-green's rollback window) back behind the load
+    /// balancer, then retire the serving one.
+    Undo,
     /// Remove the app's old AMIs and launch template versions that nothing uses.
     Gc(GcRequest),
 }

@@ -85,6 +85,8 @@ impl RequestCounter {
                     .interceptor(self.clone())
                     .build(),
             ),
+            // Rollout sends no IAM request.
+            iam: c.iam,
             region: c.region,
         }
     }

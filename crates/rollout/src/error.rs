@@ -79,6 +79,14 @@ pub enum RolloutError {
     /// Interrupted before anything was changed.
     #[error("interrupted; nothing was changed")]
     Cancelled,
+    /// `rollout undo` found no previous release to bring back.
+    #[error("no previous release kept: {0}")]
+    NothingKept(String),
+    /// `rollout undo` in an environment whose strategy keeps no previous release.
+    #[error(
+        "rollout undo brings back a blue-green release kept by the rollback window; strategy {0} keeps none"
+    )]
+    UndoUnsupported(String),
 }
 
 impl RolloutError {

@@ -361,6 +361,47 @@ pub async fn mark_live(cx: &Ctx, group: &str) -> Result<(), AwsError> {
     Ok(())
 }
 
+/// Sets `tags` (key, value) on `group`, not propagated to instances (one request).
+pub async fn tag_group(cx: &Ctx, group: &str, tags: &[(&str, &str)]) -> Result<(), AwsError> {
+    cx.clients
+        .autoscaling
+        .create_or_update_tags()
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| asg_tag(group, k, v, false))
+                .collect(),
+        ))
+        .send()
+        .await
+        .aws("CreateOrUpdateTags")?;
+    Ok(())
+}
+
+/// Removes the tags `keys` from `group` (one request; none when `keys` is empty).
+pub async fn untag_group(cx: &Ctx, group: &str, keys: &[&str]) -> Result<(), AwsError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    cx.clients
+        .autoscaling
+        .delete_tags()
+        .set_tags(Some(
+            keys.iter()
+                .map(|k| {
+                    aws_sdk_autoscaling::types::Tag::builder()
+                        .resource_id(group)
+                        .resource_type("auto-scaling-group")
+                        .key(*k)
+                        .build()
+                })
+                .collect(),
+        ))
+        .send()
+        .await
+        .aws("DeleteTags")?;
+    Ok(())
+}
+
 /// Deletes launch template `id` if it is this environment's (tagged by rollout); returns its name, or
 /// `None` when it is not ours (kept) or already gone.
 pub async fn delete_template_if_ours(cx: &Ctx, id: &str) -> Result<Option<String>, RolloutError> {

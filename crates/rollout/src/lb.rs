@@ -243,6 +243,33 @@ impl LoadBalancer {
         Ok(())
     }
 
+    /// Makes `group` register its instances here (`rollout undo` bringing a kept group back).
+    pub async fn attach_group(&self, cx: &Ctx, group: &str) -> Result<(), AwsError> {
+        match self.kind {
+            LbKind::Classic => {
+                cx.clients
+                    .autoscaling
+                    .attach_load_balancers()
+                    .auto_scaling_group_name(group)
+                    .load_balancer_names(&self.name)
+                    .send()
+                    .await
+                    .aws("AttachLoadBalancers")?;
+            }
+            LbKind::Alb => {
+                cx.clients
+                    .autoscaling
+                    .attach_load_balancer_target_groups()
+                    .auto_scaling_group_name(group)
+                    .target_group_arns(self.target_group_arn.as_deref().unwrap_or_default())
+                    .send()
+                    .await
+                    .aws("AttachLoadBalancerTargetGroups")?;
+            }
+        }
+        Ok(())
+    }
+
     /// True when `group` (as described) is attached here.
     pub fn attached_to(&self, load_balancers: &[String], target_groups: &[String]) -> bool {
         match self.kind {

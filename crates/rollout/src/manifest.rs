@@ -95,6 +95,29 @@ pub struct Settings {
     /// The `spot-fleet` strategy's fleet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spot_fleet: Option<SpotFleetSettings>,
+    /// The `blue-green` strategy's rollback window: what is kept of the previous release.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenSettings>,
+}
+
+/// `blue_green` (strategy `blue-green`): the rollback window. After the cut-over the old group is detached,
+/// scaled to `keep_previous_size` and kept with its launch template, so that `rollout undo` can bring it
+/// back, until `keep_previous_for` has passed or `keep_previous_releases` newer ones are kept. Off by default
+/// (neither set): the old group is deleted, as before.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlueGreenSettings {
+    /// How many previous releases are kept (0: none; 1 when only `keep_previous_for` is given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_previous_releases: Option<u32>,
+    /// How long a previous release is kept: `"24h"`, `"90m"`, `"1h30m"`, `"2d"`, or seconds as a number
+    /// (none: until newer releases push it out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_previous_for: Option<serde_json::Value>,
+    /// Instances a kept group keeps running while it is kept (0: none, the group and its launch
+    /// template only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_previous_size: Option<u32>,
 }
 
 /// `spot_fleet` (strategy `spot-fleet`): the fleet each rollout requests.

@@ -18,6 +18,18 @@ pub const AMI_TAG: &str = "bakery:ami";
 pub const STATE_IN_PROGRESS: &str = "in-progress";
 /// [`STATE_TAG`] value of a group that passed its health checks.
 pub const STATE_LIVE: &str = "live";
+/// [`STATE_TAG`] value of a previous release kept for `rollout undo`: detached from the load balancer,
+/// scaled to `blue_green.keep_previous_size`, kept with its launch template until its window ends.
+pub const STATE_RETIRED: &str = "retired";
+/// [`STATE_TAG`] value of a kept group that `rollout undo` is bringing back (until it is `live`, or
+/// returned to `retired` when the undo fails).
+pub const STATE_RESTORING: &str = "restoring";
+/// Tag on a kept group: when it was retired (RFC 3339, UTC).
+pub const RETIRED_AT_TAG: &str = "bakery:retired-at";
+/// Tag on a kept group: when its window ends (RFC 3339, UTC); absent when only newer releases end it.
+pub const KEEP_UNTIL_TAG: &str = "bakery:keep-until";
+/// Tag on a kept group: the run that retired it (a rollout) or is bringing it back (an undo).
+pub const RELEASE_RUN_TAG: &str = "bakery:release-run";
 /// The `build` part of `bakery_core::tags::ownership` for everything rollout creates.
 pub const TOOL: &str = "rollout";
 

@@ -2,7 +2,10 @@
 //! (found by [`crate::live`]), how the load balancer sees an instance ([`crate::lb`]), an AMI checked to
 //! exist ([`crate::ami`]). Below `error` and `report`, which carry these, so nothing here calls AWS.
 
-use crate::names::{AMI_TAG, STATE_IN_PROGRESS, STATE_TAG};
+use crate::names::{
+    AMI_TAG, KEEP_UNTIL_TAG, RELEASE_RUN_TAG, RETIRED_AT_TAG, STATE_IN_PROGRESS, STATE_RESTORING,
+    STATE_RETIRED, STATE_TAG,
+};
 use aws_sdk_autoscaling::types::{AutoScalingGroup, LifecycleState};
 use aws_sdk_ec2::types::InstanceStateName;
 use serde::{Serialize, Serializer};
@@ -172,6 +175,15 @@ pub struct Group {
     pub status: Option<String>,
     /// Creation time (RFC 3339).
     pub created: Option<String>,
+    /// A kept previous release: `bakery:retired-at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<String>,
+    /// A kept previous release: `bakery:keep-until` (none: kept until newer releases push it out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_until: Option<String>,
+    /// A kept previous release: `bakery:release-run`, the run that retired it or is bringing it back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_run: Option<String>,
 }
 
 impl Group {
@@ -230,6 +242,9 @@ impl Group {
                     std::time::SystemTime::try_from(*t).unwrap_or(std::time::UNIX_EPOCH),
                 )
             }),
+            retired_at: tag(RETIRED_AT_TAG),
+            keep_until: tag(KEEP_UNTIL_TAG),
+            release_run: tag(RELEASE_RUN_TAG),
         }
     }
 
@@ -241,6 +256,16 @@ impl Group {
     /// True for a group whose rollout has not finished (or died).
     pub fn in_progress(&self) -> bool {
         self.state.as_deref() == Some(STATE_IN_PROGRESS)
+    }
+
+    /// True for a previous release kept for `rollout undo` (`retired`).
+    pub fn kept(&self) -> bool {
+        self.state.as_deref() == Some(STATE_RETIRED)
+    }
+
+    /// True for a kept group an undo is bringing back (or whose undo died).
+    pub fn restoring(&self) -> bool {
+        self.state.as_deref() == Some(STATE_RESTORING)
     }
 
     /// True while AWS deletes the group (`Delete in progress`): it is going away and is not retired again.

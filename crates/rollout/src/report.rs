@@ -50,6 +50,52 @@ impl GroupSummary {
     }
 }
 
+/// A previous release kept for `rollout undo` (blue-green's rollback window): its group, detached from
+/// the load balancer, and its launch template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptRelease {
+    /// The kept group.
+    pub group: String,
+    /// The AMI it runs.
+    pub ami: Option<String>,
+    /// Its launch template.
+    pub launch_template: Option<String>,
+    /// Its desired capacity while kept.
+    pub size: i32,
+    /// When it was retired (RFC 3339).
+    pub retired_at: Option<String>,
+    /// When its window ends (RFC 3339); none: when newer releases push it out.
+    pub keep_until: Option<String>,
+}
+
+impl KeptRelease {
+    /// From a described kept group.
+    pub fn of(g: &Group, ami: Option<String>) -> Self {
+        KeptRelease {
+            group: g.name.clone(),
+            ami: ami.or_else(|| g.ami.clone()),
+            launch_template: g.launch_template.as_ref().and_then(|l| l.name.clone()),
+            size: g.desired,
+            retired_at: g.retired_at.clone(),
+            keep_until: g.keep_until.clone(),
+        }
+    }
+
+    /// `asg-… [ami-…] size 0, retired 2026-…Z, kept until 2026-…Z`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} [{}] size {}, retired {}, kept until {}",
+            self.group,
+            self.ami.as_deref().unwrap_or("?"),
+            self.size,
+            self.retired_at.as_deref().unwrap_or("?"),
+            self.keep_until
+                .as_deref()
+                .unwrap_or("newer releases replace it")
+        )
+    }
+}
+
 /// What rolling back did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RollbackReport {
@@ -105,8 +151,17 @@ pub struct DeployReport {
     pub new_group: Option<GroupSummary>,
     /// The groups that were live before.
     pub old_groups: Vec<GroupSummary>,
-    /// Old groups retired (deleted).
+    /// Old groups retired: taken out of service and deleted, or kept (then also in `kept`).
     pub retired: Vec<String>,
+    /// `rollout undo`: a kept previous release was brought back (`new_group`), the serving one retired.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub undo: bool,
+    /// Old groups kept for `rollout undo` (the rollback window), detached from the load balancer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<KeptRelease>,
+    /// Kept previous releases whose window had ended, deleted with their launch templates.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expired: Vec<String>,
     /// Launch templates deleted.
     pub deleted_launch_templates: Vec<String>,
     /// Why it failed.
@@ -146,6 +201,9 @@ impl DeployReport {
             new_group: None,
             old_groups,
             retired: Vec::new(),
+            undo: false,
+            kept: Vec::new(),
+            expired: Vec::new(),
             deleted_launch_templates: Vec::new(),
             error: None,
             rollback: None,
@@ -168,7 +226,8 @@ impl DeployReport {
             Status::Incomplete => "INCOMPLETE",
         };
         s.push_str(&format!(
-            "Rollout of {}/{} in {} {status} ({}, {:.1} s, {} AWS requests)\n",
+            "{} of {}/{} in {} {status} ({}, {:.1} s, {} AWS requests)\n",
+            if self.undo { "Undo" } else { "Rollout" },
             self.app,
             self.env,
             self.region,
@@ -228,6 +287,12 @@ impl DeployReport {
                 String::new()
             }
         ));
+        for k in &self.kept {
+            s.push_str(&format!("  kept:      {} (rollout undo)\n", k.describe()));
+        }
+        for g in &self.expired {
+            s.push_str(&format!("  expired:   {g} (window ended: deleted)\n"));
+        }
         if let Some(e) = &self.error {
             s.push_str(&format!("  error:     {e}\n"));
         }
@@ -359,6 +424,10 @@ pub struct PlanReport {
     pub steps: Vec<String>,
     /// What would stop a rollout now.
     pub problems: Vec<String>,
+    /// Previous releases kept for `rollout undo`, newest first.
+    pub kept: Vec<KeptRelease>,
+    /// The rollback window (`blue_green`): `off`, or what a rollout keeps.
+    pub keep_window: String,
     /// AWS requests sent (all read-only), by `Service.Operation`.
     pub aws_requests: BTreeMap<String, u64>,
 }
@@ -412,6 +481,15 @@ impl PlanReport {
                     .unwrap_or_default(),
                 a.source
             ));
+        }
+        if self.kept.is_empty() && self.keep_window != "off" {
+            s.push_str(&format!(
+                "  kept: no previous release (rollback window: {})\n",
+                self.keep_window
+            ));
+        }
+        for k in &self.kept {
+            s.push_str(&format!("  kept: {}\n", k.describe()));
         }
         for (i, step) in self.steps.iter().enumerate() {
             s.push_str(&format!("  {}. {step}\n", i + 1));

@@ -5,7 +5,9 @@ use crate::config::{Overrides, RolloutConfig};
 use crate::context::{Ctx, RequestCounter};
 use crate::error::RolloutError;
 use crate::manifest::Manifest;
-use crate::report::{DeployReport, GroupSummary, LiveGroupView, PlanReport, SetupReport};
+use crate::report::{
+    DeployReport, GroupSummary, KeptRelease, LiveGroupView, PlanReport, SetupReport,
+};
 use crate::strategy::{self, Preflight};
 use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
 use bakery_core::ui::Ui;
@@ -98,6 +100,12 @@ impl Session {
             ami: pf.ami.clone(),
             steps,
             problems: pf.problems.clone(),
+            kept: pf
+                .kept
+                .iter()
+                .map(|g| KeptRelease::of(g, pf.group_amis.get(&g.name).cloned().flatten()))
+                .collect(),
+            keep_window: cx.cfg.keep.describe(),
             aws_requests: delta(&before, &cx.requests.snapshot()),
         })
     }
@@ -143,6 +151,52 @@ impl Session {
         }
     }
 
+    /// `rollout undo`: brings the newest kept previous release (blue-green's rollback window) back behind
+    /// the load balancer through the deploy's health gates, then retires (deletes) the serving one.
+    pub async fn undo(&self) -> Result<DeployReport, RolloutError> {
+        let cx = &self.cx;
+        if cx.cfg.strategy != crate::manifest::StrategyKind::BlueGreen {
+            return Err(RolloutError::UndoUnsupported(cx.cfg.strategy.to_string()));
+        }
+        let started = Instant::now();
+        let before = cx.requests.snapshot();
+        cx.say(&format!(
+            "Preflight: {} in {}, live and kept groups (undo, run {})",
+            cx.cfg.names.load_balancer(),
+            cx.clients.region,
+            cx.run_id
+        ));
+        let pf = strategy::preflight(cx, None).await?;
+        // A problem (another rollout or undo in progress, no load balancer) is said first; then, if
+        // nothing is kept, `undo` says so.
+        if !pf.problems.is_empty() {
+            return Err(RolloutError::Preflight(pf.problems));
+        }
+        if cx.cancel.is_cancelled() {
+            return Err(RolloutError::Cancelled);
+        }
+        let finish = |r: &mut DeployReport| {
+            r.durations.total_s = started.elapsed().as_secs_f64();
+            r.aws_requests = delta(&before, &cx.requests.snapshot());
+            r.aws_requests_total = r.aws_requests.values().sum();
+        };
+        match strategy::undo(cx, pf).await {
+            Ok(mut r) => {
+                finish(&mut r);
+                Ok(r)
+            }
+            Err(RolloutError::RolledBack(mut r)) => {
+                finish(&mut r);
+                Err(RolloutError::RolledBack(r))
+            }
+            Err(RolloutError::Incomplete(mut r)) => {
+                finish(&mut r);
+                Err(RolloutError::Incomplete(r))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// `rollout abandon`: undoes what a killed rollout of this environment left (or only `run_id`'s).
     pub async fn abandon(
         &self,
@@ -157,7 +211,34 @@ impl Session {
         &self,
         req: &crate::gc::GcRequest,
     ) -> Result<crate::gc::GcReport, RolloutError> {
-        crate::gc::run(&self.cx, req).await
+        use crate::gc::{Action, KeptDecision};
+        let cx = &self.cx;
+        crate::gc::check_request(&cx.cfg, req)?;
+        let before = cx.requests.snapshot();
+        // Kept releases whose window ended go first: their launch templates and AMIs are then free.
+        let fates = strategy::expire_kept(cx, req.dry_run).await?;
+        let mut report = crate::gc::run(cx, req).await?;
+        for f in fates {
+            let action = match (&f.failed, f.expired, req.dry_run) {
+                (Some(e), _, _) => {
+                    report
+                        .problems
+                        .push(format!("kept release {}: {e}", f.group));
+                    Action::Failed
+                }
+                (None, false, _) => Action::Kept,
+                (None, true, true) => Action::WouldRemove,
+                (None, true, false) => Action::Removed,
+            };
+            report.kept_releases.push(KeptDecision {
+                group: f.group,
+                launch_template: f.launch_template,
+                action,
+                reason: f.reason,
+            });
+        }
+        report.aws_requests = delta(&before, &cx.requests.snapshot());
+        Ok(report)
     }
 }
 

@@ -224,6 +224,44 @@ pub async fn group_empty(
     r
 }
 
+/// Waits until `group_name` has at most `n` instances, none of them on its way out (or is gone): a group
+/// scaled in to the size it is kept at.
+pub async fn group_at_most(
+    cx: &Ctx,
+    group_name: &str,
+    n: usize,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), WaitError> {
+    if n == 0 {
+        return group_empty(cx, group_name, timeout, cancel).await;
+    }
+    let what = format!("{group_name} to shrink to {n} instance(s)");
+    let progress = cx.ui.progress(&cx.target(), &format!("Waiting for {what}"));
+    let r = poller(Duration::from_secs(3), timeout)
+        .wait(
+            &what,
+            cancel,
+            |s, e| progress.state(s, e),
+            || async {
+                match live::group(cx, group_name).await? {
+                    None => Ok(Poll::Ready(())),
+                    Some(g) if g.instances.len() <= n => Ok(Poll::Ready(())),
+                    Some(g) => Ok(Poll::Pending(format!(
+                        "{} instance(s) left",
+                        g.instances.len()
+                    ))),
+                }
+            },
+        )
+        .await;
+    match &r {
+        Ok(()) => progress.finish(&format!("{group_name} has at most {n} instance(s)")),
+        Err(e) => progress.finish(&e.to_string()),
+    }
+    r
+}
+
 /// Waits until `group_name` no longer exists.
 pub async fn group_deleted(
     cx: &Ctx,

@@ -576,6 +576,7 @@ fn ctx(w: &Shared, manifest: &str) -> Ctx {
         elb: client!(aws_sdk_elasticloadbalancing, &elb_rules),
         elbv2: client!(aws_sdk_elasticloadbalancingv2, &none),
         route53: client!(aws_sdk_route53, &none),
+        iam: client!(aws_sdk_iam, &none),
     });
     Ctx {
         cfg,
@@ -597,6 +598,7 @@ async fn preflight(cx: &Ctx) -> Preflight {
     Preflight {
         lb: None,
         groups,
+        kept: Vec::new(),
         group_amis,
         launch: None,
         ami: Some(ResolvedAmi {

@@ -46,6 +46,7 @@ impl Communicator {
             user: cfg.user.clone(),
             creds: Credentials::prepare(&cfg.user, &cfg.auth)?,
             verifier: HostKeyVerifier::new(cfg.host_keys.clone()),
+            accepted: Default::default(),
         };
         let bastion = match &cfg.bastion {
             None => None,
@@ -55,6 +56,7 @@ impl Communicator {
                 user: b.user.clone(),
                 creds: Credentials::prepare(&b.user, &b.auth)?,
                 verifier: HostKeyVerifier::new(b.host_keys.clone()),
+                accepted: Default::default(),
             }),
         };
         if !cfg.pause_before_connecting.is_zero() {
@@ -100,6 +102,27 @@ impl Communicator {
         } else {
             Ok(())
         }
+    }
+
+    /// The settings this communicator connects with (host, port, user, credentials, bastion): what a
+    /// provisioner that opens its own connection to the instance (ansible) needs.
+    pub fn config(&self) -> &SshConfig {
+        &self.cfg
+    }
+
+    /// The instance's host key, as an OpenSSH public key line (`ssh-ed25519 AAAA…`): the key the last
+    /// connection that authenticated presented, which the host-key policy accepted (and, by default,
+    /// pinned for the run).
+    pub fn host_key_openssh(&self) -> Option<String> {
+        let key = self
+            .target
+            .accepted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let mut key = key;
+        key.set_comment("");
+        key.to_openssh().ok()
     }
 
     /// True once the connection has dropped (a reconnect is needed).

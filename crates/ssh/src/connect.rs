@@ -106,6 +106,9 @@ pub(crate) struct Hop {
     pub user: String,
     pub creds: Credentials,
     pub verifier: HostKeyVerifier,
+    /// The host key of the last connection that authenticated (what a provisioner that connects by
+    /// itself, ansible, is told to expect).
+    pub accepted: Arc<std::sync::Mutex<Option<PublicKey>>>,
 }
 
 impl Hop {
@@ -340,6 +343,7 @@ where
         // In: the key this server presented is the instance's for the rest of the run.
         if let Some(key) = presented.lock().unwrap_or_else(|p| p.into_inner()).take() {
             hop.verifier.confirm(&key);
+            *hop.accepted.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
         }
         Ok(handle)
     };

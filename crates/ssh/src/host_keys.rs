@@ -17,6 +17,10 @@ pub enum HostKeyPolicy {
     PinFirstSeen,
     /// The server must present one of these keys.
     Known(Vec<PublicKey>),
+    /// The server must present a key whose SHA-256 fingerprint (`SHA256:…`, base64 without padding, as
+    /// OpenSSH prints it) is one of these: e.g. the fingerprints the instance printed to its console
+    /// ([`crate::ConsoleHostKeys`]). Every host-key algorithm is offered.
+    Fingerprints(Vec<String>),
     /// Accept any key. `reason` (e.g. "ssh_host_key_check=false") is logged
     /// as a warning on every connection.
     AcceptAny {
@@ -51,6 +55,11 @@ pub(crate) fn describe_key(key: &PublicKey) -> String {
         key.algorithm().as_str(),
         key.fingerprint(HashAlg::Sha256)
     )
+}
+
+/// `SHA256:…` of `key`, as OpenSSH prints it (base64 without padding).
+pub(crate) fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
 }
 
 /// Checks presented keys against the policy; cloned into every connection's
@@ -99,6 +108,17 @@ impl HostKeyVerifier {
                     })
                 }
             }
+            HostKeyPolicy::Fingerprints(fingerprints) => {
+                let presented_fp = fingerprint(presented);
+                if fingerprints.iter().any(|f| f.trim() == presented_fp) {
+                    Ok(())
+                } else {
+                    Err(Rejection {
+                        presented: describe_key(presented),
+                        expected: format!("one of the fingerprints [{}]", fingerprints.join(", ")),
+                    })
+                }
+            }
             HostKeyPolicy::PinFirstSeen => {
                 let pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
                 match pinned.as_ref() {
@@ -133,7 +153,9 @@ impl HostKeyVerifier {
     /// keys presents one we can check.
     pub fn algorithms(&self, defaults: &[Algorithm]) -> Vec<Algorithm> {
         let acceptable: Vec<Algorithm> = match &self.policy {
-            HostKeyPolicy::AcceptAny { .. } => return defaults.to_vec(),
+            HostKeyPolicy::AcceptAny { .. } | HostKeyPolicy::Fingerprints(_) => {
+                return defaults.to_vec();
+            }
             HostKeyPolicy::Known(keys) => keys.iter().map(|k| k.algorithm()).collect(),
             HostKeyPolicy::PinFirstSeen => {
                 let pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
@@ -240,6 +262,29 @@ mod tests {
         );
         pin.confirm(&key(ED_A));
         assert_eq!(pin.algorithms(&defaults), vec![Algorithm::Ed25519]);
+    }
+
+    #[test]
+    fn fingerprints_accept_only_listed_keys_and_say_what_was_expected() {
+        let ed_a = fingerprint(&key(ED_A));
+        let ecdsa = fingerprint(&key(ECDSA));
+        let v = HostKeyVerifier::new(HostKeyPolicy::Fingerprints(vec![
+            ed_a.clone(),
+            ecdsa.clone(),
+        ]));
+        v.check(&key(ED_A)).unwrap();
+        v.check(&key(ECDSA)).unwrap();
+        let err = v.check(&key(ED_B)).unwrap_err();
+        assert_eq!(err.presented, describe_key(&key(ED_B)));
+        assert_eq!(
+            err.expected,
+            format!("one of the fingerprints [{ed_a}, {ecdsa}]")
+        );
+        // Nothing is pinned: the same list decides every connection, and every algorithm is offered.
+        v.confirm(&key(ED_A));
+        assert!(v.check(&key(ED_B)).is_err());
+        let defaults = russh::Preferred::DEFAULT.key.to_vec();
+        assert_eq!(v.algorithms(&defaults), defaults);
     }
 
     #[test]

@@ -31,6 +31,10 @@ explicit:
 * [`HostKeyPolicy::Known`]: the server must present one of these keys (for
   example read from the instance console output, or the lab's host keys).
   Only the algorithms of these keys are offered.
+* [`HostKeyPolicy::Fingerprints`]: the server must present a key whose
+  SHA-256 fingerprint is one of these, e.g. those the instance printed to its
+  console on first boot ([`ConsoleHostKeys::parse`] reads cloud-init's
+  blocks out of `GetConsoleOutput`'s text).
 * [`HostKeyPolicy::AcceptAny`]: accepts every key, with a mandatory reason
   that is logged as a warning on each connection. Use only for an explicit
   opt-out such as `ssh_host_key_check=false`.
@@ -48,6 +52,7 @@ negotiates: key exchange `curve25519-sha256` and cipher
 mod communicator;
 mod config;
 mod connect;
+mod console;
 mod error;
 mod exec;
 mod host_keys;
@@ -58,6 +63,7 @@ pub mod transfer;
 
 pub use communicator::Communicator;
 pub use config::{Auth, Bastion, SshConfig, public_key_body};
+pub use console::ConsoleHostKeys;
 pub use error::SshError;
 pub use host_keys::HostKeyPolicy;
 pub use output::{OutputSink, PackerStyleSink, clean_output_line};

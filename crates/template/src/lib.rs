@@ -31,8 +31,8 @@ pub use late::{LateContext, LateMap, LateTemplate, RenderError};
 pub use load::{Build, LoadOptions, Loaded, load};
 pub use schema::amazon_ebs::{AmazonEbsConfig, BlockDevice};
 pub use schema::{
-    BuilderConfig, FileConfig, ManifestConfig, PostProcessorConfig, ProvisionerConfig,
-    ProvisionerMeta, ShellConfig, ShellLocalConfig,
+    AnsibleConfig, AnsibleLocalConfig, BuilderConfig, FileConfig, ManifestConfig,
+    PostProcessorConfig, ProvisionerConfig, ProvisionerMeta, ShellConfig, ShellLocalConfig,
 };
 pub use secrets::Secrets;
 pub use template::Template;

@@ -10,8 +10,8 @@ use crate::render::{error_pos, render_config};
 use crate::schema::common::ProvisionerMeta;
 use crate::schema::{
     BuilderConfig, PostProcessorConfig, ProvisionerConfig, SUPPORTED_BUILDERS,
-    SUPPORTED_POST_PROCESSORS, SUPPORTED_PROVISIONERS, amazon_ebs, file, manifest, shell,
-    shell_local,
+    SUPPORTED_POST_PROCESSORS, SUPPORTED_PROVISIONERS, amazon_ebs, ansible, ansible_local, file,
+    goss, manifest, shell, shell_local,
 };
 use crate::secrets::Secrets;
 use crate::template::{self, BuilderDef, PostProcessorDef, ProvisionerDef, Template};
@@ -514,6 +514,7 @@ fn decode_provisioner(
     let late: &[&str] = match t {
         "shell" => shell::LATE_FIELDS,
         "shell-local" => shell_local::LATE_FIELDS,
+        "ansible" => ansible::LATE_FIELDS,
         _ => &[],
     };
     let rendered = render_config(&members, late, cx, &mut d);
@@ -526,6 +527,15 @@ fn decode_provisioner(
                 }
                 "file" => {
                     let _ = file::decode(d, f, meta);
+                }
+                "ansible" => {
+                    let _ = ansible::decode(d, f, cx, meta);
+                }
+                "ansible-local" => {
+                    let _ = ansible_local::decode(d, f, meta);
+                }
+                "goss" => {
+                    let _ = goss::decode(d, f, meta);
                 }
                 _ => {
                     let _ = shell_local::decode(d, f, cx, meta);
@@ -548,6 +558,24 @@ fn decode_provisioner(
                 d.finish(&f);
                 file::validate(&c, &mut d, p.pos);
                 ProvisionerConfig::File(c)
+            }
+            "ansible" => {
+                let c = ansible::decode(&mut d, &mut f, cx, meta);
+                d.finish(&f);
+                ansible::validate(&c, &mut d, p.pos);
+                ProvisionerConfig::Ansible(Box::new(c))
+            }
+            "ansible-local" => {
+                let c = ansible_local::decode(&mut d, &mut f, meta);
+                d.finish(&f);
+                ansible_local::validate(&c, &mut d, p.pos);
+                ProvisionerConfig::AnsibleLocal(Box::new(c))
+            }
+            "goss" => {
+                let c = goss::decode(&mut d, &mut f, meta);
+                d.finish(&f);
+                goss::validate(&c, &mut d, p.pos);
+                ProvisionerConfig::Goss(Box::new(c))
             }
             _ => {
                 let c = shell_local::decode(&mut d, &mut f, cx, meta);

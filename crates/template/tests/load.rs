@@ -598,14 +598,14 @@ fn unknown_root_keys_comments_and_push() {
 #[test]
 fn unsupported_plugin_types_list_the_supported_ones() {
     let text = format!(
-        r#"{{"builders":[{}],"provisioners":[{{"type":"ansible","playbook_file":"x"}}],"post-processors":["vagrant"]}}"#,
+        r#"{{"builders":[{}],"provisioners":[{{"type":"puppet-masterless","manifest_file":"x"}}],"post-processors":["vagrant"]}}"#,
         ebs("")
     );
     let errs = errors(&load_text(&text, &opts()).unwrap_err());
     assert_eq!(
         errs,
         [
-            "build \"amazon-ebs\": provisioner 1 (ansible): unsupported provisioner type 'ansible': bakery supports file, shell, shell-local",
+            "build \"amazon-ebs\": provisioner 1 (puppet-masterless): unsupported provisioner type 'puppet-masterless': bakery supports ansible, ansible-local, file, shell, shell-local",
             "post-processor 1.1 (vagrant): unsupported post-processor type 'vagrant': bakery supports manifest, shell-local",
         ]
     );
@@ -870,4 +870,153 @@ fn provisioner_errors_name_the_build_they_arise_in() {
         assert!(errs.iter().any(|x| x == e), "missing {e:?} in {errs:#?}");
     }
     assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+}
+
+/// ansible: Packer's defaults, every applied option decoded, late fields left for run time, the proxy's
+/// options ignored with a warning at their key, `use_proxy: true` refused with the reason.
+#[test]
+fn ansible_options_decode_with_packers_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = dir.path().join("site.yml");
+    std::fs::write(&playbook, "- hosts: all\n").unwrap();
+    let pb = playbook.display();
+    let text = format!(
+        r#"{{"builders":[{}],"provisioners":[{{"type":"ansible","playbook_file":"{pb}"}}]}}"#,
+        ebs("")
+    );
+    let l = load_text(&text, &opts()).unwrap();
+    let ProvisionerConfig::Ansible(a) = &l.builds[0].provisioners[0] else {
+        panic!("not ansible");
+    };
+    assert_eq!(a.command, "ansible-playbook");
+    assert_eq!(a.host_alias, "default");
+    assert_eq!(a.galaxy_command, "ansible-galaxy");
+    assert_eq!(a.user, None);
+    assert_eq!(a.use_proxy, None);
+    assert!(a.extra_arguments.is_empty() && a.groups.is_empty());
+
+    let text = format!(
+        r#"{{"builders":[{}],"provisioners":[{{"type":"ansible","playbook_file":"{pb}","command":"/opt/ap",
+            "extra_arguments":["-e","id={{{{ build `ID` }}}}"],"ansible_env_vars":["A=1","H={{{{ .Host }}}}"],
+            "groups":"web,db","empty_groups":["none"],"host_alias":"box","user":"deploy","use_proxy":false,
+            "ansible_ssh_extra_args":["-o X=1"],"inventory_directory":"{d}","keep_inventory_file":true,
+            "inventory_file_template":"{{{{ .HostAlias }}}} ansible_host={{{{ .Host }}}}\n","skip_version_check":true,
+            "use_sftp":true,"galaxy_force_install":true,"roles_path":"r","collections_path":"c",
+            "local_port":2200,"sftp_command":"/usr/lib/sftp-server"}}]}}"#,
+        ebs(""),
+        d = dir.path().display()
+    );
+    let l = load_text(&text, &opts()).unwrap();
+    let ProvisionerConfig::Ansible(a) = &l.builds[0].provisioners[0] else {
+        panic!("not ansible");
+    };
+    assert_eq!(a.command, "/opt/ap");
+    assert_eq!(
+        a.extra_arguments[1].raw(),
+        "id={{ build `ID` }}",
+        "rendered late"
+    );
+    assert_eq!(a.ansible_env_vars[1].raw(), "H={{ .Host }}");
+    assert_eq!(a.groups, ["web", "db"]);
+    assert_eq!(
+        (a.host_alias.as_str(), a.user.as_deref()),
+        ("box", Some("deploy"))
+    );
+    assert_eq!(a.use_proxy, Some(false));
+    assert!(a.keep_inventory_file && a.skip_version_check && a.use_sftp && a.galaxy_force_install);
+    assert_eq!(a.local_port, Some(2200));
+    let w: Vec<&str> = l.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert!(
+        w.iter()
+            .any(|m| m.contains("local_port is ignored: it configures Packer's local SSH proxy"))
+            && w.iter().any(|m| m.contains("sftp_command is ignored")),
+        "{w:?}"
+    );
+
+    // Refused and invalid.
+    let text = format!(
+        r#"{{"builders":[{}],"provisioners":[{{"type":"ansible","playbook_file":"{pb}","use_proxy":true}},
+            {{"type":"ansible"}},{{"type":"ansible","playbook_file":"{d}","galaxy_file":"/nonexistent/req.yml","inventory_directory":"{pb}","ansible_env_vars":["NOEQUALS"]}}]}}"#,
+        ebs(""),
+        d = dir.path().display()
+    );
+    let errs = errors(&load_text(&text, &opts()).unwrap_err());
+    let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
+    assert!(
+        has("use_proxy: true is not supported: bakery never runs Packer's local SSH proxy"),
+        "{errs:?}"
+    );
+    assert!(has("playbook_file must be specified."), "{errs:?}");
+    assert!(
+        has(&format!(
+            "playbook_file: {} must point to a file",
+            dir.path().display()
+        )),
+        "{errs:?}"
+    );
+    assert!(
+        has("galaxy_file: /nonexistent/req.yml is invalid: stat /nonexistent/req.yml"),
+        "{errs:?}"
+    );
+    assert!(
+        has("inventory_directory:") && has("must point to a directory"),
+        "{errs:?}"
+    );
+    assert!(
+        has("ansible_env_vars: \"NOEQUALS\" is not in the format KEY=VALUE"),
+        "{errs:?}"
+    );
+}
+
+/// ansible-local: Packer's defaults and `Prepare` checks.
+#[test]
+fn ansible_local_options_decode_with_packers_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = dir.path().join("site.yml");
+    std::fs::write(&playbook, "- hosts: all\n").unwrap();
+    let pb = playbook.display();
+    let d = dir.path().display();
+    let text = format!(
+        r#"{{"builders":[{}],"provisioners":[{{"type":"ansible-local","playbook_file":"{pb}","playbook_dir":"{d}",
+            "inventory_groups":"a,b","role_paths":["{d}"],"clean_staging_directory":true,"extra_arguments":["-v"]}}]}}"#,
+        ebs("")
+    );
+    let l = load_text(&text, &opts()).unwrap();
+    let ProvisionerConfig::AnsibleLocal(a) = &l.builds[0].provisioners[0] else {
+        panic!("not ansible-local");
+    };
+    assert_eq!(
+        a.command,
+        "ANSIBLE_FORCE_COLOR=1 PYTHONUNBUFFERED=1 ansible-playbook"
+    );
+    assert!(
+        a.staging_directory
+            .starts_with("/tmp/packer-provisioner-ansible-local/"),
+        "{}",
+        a.staging_directory
+    );
+    assert_eq!(a.inventory_groups, ["a", "b"]);
+    assert!(a.clean_staging_directory);
+    assert_eq!(a.galaxy_command, "ansible-galaxy");
+
+    let text = format!(
+        r#"{{"builders":[{}],"provisioners":[{{"type":"ansible-local"}},
+            {{"type":"ansible-local","playbook_file":"{pb}","playbook_files":["{pb}"],"group_vars":"{pb}","role_paths":["/nonexistent"]}}]}}"#,
+        ebs("")
+    );
+    let errs = errors(&load_text(&text, &opts()).unwrap_err());
+    let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
+    assert!(
+        has("Either playbook_file or playbook_files must be specified"),
+        "{errs:?}"
+    );
+    assert!(
+        has("Either playbook_file or playbook_files can be specified, not both"),
+        "{errs:?}"
+    );
+    assert!(
+        has(&format!("group_vars: {pb} must point to a directory")),
+        "{errs:?}"
+    );
+    assert!(has("role_paths: /nonexistent is invalid"), "{errs:?}");
 }

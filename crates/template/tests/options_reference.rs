@@ -57,6 +57,16 @@ const REFERENCES: &[Reference] = &[
         sources: &["shell_local.rs", "common.rs"],
     },
     Reference {
+        plugin: "ansible",
+        kind: "provisioner",
+        sources: &["ansible.rs", "common.rs"],
+    },
+    Reference {
+        plugin: "ansible-local",
+        kind: "provisioner",
+        sources: &["ansible_local.rs", "common.rs"],
+    },
+    Reference {
         plugin: "manifest",
         kind: "post-processor",
         sources: &["manifest.rs"],

@@ -220,6 +220,31 @@ pub async fn elb_health(c: &Clients, name: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Samples DescribeInstanceHealth of classic load balancer `lb` every ~10 ms until stopped: the InService instance ids of each sample.
+pub fn sample_elb(
+    c: Clients,
+    lb: String,
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<Vec<std::collections::BTreeSet<String>>> {
+    tokio::spawn(async move {
+        let mut samples = Vec::new();
+        loop {
+            let done = stop.is_cancelled();
+            let in_service: std::collections::BTreeSet<String> = elb_health(&c, &lb)
+                .await
+                .into_iter()
+                .filter(|(_, s)| s == "InService")
+                .map(|(i, _)| i)
+                .collect();
+            samples.push(in_service);
+            if done {
+                return samples;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+}
+
 /// The image a launch template's version 1 launches.
 pub async fn template_image(c: &Clients, lt_id: &str) -> Option<String> {
     let out = c
@@ -463,7 +488,8 @@ pub async fn set_up_alb(
 }
 
 /// Asserts that environment `app`/`env` is settled — the state before or after a rollout, never between:
-/// no group, fleet or launch template of the environment is `in-progress`; every launch template the
+/// no group, fleet or launch template of the environment is `in-progress` (or `restoring`: an undo half
+/// done), a kept group (`retired`) is detached from every load balancer; every launch template the
 /// environment's tags name is used by one of its groups or fleets; every running instance launched for
 /// one of its groups still belongs to a group of the environment. Checked in the lab's region and in
 /// `COPY_REGION`, the other region tests use.
@@ -480,11 +506,24 @@ pub async fn assert_settled(c: &Clients, app: &str, env: &str, context: &str) {
     let mut problems = Vec::new();
     for g in &groups {
         let state = tag(g, "bakery:rollout-state");
-        if state.as_deref() == Some("in-progress") {
-            problems.push(format!(
-                "group {} is in-progress",
-                g.auto_scaling_group_name().unwrap_or_default()
-            ));
+        let name = g.auto_scaling_group_name().unwrap_or_default();
+        match state.as_deref() {
+            Some("in-progress") => problems.push(format!("group {name} is in-progress")),
+            // An undo that neither finished nor was rolled back.
+            Some("restoring") => problems.push(format!("group {name} is restoring")),
+            // A previous release kept on purpose (blue_green.keep_previous_*): it must be out of service
+            // and say when it was retired.
+            Some("retired") => {
+                if !g.load_balancer_names().is_empty() || !g.target_group_arns().is_empty() {
+                    problems.push(format!(
+                        "kept group {name} is still attached to a load balancer"
+                    ));
+                }
+                if tag(g, "bakery:retired-at").is_none() {
+                    problems.push(format!("kept group {name} has no bakery:retired-at"));
+                }
+            }
+            _ => {}
         }
     }
     let in_groups: std::collections::BTreeSet<String> = groups

@@ -1,13 +1,18 @@
 //! Step 7: connect over SSH. The address is `ssh_host` when given, else chosen by `ssh_interface`
 //! (`public_ip` by default when the instance has one, else `private_ip`; `public_dns`, `private_dns`).
-//! Host keys: pinned on first sight for the run (see `bakery_ssh::HostKeyPolicy::PinFirstSeen`): the
-//! instance was just created with a fresh key, so there is nothing to check it against before the first
-//! connection, and any change afterwards (a reconnect after a reboot) is refused.
+//! Host keys: by default pinned for the run once a connection authenticated (see
+//! `bakery_ssh::HostKeyPolicy::PinFirstSeen`): the instance was just created with a fresh key, so there is
+//! nothing to check it against before the first connection, and any change afterwards (a reconnect after a
+//! reboot) is refused. With `--host-key-check=console` the instance's console is read first and only a key
+//! whose fingerprint it printed there is accepted ([`super::console_keys`]).
 
+use super::console_keys::{HostKeyCheck, console_poller, look};
 use super::state::{Ctx, SshKey, State};
 use async_trait::async_trait;
 use bakery_core::pipeline::{Outcome, Step, StepError};
-use bakery_ssh::{Auth, Communicator, SshConfig};
+use bakery_core::poll::WaitError;
+use bakery_ssh::{Auth, Communicator, HostKeyPolicy, SshConfig, SshError};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// Opens the build's one SSH connection.
@@ -36,6 +41,67 @@ pub fn ssh_address(cx: &Ctx, st: &State) -> Result<String, StepError> {
         }
     };
     pick.ok_or_else(|| StepError::msg("the instance has no address for the chosen ssh_interface"))
+}
+
+/// `--host-key-check=console`: waits (within `timeout`, the `ssh_timeout`) until the instance's console shows
+/// the SSH host key fingerprints cloud-init prints on first boot; the policy accepting only those. Never
+/// falls back to trusting the first key: without fingerprints the build fails.
+async fn console_host_keys(
+    cx: &Ctx,
+    instance_id: &str,
+    timeout: Duration,
+) -> Result<HostKeyPolicy, StepError> {
+    let progress = cx.ui.progress(
+        &cx.name,
+        &format!(
+            "Waiting for instance {instance_id}'s console to show its SSH host key fingerprints"
+        ),
+    );
+    let latest = AtomicBool::new(true);
+    let ec2 = &cx.clients.ec2;
+    let found = console_poller(timeout)
+        .wait(
+            &format!("the SSH host key fingerprints on instance {instance_id}'s console"),
+            &cx.cancel,
+            |s, t| progress.state(s, t),
+            || look(ec2, instance_id, &latest),
+        )
+        .await;
+    let found = match found {
+        Ok(found) => found,
+        Err(WaitError::Cancelled(_)) => return Err(StepError::Cancelled),
+        Err(WaitError::Timeout {
+            after, last_state, ..
+        }) => {
+            return Err(StepError::msg(format!(
+                "--host-key-check=console: instance {instance_id} printed no SSH host key fingerprints to its \
+                 console within {} (ssh_timeout; last seen: {last_state}), so its host key cannot be checked and \
+                 bake does not connect. The image must run cloud-init with its keys_to_console module (the \
+                 default; ssh_fp_console_blacklist must not hide every key type); raise ssh_timeout if the \
+                 console is only slow, or build without --host-key-check=console (and BAKERY_HOST_KEY_CHECK) \
+                 to pin the first key that authenticates instead",
+                crate::util::human_duration(after)
+            )));
+        }
+        Err(e) => {
+            return Err(StepError::msg(format!(
+                "--host-key-check=console: {e} (reading the console needs ec2:GetConsoleOutput, docs/iam.md)"
+            )));
+        }
+    };
+    let Some(policy) = found.policy() else {
+        return Err(StepError::msg("--host-key-check=console: no fingerprints"));
+    };
+    progress.finish(&format!(
+        "Host key fingerprints on the console: {}",
+        found
+            .fingerprints
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok(policy)
 }
 
 /// Builds the communicator's configuration from the template.
@@ -113,7 +179,22 @@ impl Step<Ctx, State> for Connect {
         let host = ssh_address(cx, st)?;
         // Chosen for a public route, the group must also let in the private one the instance left us.
         super::security_group::authorize_for_launched(cx, st).await?;
-        let cfg = ssh_config(cx, st, host.clone())?;
+        let mut cfg = ssh_config(cx, st, host.clone())?;
+        let console = cx.host_key_check == HostKeyCheck::Console;
+        if console {
+            let id = st
+                .instance
+                .as_ref()
+                .map(|i| i.id.clone())
+                .ok_or_else(|| StepError::msg("no instance"))?;
+            let started = std::time::Instant::now();
+            cfg.host_keys = console_host_keys(cx, &id, cfg.timeout).await?;
+            // ssh_timeout bounds both waits; SSH is normally up before cloud-init's last stage prints the keys.
+            cfg.timeout = cfg
+                .timeout
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_secs(10));
+        }
         st.late.build.insert("Host".into(), host.clone());
         st.late.build.insert("Port".into(), cfg.port.to_string());
         st.late.build.insert("User".into(), cfg.user.clone());
@@ -128,6 +209,13 @@ impl Step<Ctx, State> for Connect {
             .map_err(|e| {
                 if cx.cancel.is_cancelled() {
                     StepError::Cancelled
+                } else if matches!(e, SshError::HostKeyMismatch { .. }) && console {
+                    StepError::msg(format!(
+                        "SSH host key check failed (--host-key-check=console: the key must be one the instance \
+                         printed to its console): {e}"
+                    ))
+                } else if matches!(e, SshError::HostKeyMismatch { .. }) {
+                    StepError::msg(format!("SSH host key check failed: {e}"))
                 } else {
                     StepError::msg(format!("Timeout waiting for SSH: {e}"))
                 }

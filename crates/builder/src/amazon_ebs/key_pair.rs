@@ -197,7 +197,7 @@ pub async fn delete_temporary(cx: &Ctx, st: &mut State) -> Result<(), StepError>
     };
     cx.ui.say(&cx.name, "Deleting temporary keypair...");
     Kind::KeyPair
-        .remove(&cx.clients.ec2, &name, &cx.cancel_cleanup)
+        .remove(&cx.clients, &name, &cx.cancel_cleanup)
         .await?;
     cx.removed(Kind::KeyPair, cx.region(), &name);
     st.temporary_key_pair = None;

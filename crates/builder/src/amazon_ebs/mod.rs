@@ -2,17 +2,19 @@
 //! create an AMI, copy it to other regions, and remove every temporary resource.
 //!
 //! The steps, in order (one file each):
-//! [`pre_validate`] → [`source_ami`] → [`network`] → [`key_pair`] → [`security_group`] → [`run_instance`]
+//! [`pre_validate`] → [`source_ami`] → [`network`] → [`iam_instance_profile`] → [`key_pair`] → [`security_group`] → [`run_instance`]
 //! → [`connect`] → [`provision`] → [`stop_instance`] → [`create_ami`] → [`copy_regions`] → [`attributes`].
 //! A dry run walks the same list through each step's `plan` ([`plan`]). Cleanup runs in reverse for every step that started: the connection closes, the instance is terminated,
-//! the security group and key pair are deleted (always); the AMIs are deregistered with their snapshots
+//! the security group, the temporary instance profile and its role, and the key pair are deleted (always); the AMIs are deregistered with their snapshots
 //! (only when the build did not succeed).
 
 pub mod ami;
 pub mod attributes;
 pub mod connect;
+pub mod console_keys;
 pub mod copy_regions;
 pub mod create_ami;
+pub mod iam_instance_profile;
 pub mod key_pair;
 pub mod network;
 pub mod pre_validate;
@@ -35,6 +37,7 @@ pub fn steps() -> Vec<Box<dyn Step<Ctx, State>>> {
         Box::new(pre_validate::PreValidate),
         Box::new(source_ami::SourceAmi),
         Box::new(network::Network),
+        Box::new(iam_instance_profile::IamInstanceProfile::default()),
         Box::new(key_pair::KeyPair::default()),
         Box::new(security_group::SecurityGroup),
         Box::new(run_instance::RunInstance::default()),

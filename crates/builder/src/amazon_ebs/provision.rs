@@ -30,6 +30,14 @@ fn describe(p: &ProvisionerConfig) -> String {
             f.direction
         ),
         ProvisionerConfig::ShellLocal(_) => "shell-local".to_string(),
+        ProvisionerConfig::Ansible(a) => format!("ansible: {}", a.playbook_file),
+        ProvisionerConfig::AnsibleLocal(a) => format!(
+            "ansible-local: {}",
+            a.playbook_file
+                .clone()
+                .unwrap_or_else(|| a.playbook_files.join(", "))
+        ),
+        ProvisionerConfig::Goss(g) => format!("goss: {} => {}", g.tests.join(", "), g.remote_path),
     }
 }
 

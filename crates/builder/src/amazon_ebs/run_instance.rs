@@ -139,6 +139,9 @@ impl Step<Ctx, State> for RunInstance {
             .filter(|s| !s.is_empty())
         {
             Some(p) => format!("instance profile {p}"),
+            None if run.temporary_iam_instance_profile_policy_document.is_some() => {
+                "the temporary instance profile".to_string()
+            }
             None => "no instance profile".to_string(),
         };
         let instance_type = run
@@ -272,11 +275,8 @@ impl RunInstance {
             )
             .tag_specifications(ec2_tag_spec(ResourceType::Instance, instance_tags))
             .tag_specifications(ec2_tag_spec(ResourceType::Volume, vol));
-        if let Some(profile) = run
-            .iam_instance_profile
-            .as_deref()
-            .filter(|s| !s.is_empty())
-        {
+        // The template's iam_instance_profile or the temporary one (the instance profile step).
+        if let Some(profile) = st.iam_instance_profile.as_deref() {
             req = req.iam_instance_profile(
                 IamInstanceProfileSpecification::builder()
                     .name(profile)

@@ -269,7 +269,7 @@ pub async fn delete_temporary(cx: &Ctx, st: &mut State) -> Result<(), StepError>
     };
     cx.ui.say(&cx.name, "Deleting temporary security group...");
     Kind::SecurityGroup
-        .remove(&cx.clients.ec2, &id, &cx.cancel_cleanup)
+        .remove(&cx.clients, &id, &cx.cancel_cleanup)
         .await?;
     cx.removed(Kind::SecurityGroup, cx.region(), &id);
     st.temporary_security_group = None;

@@ -177,11 +177,8 @@ impl SpotLaunch {
         if let Some(t) = run.instance_type.as_deref().filter(|s| !s.is_empty()) {
             data = data.instance_type(InstanceType::from(t));
         }
-        if let Some(p) = run
-            .iam_instance_profile
-            .as_deref()
-            .filter(|s| !s.is_empty())
-        {
+        // The template's iam_instance_profile or the temporary one (the instance profile step).
+        if let Some(p) = st.iam_instance_profile.as_deref() {
             data = data.iam_instance_profile(
                 LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
                     .name(p)
@@ -444,7 +441,7 @@ impl SpotLaunch {
             cx.ui
                 .say(&cx.name, "Deleting the temporary spot launch template...");
             match Kind::LaunchTemplate
-                .remove(ec2, &lt, &cx.cancel_cleanup)
+                .remove(&cx.clients, &lt, &cx.cancel_cleanup)
                 .await
             {
                 Ok(()) => {

@@ -40,6 +40,8 @@ pub struct Ctx {
     pub force: bool,
     /// `-debug`: keep the temporary private key as `ec2_<build>.pem`.
     pub debug: bool,
+    /// `--host-key-check` / `BAKERY_HOST_KEY_CHECK`: how the instance's SSH host key is checked.
+    pub host_key_check: super::console_keys::HostKeyCheck,
     /// `aws_polling` / environment overrides.
     pub poll: PollOverrides,
     /// Run the `error-cleanup-provisioner` when provisioning fails.
@@ -281,6 +283,9 @@ pub struct State {
     pub temporary_security_group: Option<String>,
     /// The temporary key pair's name, while it exists (set by the key pair step).
     pub temporary_key_pair: Option<String>,
+    /// The instance profile the builder launches with (set by the instance profile step): the template's
+    /// `iam_instance_profile`, or the temporary one it created.
+    pub iam_instance_profile: Option<String>,
     /// The builder instance: its id from the moment it is launched until its cleanup terminates it, its
     /// addresses once it runs.
     pub instance: Option<InstanceInfo>,

@@ -1,6 +1,7 @@
 //! What `bake build` is asked to do, as plain values: the front end fills in a [`BuildConfig`] from its
 //! flags and [`BuildConfig::validate`]s it once; nothing after that sees a raw flag.
 
+use crate::amazon_ebs::console_keys::HostKeyCheck;
 use bakery_core::pipeline::OnError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,10 @@ pub struct BuildConfig {
     pub each_var_files: Vec<PathBuf>,
     /// The command line, as the run journal records it.
     pub command_line: String,
+    /// How the instances' SSH host keys are checked (`--host-key-check`, `BAKERY_HOST_KEY_CHECK`).
+    pub host_key_check: HostKeyCheck,
+    /// Where every build connects instead (`BAKERY_SSH_HOST`, `BAKERY_SSH_PORT`).
+    pub ssh_override: super::SshOverride,
 }
 
 /// A combination of options that makes no sense.
@@ -60,6 +65,12 @@ pub enum ConfigError {
         "--each-var-file cannot be combined with --publish-ssm: the runs would overwrite each other's parameter (publish from the manifest instead)"
     )]
     EachVarFileWithPublishSsm,
+    /// `BAKERY_HOST_KEY_CHECK` set to something else than `pin` or `console`.
+    #[error("BAKERY_HOST_KEY_CHECK={0:?}: expected pin or console")]
+    HostKeyCheckEnv(String),
+    /// `BAKERY_SSH_HOST`/`BAKERY_SSH_PORT` unusable (the message names the variable and value).
+    #[error("{0}")]
+    SshOverrideEnv(String),
     /// An `--each-var-file` without a file name to label its builds with.
     #[error("--each-var-file {}: not a file name", .0.display())]
     NotAFileName(PathBuf),

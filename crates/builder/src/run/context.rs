@@ -111,10 +111,14 @@ pub(crate) async fn context(
         settings.ec2_endpoint.as_deref(),
     );
     let polling = template_polling(cfg);
+    let mut cfg = (**cfg).clone();
+    if let Some(line) = config.ssh_override.apply(&mut cfg.comm) {
+        shared.ui.say(&name, &line);
+    }
     Ctx {
         name,
         build: b.clone(),
-        cfg: Arc::new((**cfg).clone()),
+        cfg: Arc::new(cfg),
         sdk: sdk_config,
         clients,
         ui: shared.ui.clone(),
@@ -124,6 +128,7 @@ pub(crate) async fn context(
         cancel_cleanup: shared.cancel_cleanup.clone(),
         force: config.force,
         debug: config.debug,
+        host_key_check: config.host_key_check,
         poll: PollOverrides::from_env().or(polling.unwrap_or_default()),
         error_cleanup: matches!(
             shared.on_error,

@@ -13,6 +13,7 @@ pub mod context;
 pub mod dry_run;
 pub mod jobs;
 pub mod post_process;
+pub mod ssh_override;
 pub mod summary;
 pub mod template;
 
@@ -21,4 +22,5 @@ pub use config::{BuildConfig, ConfigError, VarOptions};
 pub use context::aws_settings;
 pub use dry_run::dry_run;
 pub use jobs::{Checked, TemplatesInvalid, check};
+pub use ssh_override::SshOverride;
 pub use summary::Outcome;

@@ -1,9 +1,11 @@
 //! The manifest lifted into a validated configuration: defaults filled in, the environment's overrides and
 //! the command line's applied, every problem reported at once. Nothing downstream sees an invalid value.
 
+mod blue_green;
 mod instance_refresh;
 mod spot_fleet;
 
+pub use blue_green::{KeepWindow, human as human_duration, parse_keep_for};
 pub use instance_refresh::InstanceRefreshConfig;
 pub use spot_fleet::SpotFleetConfig;
 
@@ -248,6 +250,8 @@ pub struct RolloutConfig {
     pub gc: crate::retention::GcConfig,
     /// The `spot-fleet` strategy's settings (defaults when the block is absent).
     pub spot_fleet: SpotFleetConfig,
+    /// The `blue-green` strategy's rollback window (off when the block is absent).
+    pub keep: KeepWindow,
 }
 
 impl RolloutConfig {
@@ -463,6 +467,15 @@ impl RolloutConfig {
             &capacity,
             &timeouts,
         );
+        let keep = v.blue_green(s.blue_green.clone().unwrap_or_default(), &capacity);
+        if strategy != StrategyKind::BlueGreen && keep.on() {
+            v.problem(
+                "blue_green",
+                &format!(
+                    "the rollback window is blue-green's; strategy {strategy} keeps no previous group"
+                ),
+            );
+        }
         if strategy == StrategyKind::SpotFleet && lb.kind != LbKind::Alb {
             v.problem(
                 "strategy",
@@ -491,6 +504,7 @@ impl RolloutConfig {
             instance_refresh,
             gc,
             spot_fleet,
+            keep,
         })
     }
 }
@@ -870,6 +884,72 @@ mod tests {
             ..c
         };
         assert_eq!(c.desired_given_live(3), 2);
+    }
+
+    #[test]
+    fn the_rollback_window_is_off_by_default_and_validated() {
+        let m = manifest(r#"{"app": "shop", "environments": {"staging": {}}}"#);
+        let c = RolloutConfig::resolve(&m, None, &Overrides::default()).unwrap();
+        assert!(!c.keep.on());
+        assert_eq!(c.keep.describe(), "off");
+        let m = manifest(
+            r#"{"app": "shop", "defaults": {"blue_green": {"keep_previous_for": "24h"}},
+                "environments": {"staging": {}, "production": {"blue_green": {"keep_previous_releases": 2, "keep_previous_size": 1}}}}"#,
+        );
+        let c = RolloutConfig::resolve(&m, None, &Overrides::default()).unwrap();
+        assert_eq!(
+            c.keep,
+            KeepWindow {
+                releases: 1,
+                keep_for: Some(Duration::from_secs(86_400)),
+                size: 0
+            }
+        );
+        assert_eq!(c.keep.describe(), "1 release(s) for up to 1d, size 0");
+        let c = RolloutConfig::resolve(&m, Some("production"), &Overrides::default()).unwrap();
+        assert_eq!((c.keep.releases, c.keep.size), (2, 1));
+        let src = r#"{
+  "app": "shop",
+  "defaults": {"blue_green": {"keep_previous_for": "one day", "keep_previous_releases": 11,
+                              "keep_previous_size": 9}},
+  "environments": {"staging": {}}
+}"#;
+        let e = RolloutConfig::resolve(&manifest(src), None, &Overrides::default()).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("rollout.json:3:31: defaults.blue_green.keep_previous_for: `one day` is not a duration"),
+            "{text}"
+        );
+        assert!(
+            text.contains("defaults.blue_green.keep_previous_releases: 11 is outside 0-10"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "defaults.blue_green.keep_previous_size: 9 is greater than capacity.max (2)"
+            ),
+            "{text}"
+        );
+        let m = manifest(
+            r#"{"app": "shop", "strategy": "instance-refresh",
+                "defaults": {"blue_green": {"keep_previous_releases": 1}}, "environments": {"staging": {}}}"#,
+        );
+        let e = RolloutConfig::resolve(&m, None, &Overrides::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("strategy instance-refresh keeps no previous group"),
+            "{e}"
+        );
+        let m = manifest(
+            r#"{"app": "shop", "defaults": {"blue_green": {"keep_previous_releases": 0, "keep_previous_for": "1h"}},
+                "environments": {"staging": {}}}"#,
+        );
+        let e = RolloutConfig::resolve(&m, None, &Overrides::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("keep_previous_releases: is 0 while keep_previous_for is set"),
+            "{e}"
+        );
     }
 
     #[test]

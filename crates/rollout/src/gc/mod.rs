@@ -25,7 +25,7 @@ mod report;
 mod templates;
 
 pub use crate::retention::{GcConfig, Selection};
-pub use report::{Action, AmiDecision, GcReport, SnapshotDecision, VersionDecision};
+pub use report::{Action, AmiDecision, GcReport, KeptDecision, SnapshotDecision, VersionDecision};
 
 use crate::config::RolloutConfig;
 use crate::context::Ctx;
@@ -89,6 +89,11 @@ fn what_to_keep(cfg: &RolloutConfig, req: &GcRequest) -> Result<(Selection, u32)
         return Err(missing_keep(cfg));
     };
     Ok((selection, keep))
+}
+
+/// Fails as [`run`] would before any AWS request: no selection, or no `keep`.
+pub fn check_request(cfg: &RolloutConfig, req: &GcRequest) -> Result<(), RolloutError> {
+    what_to_keep(cfg, req).map(|_| ())
 }
 
 /// Runs `rollout gc` for the session's environment.
@@ -175,6 +180,7 @@ pub async fn run(cx: &Ctx, req: &GcRequest) -> Result<GcReport, RolloutError> {
         launch_template_versions: versions,
         unfinished_snapshots,
         problems,
+        kept_releases: Vec::new(),
         aws_requests,
     })
 }

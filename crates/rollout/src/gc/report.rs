@@ -30,6 +30,19 @@ impl Action {
     }
 }
 
+/// A previous release kept by blue-green's rollback window, as gc judged it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptDecision {
+    /// The kept group.
+    pub group: String,
+    /// Its launch template.
+    pub launch_template: Option<String>,
+    /// `kept` (inside its window), `removed` / `would-remove` (its window ended), `failed`.
+    pub action: Action,
+    /// Why.
+    pub reason: String,
+}
+
 /// A snapshot of a removed AMI.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SnapshotDecision {
@@ -97,6 +110,10 @@ pub struct GcReport {
     pub unfinished_snapshots: Vec<SnapshotDecision>,
     /// What needs attention (also: exit code 1).
     pub problems: Vec<String>,
+    /// Previous releases kept by blue-green's rollback window: those whose window ended are deleted
+    /// with their launch templates (first, so that their AMIs are free in the same run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept_releases: Vec<KeptDecision>,
     /// Requests sent, by `Service.Operation`.
     pub aws_requests: BTreeMap<String, u64>,
 }
@@ -188,6 +205,21 @@ impl GcReport {
                     s.push_str(&format!(": {}", v.reasons.join("; ")));
                 }
                 s.push('\n');
+            }
+        }
+        if !self.kept_releases.is_empty() {
+            s.push_str("Kept releases (blue_green rollback window):\n");
+            for k in &self.kept_releases {
+                s.push_str(&format!(
+                    "  {:<12} {}{}: {}\n",
+                    k.action.label(),
+                    k.group,
+                    k.launch_template
+                        .as_deref()
+                        .map(|t| format!(" and launch template {t}"))
+                        .unwrap_or_default(),
+                    k.reason
+                ));
             }
         }
         if !self.problems.is_empty() {

@@ -9,6 +9,7 @@
 //! also finds a run killed before its group existed (only a launch template was made).
 
 use super::blue_green::create_group::delete_group;
+use super::blue_green::keep::return_to_kept;
 use super::instance_refresh::abandon_refresh;
 use super::spot_fleet::fleet::fleets;
 use super::spot_fleet::retire::cancel_fleet;
@@ -69,6 +70,12 @@ pub async fn abandon(cx: &Ctx, run_id: Option<&str>) -> Result<AbandonReport, Ro
         .into_iter()
         .filter(|g| wanted(g.run_id.as_deref()))
         .collect();
+    // A dead `rollout undo` left a kept group `restoring`: it goes back to the kept releases.
+    let restoring: Vec<_> = live_groups
+        .iter()
+        .filter(|g| g.restoring() && wanted(g.release_run.as_deref()))
+        .cloned()
+        .collect();
     let fleets: Vec<_> = fleets(cx)
         .await?
         .into_iter()
@@ -91,6 +98,7 @@ pub async fn abandon(cx: &Ctx, run_id: Option<&str>) -> Result<AbandonReport, Ro
         .collect();
     runs.extend(run_id.map(str::to_string));
     runs.extend(refreshes.iter().map(|r| r.run.clone()));
+    runs.extend(restoring.iter().filter_map(|g| g.release_run.clone()));
     let mut report = AbandonReport {
         runs: runs.iter().cloned().collect(),
         ..Default::default()
@@ -107,6 +115,18 @@ pub async fn abandon(cx: &Ctx, run_id: Option<&str>) -> Result<AbandonReport, Ro
                 .removed
                 .push(format!("fleet {} and its instances", f.id)),
             Err(e) => report.failures.push(format!("fleet {}: {e}", f.id)),
+        }
+    }
+    if !restoring.is_empty() {
+        let lb = crate::lb::LoadBalancer::find(cx).await?;
+        for g in &restoring {
+            match return_to_kept(cx, &lb, &g.name, cx.cfg.keep.size, None, cancel).await {
+                Ok(()) => report.removed.push(format!(
+                    "the undo's hold on {}: returned to the kept releases (detached, size {})",
+                    g.name, cx.cfg.keep.size
+                )),
+                Err(e) => report.failures.push(format!("group {}: {e}", g.name)),
+            }
         }
     }
     for g in &groups {

@@ -22,7 +22,7 @@ mod spot_fleet;
 mod zones;
 
 pub use abandon::{AbandonReport, abandon};
-pub use blue_green::BlueGreen;
+pub use blue_green::{BlueGreen, KeptFate, expire_kept, undo};
 pub use instance_refresh::{InstanceRefresh, OnInterrupt};
 pub use interface::Strategy;
 pub use preflight::{Preflight, preflight};

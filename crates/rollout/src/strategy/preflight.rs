@@ -19,8 +19,11 @@ use std::time::Duration;
 pub struct Preflight {
     /// The load balancer (None: not set up).
     pub lb: Option<LoadBalancer>,
-    /// The environment's groups, oldest first, instances annotated with the load balancer's view.
+    /// The environment's groups, oldest first, instances annotated with the load balancer's view; not
+    /// the kept previous releases (`kept`).
     pub groups: Vec<Group>,
+    /// Previous releases kept for `rollout undo` (tagged `retired`), newest first.
+    pub kept: Vec<Group>,
     /// The AMI each group runs.
     pub group_amis: BTreeMap<String, Option<String>>,
     /// The launch spec, when it could be worked out.
@@ -40,7 +43,7 @@ impl Preflight {
     pub fn retirable(&self) -> Vec<Group> {
         self.groups
             .iter()
-            .filter(|g| !g.deleting())
+            .filter(|g| !g.deleting() && !g.restoring())
             .cloned()
             .collect()
     }
@@ -49,7 +52,7 @@ impl Preflight {
     pub fn live_desired(&self) -> u32 {
         self.groups
             .iter()
-            .filter(|g| !g.in_progress() && !g.deleting())
+            .filter(|g| !g.in_progress() && !g.deleting() && !g.restoring())
             .map(|g| g.desired.max(0) as u32)
             .sum()
     }
@@ -81,6 +84,22 @@ pub async fn preflight(cx: &Ctx, ami: Option<&str>) -> Result<Preflight, Rollout
     let mut group_amis = BTreeMap::new();
     for g in &groups {
         group_amis.insert(g.name.clone(), crate::live::group_ami(cx, g).await?);
+    }
+    let (mut kept, groups): (Vec<Group>, Vec<Group>) =
+        groups.into_iter().partition(|g| g.kept() && !g.deleting());
+    kept.sort_by(|a, b| {
+        b.retired_at
+            .cmp(&a.retired_at)
+            .then(b.created.cmp(&a.created))
+            .then(b.name.cmp(&a.name))
+    });
+    for g in groups.iter().filter(|g| g.restoring() && !g.deleting()) {
+        let run = g.release_run.clone().unwrap_or_else(|| "unknown".into());
+        problems.push(format!(
+            "`rollout undo` (run {run}) is bringing back {} and has not finished; if that run is dead, \
+             return the group to the kept releases with `rollout abandon --run-id {run}`, then retry",
+            g.name
+        ));
     }
     for g in groups.iter().filter(|g| g.in_progress() && !g.deleting()) {
         problems.push(
@@ -131,6 +150,7 @@ pub async fn preflight(cx: &Ctx, ami: Option<&str>) -> Result<Preflight, Rollout
     Ok(Preflight {
         lb,
         groups,
+        kept,
         group_amis,
         launch,
         ami,

@@ -97,7 +97,11 @@ mod tests {
             Some(KeyPairType::Ed25519)
         );
         assert_eq!(decode(&mut d, &mut f, "c", KeyPairType::Rsa), None);
-        assert_eq!(decode(&mut d, &mut f, "e", KeyPairType::Rsa), None, "\"\" is unset");
+        assert_eq!(
+            decode(&mut d, &mut f, "e", KeyPairType::Rsa),
+            None,
+            "\"\" is unset"
+        );
         let diags: Vec<_> = d
             .diags
             .iter()

@@ -1,24 +1,37 @@
 //! Option schemas of the plugins bakery runs, decoded weakly as Packer does,
 //! with Packer's defaults and `Prepare` checks: amazon-ebs, file, shell,
-//! shell-local (provisioner and post-processor) and manifest.
+//! shell-local (provisioner and post-processor), ansible, ansible-local, goss and manifest.
 
 pub mod amazon_ebs;
+pub mod ansible;
+pub mod ansible_local;
 pub mod choice;
 pub mod common;
 pub mod file;
+pub mod goss;
 pub mod manifest;
 pub mod shell;
 pub mod shell_local;
 
 pub use amazon_ebs::AmazonEbsConfig;
+pub use ansible::AnsibleConfig;
+pub use ansible_local::AnsibleLocalConfig;
 pub use common::ProvisionerMeta;
 pub use file::FileConfig;
+pub use goss::GossConfig;
 pub use manifest::ManifestConfig;
 pub use shell::ShellConfig;
 pub use shell_local::ShellLocalConfig;
 
 pub const SUPPORTED_BUILDERS: &[&str] = &["amazon-ebs"];
-pub const SUPPORTED_PROVISIONERS: &[&str] = &["file", "shell", "shell-local"];
+pub const SUPPORTED_PROVISIONERS: &[&str] = &[
+    "ansible",
+    "ansible-local",
+    "file",
+    "goss",
+    "shell",
+    "shell-local",
+];
 pub const SUPPORTED_POST_PROCESSORS: &[&str] = &["manifest", "shell-local"];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +58,9 @@ pub enum ProvisionerConfig {
     Shell(ShellConfig),
     File(FileConfig),
     ShellLocal(ShellLocalConfig),
+    Ansible(Box<AnsibleConfig>),
+    AnsibleLocal(Box<AnsibleLocalConfig>),
+    Goss(Box<GossConfig>),
 }
 
 impl ProvisionerConfig {
@@ -53,6 +69,9 @@ impl ProvisionerConfig {
             ProvisionerConfig::Shell(_) => "shell",
             ProvisionerConfig::File(_) => "file",
             ProvisionerConfig::ShellLocal(_) => "shell-local",
+            ProvisionerConfig::Ansible(_) => "ansible",
+            ProvisionerConfig::AnsibleLocal(_) => "ansible-local",
+            ProvisionerConfig::Goss(_) => "goss",
         }
     }
 
@@ -62,6 +81,9 @@ impl ProvisionerConfig {
             ProvisionerConfig::Shell(c) => &c.meta,
             ProvisionerConfig::File(c) => &c.meta,
             ProvisionerConfig::ShellLocal(c) => &c.meta,
+            ProvisionerConfig::Ansible(c) => &c.meta,
+            ProvisionerConfig::AnsibleLocal(c) => &c.meta,
+            ProvisionerConfig::Goss(c) => &c.meta,
         }
     }
 }

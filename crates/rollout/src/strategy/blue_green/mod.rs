@@ -5,7 +5,9 @@
 //!    balancer (and, if asked, has stayed so for `min_healthy_seconds`);
 //! 3. check once more, then mark the new group `live` — the point of no return;
 //! 4. for each old group: detach it from the load balancer (AWS drains its connections), wait until its
-//!    instances are deregistered, scale it to 0, wait until they are gone, delete it and its launch template.
+//!    instances are deregistered, scale it to 0, wait until they are gone, delete it and its launch template
+//!    — or, with a rollback window (`blue_green.keep_previous_*`, `keep`), keep it detached at its kept size
+//!    with its launch template for `rollout undo` (`undo`); then delete the kept groups whose window ended.
 //!
 //! If step 1–3 fails (timeout, error, interrupt), the new group and launch template are deleted and the
 //! old group is left exactly as it was: nothing ever touches it before the new one is healthy, so the load
@@ -13,9 +15,14 @@
 //! new group is live and serving, and the remaining old groups keep serving too.
 
 pub(super) mod create_group;
+pub(super) mod keep;
 mod mark_live;
 mod retire;
+mod undo;
 mod wait_healthy;
+
+pub use keep::{KeptFate, expire_kept};
+pub use undo::undo;
 
 use super::interface::Strategy;
 use super::preflight::Preflight;
@@ -27,6 +34,7 @@ use crate::live::Group;
 use crate::manifest::StrategyKind;
 use crate::report::{DeployReport, GroupSummary};
 use create_group::CreateGroup;
+use keep::ExpireKept;
 use mark_live::MarkLive;
 use std::time::SystemTime;
 use wait_healthy::WaitHealthy;
@@ -82,21 +90,56 @@ impl Strategy for BlueGreen {
                 }
             ),
         ];
+        let w = &cfg.keep;
+        let now = std::time::SystemTime::now();
+        let until = keep::keep_until(w, now);
         for g in pf.retirable().iter().filter(|g| !g.in_progress()) {
-            steps.push(format!(
-                "retire {}: detach from {lb} and wait for draining (up to {} s), scale to 0, wait for its {} instance(s) to terminate, delete it{}",
-                g.name,
-                cfg.timeouts.drain.as_secs(),
-                g.instances.len(),
-                g.launch_template
-                    .as_ref()
-                    .and_then(|l| l.name.as_deref())
-                    .map(|n| format!(" and launch template {n}"))
-                    .unwrap_or_default()
-            ));
+            let template = g
+                .launch_template
+                .as_ref()
+                .and_then(|l| l.name.as_deref())
+                .map(|n| format!(" and launch template {n}"))
+                .unwrap_or_default();
+            steps.push(if w.on() {
+                format!(
+                    "retire {}: detach from {lb} and wait for draining (up to {} s), scale to {} and keep it{template} for `rollout undo` until {}",
+                    g.name,
+                    cfg.timeouts.drain.as_secs(),
+                    w.size,
+                    until.as_deref().unwrap_or("newer releases replace it")
+                )
+            } else {
+                format!(
+                    "retire {}: detach from {lb} and wait for draining (up to {} s), scale to 0, wait for its {} instance(s) to terminate, delete it{template}",
+                    g.name,
+                    cfg.timeouts.drain.as_secs(),
+                    g.instances.len(),
+                )
+            });
         }
         if pf.retirable().is_empty() {
             steps.push("no live group to retire (first rollout)".into());
+        }
+        // What the window holds after this rollout: the groups it retires (newest), then those kept now.
+        let stamp = bakery_core::ui::rfc3339(now);
+        let mut entries: Vec<keep::Entry> = pf
+            .retirable()
+            .iter()
+            .filter(|_| w.on())
+            .filter(|g| !g.in_progress())
+            .map(|g| keep::Entry {
+                retired_at: Some(stamp.clone()),
+                keep_until: until.clone(),
+                ..keep::Entry::of(g)
+            })
+            .collect();
+        entries.extend(pf.kept.iter().map(keep::Entry::of));
+        keep::newest_first(&mut entries);
+        for (e, why) in keep::expired(&entries, w, &stamp) {
+            steps.push(format!(
+                "delete kept release {} with its launch template: {why}",
+                e.name
+            ));
         }
         steps
     }
@@ -142,7 +185,10 @@ impl Strategy for BlueGreen {
             .then(WaitHealthy { desired })
             .then(InServiceGuard)
             .then(MarkLive)
-            .then(RetireOld);
+            .then(RetireOld)
+            .then(ExpireKept {
+                kept: pf.kept.clone(),
+            });
         let st = st.run(cx, steps).await?;
         cx.say(&format!(
             "{} is live with {} ({} instance(s) in service on {})",

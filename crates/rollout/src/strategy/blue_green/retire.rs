@@ -26,6 +26,7 @@ impl Capacity for Group {
         &self,
         cx: &Ctx,
         lb: &LoadBalancer,
+        keep: bool,
         report: &mut DeployReport,
     ) -> Result<(), RolloutError> {
         let t = &cx.cfg.timeouts;
@@ -41,6 +42,9 @@ impl Capacity for Group {
             lb.detach_group(cx, &current.name).await?;
         }
         wait::deregistered(cx, lb, &current.instance_ids(), t.drain, &cx.cancel).await?;
+        if keep && cx.cfg.keep.on() {
+            return super::keep::keep(cx, &current, report).await;
+        }
         cx.detail(&format!("Scaling {} to 0", current.name));
         cx.clients
             .autoscaling

@@ -20,11 +20,14 @@ pub(in crate::strategy) trait Capacity: Clone + Send + Sync + 'static {
 
     /// The group's name, the fleet's id.
     fn id(&self) -> &str;
-    /// Drains, removes and cleans up after this old capacity; records it in `report`.
+    /// Drains, removes and cleans up after this old capacity; records it in `report`. `keep`: keep it
+    /// instead, if the strategy has a rollback window and it is on (blue-green; never the bad release an
+    /// undo retires).
     async fn retire(
         &self,
         cx: &Ctx,
         lb: &LoadBalancer,
+        keep: bool,
         report: &mut DeployReport,
     ) -> Result<(), RolloutError>;
     /// The attention line for old capacity left in place because retiring stopped; `new` is live.

@@ -35,7 +35,10 @@ impl<C: Capacity> RolloutStep<Replace<C>> for RetireOld {
                 error = Some(format!("stopped retiring old {}: {e}", C::PLURAL));
                 break;
             }
-            if let Err(e) = old.retire(cx, &st.lb, &mut st.common.report).await {
+            if let Err(e) = old
+                .retire(cx, &st.lb, st.keep_retired, &mut st.common.report)
+                .await
+            {
                 error = Some(format!("retiring {}: {e}", old.id()));
                 break;
             }

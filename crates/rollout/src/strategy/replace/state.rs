@@ -36,6 +36,9 @@ pub(in crate::strategy) struct Replace<C: Capacity> {
     pub new_ids: Vec<String>,
     /// The strategy's own.
     pub launch: C::Launch,
+    /// Old capacity is kept per the strategy's rollback window when it has one (a deploy); false: always
+    /// removed (an undo retiring the bad release).
+    pub keep_retired: bool,
 }
 
 impl<C: Capacity> State for Replace<C> {
@@ -67,6 +70,7 @@ impl<C: Capacity> Replace<C> {
             new_gone: true,
             new_ids: Vec::new(),
             launch: C::Launch::default(),
+            keep_retired: true,
         }
     }
 

@@ -27,8 +27,10 @@ impl Capacity for LiveFleet {
         &self,
         cx: &Ctx,
         lb: &LoadBalancer,
+        _keep: bool,
         report: &mut DeployReport,
     ) -> Result<(), RolloutError> {
+        // Spot fleets have no rollback window: a cancelled fleet cannot be brought back.
         retire(cx, lb, self, report).await
     }
 

@@ -49,8 +49,9 @@ pub struct RunConfig {
     pub fleet_tags: LateMap,
     /// Ignored with a warning: bakery does not check the instance profile before launch.
     pub skip_profile_validation: bool,
-    /// Policy of a temporary instance profile Packer would create. Refused (support.rs): bakery does
-    /// not create IAM roles yet.
+    /// Policy of a temporary instance profile bake creates when `iam_instance_profile` is not set: an
+    /// IAM role EC2 may assume with this inline policy, in an instance profile of the same name, removed
+    /// after the build.
     pub temporary_iam_instance_profile_policy_document: Option<PolicyDocument>,
     /// What an OS shutdown does to the instance: `stop` (default) or `terminate`
     /// (`shutdown_behaviour` is the old spelling).

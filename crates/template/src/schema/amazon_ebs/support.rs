@@ -137,11 +137,6 @@ pub const NOT_APPLIED: &[NotApplied] = &[
     ),
     // The instance and the image: what would change the result and is not implemented.
     refused(
-        "temporary_iam_instance_profile_policy_document",
-        "bakery does not create IAM roles yet; name an existing instance profile in iam_instance_profile",
-        r#""temporary_iam_instance_profile_policy_document": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["*"]}]}"#,
-    ),
-    refused(
         "fast_launch",
         "Windows fast launch only applies to Windows AMIs, which bakery does not build",
         r#""fast_launch": {"enable_fast_launch": true}"#,
