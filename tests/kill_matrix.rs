@@ -32,6 +32,7 @@ fn new_image(body: &str, source: &str) -> bool {
 
 const COPY: &str = r#", "ami_regions": ["us-west-2"]"#;
 const SPOT: &str = r#", "spot_price": "auto""#;
+const IAM: &str = r#", "temporary_iam_instance_profile_policy_document": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["*"]}]}"#;
 
 fn rows() -> Vec<Row> {
     vec![
@@ -73,6 +74,16 @@ fn rows() -> Vec<Row> {
         Row {
             action: "CreateFleet",
             extra: SPOT,
+            when: any,
+        },
+        Row {
+            action: "CreateRole",
+            extra: IAM,
+            when: any,
+        },
+        Row {
+            action: "CreateInstanceProfile",
+            extra: IAM,
             when: any,
         },
     ]

@@ -313,6 +313,11 @@ async fn undo_brings_the_kept_release_back_and_never_leaves_the_load_balancer_em
     );
 }
 
+/// The window of `an_ended_window_is_retired_by_gc_and_by_the_next_rollout`: longer than a rollout's
+/// retirement takes under the realism layer (instances held in shutting-down), so that a release is not
+/// out of its window before the rollout that kept it ends.
+const WINDOW: Duration = Duration::from_secs(10);
+
 /// gc's `--json` report. Exit 1 only for problems outside this test: the shared lab holds other tests'
 /// groups and fleets whose launch templates are gone ("cannot tell which AMI…", which stops AMI removal,
 /// not the kept releases' retirement).
@@ -336,7 +341,7 @@ async fn an_ended_window_is_retired_by_gc_and_by_the_next_rollout() {
     assert_lab_shares_classic_elbs(lab).await;
     let e = set_up(
         lab,
-        json!({"keep_previous_releases": 2, "keep_previous_for": "3s"}),
+        json!({"keep_previous_releases": 2, "keep_previous_for": format!("{}s", WINDOW.as_secs())}),
     )
     .await;
     let amis = [
@@ -360,7 +365,7 @@ async fn an_ended_window_is_retired_by_gc_and_by_the_next_rollout() {
         a
     };
 
-    // A, then B: A kept for 3 s.
+    // A, then B: A kept for WINDOW.
     let g_a = deploy(lab, &e, &amis[0]).await["new_group"]["name"]
         .as_str()
         .unwrap()
@@ -370,7 +375,7 @@ async fn an_ended_window_is_retired_by_gc_and_by_the_next_rollout() {
     let doc = gc_report(run(lab, &e, &gc(false)).await);
     assert_eq!(doc["kept_releases"][0]["action"], "kept", "{doc}");
     assert!(group(&e, &g_a).await.is_some());
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(WINDOW + Duration::from_secs(1)).await;
 
     // The window ended: gc --dry-run says so with reads only; gc deletes A and its launch template.
     lab.reset_request_counts();
@@ -400,7 +405,7 @@ async fn an_ended_window_is_retired_by_gc_and_by_the_next_rollout() {
     let g_b = r_b["new_group"]["name"].as_str().unwrap().to_string();
     let r_c = deploy(lab, &e, &amis[2]).await;
     assert_kept(&e, &g_b, r_c["run_id"].as_str().unwrap()).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(WINDOW + Duration::from_secs(1)).await;
     let r_d = deploy(lab, &e, &amis[3]).await;
     let g_c = r_c["new_group"]["name"].as_str().unwrap().to_string();
     assert_eq!(r_d["kept"][0]["group"], g_c.as_str(), "{r_d}");

@@ -605,7 +605,7 @@ fn unsupported_plugin_types_list_the_supported_ones() {
     assert_eq!(
         errs,
         [
-            "build \"amazon-ebs\": provisioner 1 (puppet-masterless): unsupported provisioner type 'puppet-masterless': bakery supports ansible, ansible-local, file, shell, shell-local",
+            "build \"amazon-ebs\": provisioner 1 (puppet-masterless): unsupported provisioner type 'puppet-masterless': bakery supports ansible, ansible-local, file, goss, shell, shell-local",
             "post-processor 1.1 (vagrant): unsupported post-processor type 'vagrant': bakery supports manifest, shell-local",
         ]
     );

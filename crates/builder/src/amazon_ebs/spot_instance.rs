@@ -336,8 +336,13 @@ impl SpotLaunch {
                         })
                         .collect();
                     let fleet = out.fleet_id().unwrap_or("?");
+                    // A fleet reports a just-created instance profile EC2 cannot see yet among its
+                    // errors, not as an exception: tried again, as capacity is.
                     let capacity = !errors.is_empty()
-                        && errors.iter().all(|e| is_capacity_code(e.error_code()));
+                        && errors.iter().all(|e| {
+                            is_capacity_code(e.error_code())
+                                || profile_not_visible_yet(e.error_code(), e.error_message())
+                        });
                     let why = format!(
                         "the spot fleet {fleet} launched no instance{}",
                         if why.is_empty() {
@@ -460,9 +465,32 @@ impl SpotLaunch {
     }
 }
 
+/// A fleet error saying the instance profile is not visible to EC2 yet (IAM propagation).
+fn profile_not_visible_yet(code: Option<&str>, message: Option<&str>) -> bool {
+    code == Some("InvalidParameterValue")
+        && message.is_some_and(|m| {
+            m.to_ascii_lowercase()
+                .contains("invalid iam instance profile")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fleets_invalid_profile_error_is_propagation() {
+        let msg = "Value (bakery_x) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name";
+        assert!(profile_not_visible_yet(
+            Some("InvalidParameterValue"),
+            Some(msg)
+        ));
+        assert!(!profile_not_visible_yet(
+            Some("InvalidParameterValue"),
+            Some("bad AMI")
+        ));
+        assert!(!profile_not_visible_yet(None, Some(msg)));
+    }
 
     #[test]
     fn auto_means_no_maximum_price() {
