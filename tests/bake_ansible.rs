@@ -180,12 +180,7 @@ async fn ansible_runs_the_playbook_against_the_instance_and_leaves_nothing() {
             ),
         ),
     );
-    let vars = lab.var_file();
-    let out = s.run(
-        lab,
-        lab.moto_url(),
-        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
-    );
+    let out = s.run_with_lab_vars(lab, &tpl);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
 
@@ -330,12 +325,7 @@ async fn a_failing_playbook_fails_the_build_and_cleans_up() {
             ),
         ),
     );
-    let vars = lab.var_file();
-    let out = s.run(
-        lab,
-        lab.moto_url(),
-        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
-    );
+    let out = s.run_with_lab_vars(lab, &tpl);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("deliberately failing"), "{t}");
@@ -408,12 +398,7 @@ async fn ansible_local_runs_on_the_instance_and_cleans_its_staging_directory() {
         "t.json",
         &template(&name, r#","skip_create_ami":true"#, &provisioner),
     );
-    let vars = lab.var_file();
-    let out = s.run(
-        lab,
-        lab.moto_url(),
-        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
-    );
+    let out = s.run_with_lab_vars(lab, &tpl);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     let result = std::fs::read_to_string(remote.0.join("out/result.txt"))
@@ -712,12 +697,7 @@ async fn ctrl_c_during_a_playbook_kills_ansible_and_cleans_up() {
             ),
         ),
     );
-    let vars = lab.var_file();
-    let mut r = crate::common::Running::spawn(s.bake(
-        lab,
-        lab.moto_url(),
-        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
-    ));
+    let mut r = crate::common::Running::spawn(s.bake_with_lab_vars(lab, &tpl));
     r.wait_for("TASK [hold]");
     r.signal("-INT");
     let (code, out) = tokio::task::spawn_blocking(move || r.finish())

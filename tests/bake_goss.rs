@@ -48,12 +48,7 @@ async fn goss_runs_the_plugins_commands_on_the_instance_and_fetches_the_specs() 
         "t.json",
         &goss_template(&name, &remote, specs.to_str().unwrap(), ""),
     );
-    let vars = lab.var_file();
-    let out = s.run(
-        lab,
-        lab.moto_url(),
-        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
-    );
+    let out = s.run_with_lab_vars(lab, &tpl);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("Provisioning with Goss"), "{t}");
@@ -92,11 +87,7 @@ async fn goss_runs_the_plugins_commands_on_the_instance_and_fetches_the_specs() 
                 &format!(r#","vars_env":{{"SHIM_FAIL":"1"}},"inspect":{inspect}"#),
             ),
         );
-        let out = s.run(
-            lab,
-            lab.moto_url(),
-            &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
-        );
+        let out = s.run_with_lab_vars(lab, &tpl);
         let t = text(&out);
         assert_eq!(out.status.success(), ok, "inspect {inspect}: {t}");
         if inspect {

@@ -182,12 +182,7 @@ async fn a_failing_script_fails_the_build_and_cleans_up() {
             r#"[{"type":"shell","inline":["echo about to fail","exit 3"]}]"#,
         ),
     );
-    let vars = lab.var_file();
-    let out = s.run(
-        lab,
-        lab.moto_url(),
-        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
-    );
+    let out = s.run_with_lab_vars(lab, &tpl);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("about to fail"), "remote output streamed: {t}");

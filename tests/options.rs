@@ -1297,12 +1297,7 @@ async fn a_temporary_instance_profile_is_created_launched_with_and_removed() {
     );
     let tpl = s.write("t.json", &probe_template(&name, &bake, &members));
     lab.reset_request_counts();
-    let vars = lab.var_file();
-    let out = s.run(
-        lab,
-        lab.moto_url(),
-        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
-    );
+    let out = s.run_with_lab_vars(lab, &tpl);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
     let profile = shown
@@ -1470,12 +1465,7 @@ async fn bake_cleanup_removes_a_killed_runs_temporary_instance_profile() {
     };
     let members = r#", "temporary_iam_instance_profile_policy_document": {"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["*"]}]}"#;
     let tpl = s.write("t.json", &probe_template(&name, &bake, members));
-    let vars = lab.var_file();
-    let mut r = Running::spawn(s.bake(
-        lab,
-        lab.moto_url(),
-        &["-var-file", vars.to_str().unwrap(), tpl.to_str().unwrap()],
-    ));
+    let mut r = Running::spawn(s.bake_with_lab_vars(lab, &tpl));
     r.wait_for("sleeping");
     r.signal("-KILL");
     let (code, shown) = tokio::task::spawn_blocking(move || r.finish())

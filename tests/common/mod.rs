@@ -50,6 +50,25 @@ impl Scratch {
     pub fn run(&self, lab: &Lab, endpoint: &str, args: &[&str]) -> Output {
         self.bake(lab, endpoint, args).output().unwrap()
     }
+
+    /// `bake -var-file <the lab's var-file> TEMPLATE` straight to moto, not yet started.
+    pub fn bake_with_lab_vars(&self, lab: &Lab, template: &Path) -> Command {
+        let vars = lab.var_file();
+        self.bake(
+            lab,
+            lab.moto_url(),
+            &[
+                "-var-file",
+                vars.to_str().unwrap(),
+                template.to_str().unwrap(),
+            ],
+        )
+    }
+
+    /// [`Scratch::bake_with_lab_vars`], run to the end.
+    pub fn run_with_lab_vars(&self, lab: &Lab, template: &Path) -> Output {
+        self.bake_with_lab_vars(lab, template).output().unwrap()
+    }
 }
 
 impl Drop for Scratch {

@@ -129,26 +129,7 @@ impl Session {
             return Err(RolloutError::Cancelled);
         }
         let strategy = strategy::for_kind(cx.cfg.strategy);
-        let finish = |r: &mut DeployReport| {
-            r.durations.total_s = started.elapsed().as_secs_f64();
-            r.aws_requests = delta(&before, &cx.requests.snapshot());
-            r.aws_requests_total = r.aws_requests.values().sum();
-        };
-        match strategy.deploy(cx, pf).await {
-            Ok(mut r) => {
-                finish(&mut r);
-                Ok(r)
-            }
-            Err(RolloutError::RolledBack(mut r)) => {
-                finish(&mut r);
-                Err(RolloutError::RolledBack(r))
-            }
-            Err(RolloutError::Incomplete(mut r)) => {
-                finish(&mut r);
-                Err(RolloutError::Incomplete(r))
-            }
-            Err(e) => Err(e),
-        }
+        with_figures(cx, started, &before, strategy.deploy(cx, pf).await)
     }
 
     /// `rollout undo`: brings the newest kept previous release (blue-green's rollback window) back behind
@@ -175,26 +156,7 @@ impl Session {
         if cx.cancel.is_cancelled() {
             return Err(RolloutError::Cancelled);
         }
-        let finish = |r: &mut DeployReport| {
-            r.durations.total_s = started.elapsed().as_secs_f64();
-            r.aws_requests = delta(&before, &cx.requests.snapshot());
-            r.aws_requests_total = r.aws_requests.values().sum();
-        };
-        match strategy::undo(cx, pf).await {
-            Ok(mut r) => {
-                finish(&mut r);
-                Ok(r)
-            }
-            Err(RolloutError::RolledBack(mut r)) => {
-                finish(&mut r);
-                Err(RolloutError::RolledBack(r))
-            }
-            Err(RolloutError::Incomplete(mut r)) => {
-                finish(&mut r);
-                Err(RolloutError::Incomplete(r))
-            }
-            Err(e) => Err(e),
-        }
+        with_figures(cx, started, &before, strategy::undo(cx, pf).await)
     }
 
     /// `rollout abandon`: undoes what a killed rollout of this environment left (or only `run_id`'s).
@@ -250,6 +212,36 @@ fn live_views(pf: &Preflight) -> Vec<LiveGroupView> {
             state: g.state.clone(),
         })
         .collect()
+}
+
+/// A deploy's or undo's outcome with its wall time and the requests it sent since `before`, also when it
+/// rolled back or stopped part-way.
+fn with_figures(
+    cx: &Ctx,
+    started: Instant,
+    before: &BTreeMap<String, u64>,
+    outcome: Result<DeployReport, RolloutError>,
+) -> Result<DeployReport, RolloutError> {
+    let finish = |r: &mut DeployReport| {
+        r.durations.total_s = started.elapsed().as_secs_f64();
+        r.aws_requests = delta(before, &cx.requests.snapshot());
+        r.aws_requests_total = r.aws_requests.values().sum();
+    };
+    match outcome {
+        Ok(mut r) => {
+            finish(&mut r);
+            Ok(r)
+        }
+        Err(RolloutError::RolledBack(mut r)) => {
+            finish(&mut r);
+            Err(RolloutError::RolledBack(r))
+        }
+        Err(RolloutError::Incomplete(mut r)) => {
+            finish(&mut r);
+            Err(RolloutError::Incomplete(r))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {

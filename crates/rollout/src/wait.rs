@@ -198,34 +198,11 @@ pub async fn group_empty(
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), WaitError> {
-    let what = format!("the instances of {group_name} to terminate");
-    let progress = cx.ui.progress(&cx.target(), &format!("Waiting for {what}"));
-    let r = poller(Duration::from_secs(3), timeout)
-        .wait(
-            &what,
-            cancel,
-            |s, e| progress.state(s, e),
-            || async {
-                match live::group(cx, group_name).await? {
-                    None => Ok(Poll::Ready(())),
-                    Some(g) if g.instances.is_empty() => Ok(Poll::Ready(())),
-                    Some(g) => Ok(Poll::Pending(format!(
-                        "{} instance(s) left",
-                        g.instances.len()
-                    ))),
-                }
-            },
-        )
-        .await;
-    match &r {
-        Ok(()) => progress.finish(&format!("{group_name} has no instances")),
-        Err(e) => progress.finish(&e.to_string()),
-    }
-    r
+    group_at_most(cx, group_name, 0, timeout, cancel).await
 }
 
 /// Waits until `group_name` has at most `n` instances, none of them on its way out (or is gone): a group
-/// scaled in to the size it is kept at.
+/// scaled in to the size it is kept at (`n` 0: emptied).
 pub async fn group_at_most(
     cx: &Ctx,
     group_name: &str,
@@ -233,10 +210,17 @@ pub async fn group_at_most(
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), WaitError> {
-    if n == 0 {
-        return group_empty(cx, group_name, timeout, cancel).await;
-    }
-    let what = format!("{group_name} to shrink to {n} instance(s)");
+    let (what, done) = if n == 0 {
+        (
+            format!("the instances of {group_name} to terminate"),
+            format!("{group_name} has no instances"),
+        )
+    } else {
+        (
+            format!("{group_name} to shrink to {n} instance(s)"),
+            format!("{group_name} has at most {n} instance(s)"),
+        )
+    };
     let progress = cx.ui.progress(&cx.target(), &format!("Waiting for {what}"));
     let r = poller(Duration::from_secs(3), timeout)
         .wait(
@@ -256,7 +240,7 @@ pub async fn group_at_most(
         )
         .await;
     match &r {
-        Ok(()) => progress.finish(&format!("{group_name} has at most {n} instance(s)")),
+        Ok(()) => progress.finish(&done),
         Err(e) => progress.finish(&e.to_string()),
     }
     r
