@@ -60,10 +60,7 @@ pub fn version(a: &VersionArgs, out: &mut dyn Write) -> i32 {
     let bakery_line =
         format!("bakery {BAKERY_VERSION} (bake: a drop-in for Packer's amazon-ebs JSON builds)");
     let text = if a.machine_readable {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = bakery_core::ui::unix_now();
         format!(
             "{now},,version,{PACKER_COMPAT_VERSION}\n{now},,version-prelease,\n{now},,version-commit,\n\
              {now},,bakery-version,{BAKERY_VERSION}\n{now},,ui,say,{}\n{now},,ui,say,{}\n",

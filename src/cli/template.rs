@@ -132,10 +132,7 @@ pub fn inspect(
     let text = match format {
         InspectFormat::Text => lines.iter().map(|l| format!("{}\n", l.say)).collect(),
         InspectFormat::MachineReadable => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let now = bakery_core::ui::unix_now();
             let mut s = String::new();
             for l in &lines {
                 if let Some((kind, fields)) = &l.record {

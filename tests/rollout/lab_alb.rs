@@ -18,16 +18,7 @@ use tokio_util::sync::CancellationToken;
 const ENV: &str = "staging";
 
 fn app_name(lab: &Lab) -> String {
-    let u = lab.unique("a");
-    let tail: String = u
-        .rsplit('-')
-        .next()
-        .unwrap_or("0")
-        .chars()
-        .take(6)
-        .collect();
-    let n: String = u.split('-').nth(2).unwrap_or("0").to_string();
-    format!("w{n}x{tail}")
+    common::short_app_name(lab, 'w')
 }
 
 fn alb_manifest(lab: &Lab, app: &str) -> PathBuf {

@@ -16,18 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 const ENV: &str = "staging";
 
-/// A short app name (load balancer names are at most 32 characters).
 fn app_name(lab: &Lab) -> String {
-    let u = lab.unique("a");
-    let tail: String = u
-        .rsplit('-')
-        .next()
-        .unwrap_or("0")
-        .chars()
-        .take(6)
-        .collect();
-    let n: String = u.split('-').nth(2).unwrap_or("0").to_string();
-    format!("t{n}x{tail}")
+    common::short_app_name(lab, 't')
 }
 
 /// A classic-ELB manifest with DNS, a key pair and user data, in its own directory.

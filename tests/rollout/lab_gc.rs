@@ -16,18 +16,8 @@ use std::path::PathBuf;
 
 const ENV: &str = "staging";
 
-/// A short unique app name (load balancer names are at most 32 characters).
 fn app_name(lab: &Lab) -> String {
-    let u = lab.unique("g");
-    let tail: String = u
-        .rsplit('-')
-        .next()
-        .unwrap_or("0")
-        .chars()
-        .take(6)
-        .collect();
-    let n: String = u.split('-').nth(2).unwrap_or("0").to_string();
-    format!("g{n}x{tail}")
+    common::short_app_name(lab, 'g')
 }
 
 /// A classic-ELB environment whose gc block selects AMIs named `APP-…` tagged `app=APP`.

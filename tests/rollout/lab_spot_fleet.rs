@@ -19,16 +19,7 @@ use std::time::Duration;
 const ENV: &str = "staging";
 
 fn app_name(lab: &Lab) -> String {
-    let u = lab.unique("s");
-    let tail: String = u
-        .rsplit('-')
-        .next()
-        .unwrap_or("0")
-        .chars()
-        .take(6)
-        .collect();
-    let n: String = u.split('-').nth(2).unwrap_or("0").to_string();
-    format!("s{n}x{tail}")
+    common::short_app_name(lab, 's')
 }
 
 fn spot_manifest(lab: &Lab, app: &str) -> PathBuf {

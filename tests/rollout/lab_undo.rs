@@ -19,18 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 const ENV: &str = "staging";
 
-/// A short unique app name (load balancer names are at most 32 characters).
 fn app_name(lab: &Lab) -> String {
-    let u = lab.unique("u");
-    let tail: String = u
-        .rsplit('-')
-        .next()
-        .unwrap_or("0")
-        .chars()
-        .take(6)
-        .collect();
-    let n: String = u.split('-').nth(2).unwrap_or("0").to_string();
-    format!("u{n}x{tail}")
+    common::short_app_name(lab, 'u')
 }
 
 /// A classic-ELB environment of 2 instances with the rollback window `blue_green`.

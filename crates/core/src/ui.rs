@@ -377,7 +377,8 @@ pub fn machine_escape(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn unix_now() -> u64 {
+/// Now in seconds since the epoch: the first field of Packer's machine-readable lines.
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -661,3 +661,18 @@ pub async fn assert_settled(c: &Clients, app: &str, env: &str, context: &str) {
         problems.join("\n  ")
     );
 }
+
+/// A short unique app name starting with `letter` (one per test file, so a leftover names its file):
+/// load balancer names are at most 32 characters, and rollout builds them from the app name.
+pub fn short_app_name(lab: &Lab, letter: char) -> String {
+    let u = lab.unique(&letter.to_string());
+    let tail: String = u
+        .rsplit('-')
+        .next()
+        .unwrap_or("0")
+        .chars()
+        .take(6)
+        .collect();
+    let n: String = u.split('-').nth(2).unwrap_or("0").to_string();
+    format!("{letter}{n}x{tail}")
+}
