@@ -31,6 +31,7 @@ import threading
 import urllib.parse
 from collections import Counter
 
+from cbor_front import CborFront
 from realism import LAB_AGENT, Realism, read_body, resolve, service_of
 
 COUNTS_PATH = "/bakery-lab/requests"
@@ -416,9 +417,9 @@ def patch_moto_image_tags_and_tokens():
 
 
 def patch_moto_image_protection():
-    """`EnableImageDeprecation`, `EnableImageDeregistrationProtection` and
-    `DisableImageDeregistrationProtection`, which moto 5.2.5 lacks (it answers them with HTTP 500): the lab
-    keeps what they set on the image and, as AWS does, refuses to deregister a protected image."""
+    """`EnableImageDeregistrationProtection` and `DisableImageDeregistrationProtection`, which moto 5.2.5
+    lacks (it answers them with HTTP 500): the lab keeps what they set on the image and, as AWS does,
+    refuses to deregister a protected image."""
     from moto.core.responses import ActionResult
     from moto.ec2.exceptions import EC2ClientError
     from moto.ec2.models.amis import AmiBackend
@@ -426,10 +427,6 @@ def patch_moto_image_protection():
 
     def image(self):
         return self.ec2_backend.describe_images(ami_ids=[self._get_param("ImageId")])[0]
-
-    def enable_image_deprecation(self):
-        image(self).bakery_deprecate_at = self._get_param("DeprecateAt")
-        return ActionResult({"Return": True})
 
     def enable_image_deregistration_protection(self):
         image(self).bakery_protected = True
@@ -450,10 +447,58 @@ def patch_moto_image_protection():
             )
         return original_deregister(self, ami_id)
 
-    AmisResponse.enable_image_deprecation = enable_image_deprecation
     AmisResponse.enable_image_deregistration_protection = enable_image_deregistration_protection
     AmisResponse.disable_image_deregistration_protection = disable_image_deregistration_protection
     AmiBackend.deregister_image = deregister_image
+
+
+def patch_moto_image_deprecation():
+    """`EnableImageDeprecation` and `DisableImageDeprecation`, which moto 5.2.5 lacks (HTTP 500), as AWS
+    does them: the time is rounded to the minute, one in the past is refused, and `DescribeImages` shows it
+    (`deprecationTime`, `2026-12-07T04:06:00.000Z`) until it is disabled. And `DescribeImageReferences`,
+    which moto also lacks (HTTP 500, which an SDK retries for seconds): answered `InvalidAction` (400), as
+    an endpoint without the action answers, so that callers fall back at once."""
+    import datetime
+
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.responses.amis import AmisResponse
+
+    def image(self):
+        return self.ec2_backend.describe_images(ami_ids=[self._get_param("ImageId")])[0]
+
+    def enable_image_deprecation(self):
+        raw = self._get_param("DeprecateAt")
+        try:
+            at = datetime.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        except ValueError:
+            raise EC2ClientError("InvalidParameterValue", f"Invalid DeprecateAt: {raw}")
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=datetime.timezone.utc)
+        at = (at + datetime.timedelta(seconds=30)).replace(second=0, microsecond=0)  # nearest minute
+        if at < datetime.datetime.now(datetime.timezone.utc):
+            raise EC2ClientError(
+                "InvalidParameterValue", f"DeprecateAt {raw} is in the past; specify a future time"
+            )
+        ami = image(self)
+        ami.bakery_deprecate_at = raw
+        ami.deprecation_time = at.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:00.000Z")
+        return ActionResult({"Return": True})
+
+    def disable_image_deprecation(self):
+        ami = image(self)
+        ami.bakery_deprecate_at = None
+        ami.deprecation_time = None
+        return ActionResult({"Return": True})
+
+    def describe_image_references(self):
+        raise EC2ClientError(
+            "InvalidAction", "The action DescribeImageReferences is not valid for this web service."
+        )
+
+    AmisResponse.enable_image_deprecation = enable_image_deprecation
+    AmisResponse.disable_image_deprecation = disable_image_deprecation
+    AmisResponse.describe_image_references = describe_image_references
 
 
 def patch_moto_spot_fleets():
@@ -629,6 +674,7 @@ def main():
     patch_moto_tag_lookup()
     patch_moto_image_tags_and_tokens()
     patch_moto_image_protection()
+    patch_moto_image_deprecation()
     realism = None
     patch_moto_console_output(args.dir, lambda: realism is not None and realism.console_empty())
     rewrite_keys = patch_moto_key_pairs_file(
@@ -642,7 +688,7 @@ def main():
     server = make_server(
         "127.0.0.1",
         port,
-        RequestCounter(realism, recorder),
+        CborFront(RequestCounter(realism, recorder)),
         threaded=True,
         request_handler=MotoRequestHandler,
         fd=sock.fileno(),

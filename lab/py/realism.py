@@ -409,6 +409,8 @@ USES = {
     ("ec2", "DescribeImages"): [("ImageId.N", "image")],
     ("ec2", "DescribeImageAttribute"): [("ImageId", "image")],
     ("ec2", "ModifyImageAttribute"): [("ImageId", "image")],
+    ("ec2", "EnableImageDeprecation"): [("ImageId", "image")],
+    ("ec2", "DisableImageDeprecation"): [("ImageId", "image")],
     ("ec2", "DeregisterImage"): [("ImageId", "image")],
     ("ec2", "CopyImage"): [("SourceImageId", "image")],
     ("ec2", "DescribeLaunchTemplates"): [("LaunchTemplateId.N", "lt"), ("LaunchTemplateName.N", "lt_name")],

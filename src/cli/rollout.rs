@@ -161,7 +161,10 @@ pub enum CommandArgs {
     #[command(after_help = "Examples:\n  \
         rollout gc --keep 5 --dry-run\n  \
         rollout gc --keep 5\n  \
-        rollout gc --keep 3 --name-prefix web- --tag team=web")]
+        rollout gc --keep 3 --name-prefix web- --tag team=web\n  \
+        rollout gc --keep 5 --regions us-west-2,eu-west-1 --dry-run\n  \
+        rollout gc --keep 5 --deprecate-after 7d --delete-after 30d\n  \
+        rollout gc --keep 5 --include-shared")]
     Gc(GcArgs),
     /// Undo what a killed rollout left: its in-progress group or fleet, and its launch templates.
     #[command(after_help = "Examples:\n  \
@@ -204,6 +207,25 @@ pub struct GcArgs {
     /// Only AMIs with this tag, K=V; repeatable, all must match.
     #[arg(long = "tag", value_name = "K=V", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
+    /// Also work in these regions (where the AMIs were copied to), each decided on its own;
+    /// repeatable or comma-separated; replaces the manifest's gc.regions.
+    #[arg(
+        long = "regions",
+        value_name = "REGION",
+        value_delimiter = ',',
+        value_parser = parse_region
+    )]
+    pub regions: Vec<String>,
+    /// Remove AMIs shared with other accounts too (by default a launch permission keeps an AMI).
+    #[arg(long)]
+    pub include_shared: bool,
+    /// Deprecate an AMI that may go this long from now before deregistering it (7d, 24h, 90m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_gc_duration)]
+    pub deprecate_after: Option<Duration>,
+    /// Deregister an AMI this long after its deprecation time (without --deprecate-after: deprecate
+    /// it now first).
+    #[arg(long, value_name = "DURATION", value_parser = parse_gc_duration)]
+    pub delete_after: Option<Duration>,
 }
 
 impl GcArgs {
@@ -214,8 +236,27 @@ impl GcArgs {
             name_prefix: self.name_prefix,
             tags: self.tags,
             dry_run,
+            regions: (!self.regions.is_empty()).then_some(self.regions),
+            include_shared: self.include_shared,
+            deprecate_after: self.deprecate_after,
+            delete_after: self.delete_after,
+            now: None,
         }
     }
+}
+
+/// A region name (`us-west-2`).
+pub fn parse_region(s: &str) -> Result<String, String> {
+    if bakery_rollout::retention::is_region_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("`{s}` is not a region name (us-west-2)"))
+    }
+}
+
+/// gc's durations: `7d`, `24h`, `90m`, `1h30m`, or seconds.
+pub fn parse_gc_duration(s: &str) -> Result<Duration, String> {
+    bakery_rollout::retention::parse_gc_duration(&serde_json::Value::String(s.to_string()))
 }
 
 /// `K=V` (the key must not be empty).
@@ -413,6 +454,12 @@ struct Printer {
 }
 
 impl Printer {
+    /// Colours in the summary: human output on a terminal, no `--no-color`, no `NO_COLOR` (the Ui's
+    /// options say).
+    fn color(&self) -> bool {
+        !self.json && self.ui.options().color
+    }
+
     fn report(&mut self, doc: serde_json::Result<String>, human: String) {
         if self.json {
             if let Ok(doc) = doc {
@@ -529,7 +576,8 @@ pub async fn run(
         },
         Command::Setup { dry_run } => match session.setup(dry_run).await {
             Ok(r) => {
-                printer.report(serde_json::to_string_pretty(&r), r.render());
+                let human = r.render_styled(printer.color());
+                printer.report(serde_json::to_string_pretty(&r), human);
                 0
             }
             Err(e) => {
@@ -539,7 +587,8 @@ pub async fn run(
         },
         Command::Plan { ami } => match session.plan(ami.as_deref()).await {
             Ok(r) => {
-                printer.report(serde_json::to_string_pretty(&r), r.render());
+                let human = r.render_styled(printer.color());
+                printer.report(serde_json::to_string_pretty(&r), human);
                 u8::from(!r.problems.is_empty())
             }
             Err(e) => {
@@ -620,6 +669,70 @@ mod tests {
         }
         assert!(c.global.json);
         assert_eq!(c.global.manifest, PathBuf::from("manifests/rollout.json"));
+    }
+
+    #[test]
+    fn gc_flags_make_the_request() {
+        let c = parse(&[
+            "gc",
+            "--keep",
+            "3",
+            "--regions",
+            "us-west-2,eu-west-1",
+            "--regions",
+            "ap-south-1",
+            "--include-shared",
+            "--deprecate-after",
+            "7d",
+            "--delete-after",
+            "90m",
+            "--dry-run",
+        ])
+        .unwrap();
+        let Ok(Lifted::Session(i)) = lift(c) else {
+            panic!("not a session command");
+        };
+        let Command::Gc(req) = i.command else {
+            panic!("{:?}", i.command);
+        };
+        assert_eq!(req.keep, Some(3));
+        assert_eq!(
+            req.regions.as_deref(),
+            Some(
+                &[
+                    "us-west-2".to_string(),
+                    "eu-west-1".into(),
+                    "ap-south-1".into()
+                ][..]
+            )
+        );
+        assert!(req.include_shared && req.dry_run);
+        assert_eq!(req.deprecate_after, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(req.delete_after, Some(Duration::from_secs(90 * 60)));
+        // Without the flags: the manifest's settings, today's behaviour.
+        let Ok(Lifted::Session(i)) = lift(parse(&["gc", "--keep", "3"]).unwrap()) else {
+            panic!("not a session command");
+        };
+        let Command::Gc(req) = i.command else {
+            panic!("{:?}", i.command);
+        };
+        assert_eq!(req.regions, None);
+        assert!(!req.include_shared);
+        assert_eq!((req.deprecate_after, req.delete_after), (None, None));
+        for bad in [
+            &["gc", "--regions", "uswest2"][..],
+            &["gc", "--deprecate-after", "soon"],
+            &["gc", "--delete-after", "3651d"],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+        assert!(
+            parse(&["gc", "--regions", "uswest2"])
+                .unwrap_err()
+                .to_string()
+                .contains("`uswest2` is not a region name"),
+        );
     }
 
     #[test]

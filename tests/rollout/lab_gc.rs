@@ -1,7 +1,9 @@
 //! `rollout gc` on the lab (moto): AMIs in use (live group, stopped instance) and AMIs outside the
 //! selection stay, every other app AMI is deregistered with exactly its snapshots; the dry run only reads;
 //! a second run removes nothing; launch template versions keep the default, the latest, the ones a group
-//! references and the newest N. Also the command line's errors.
+//! references and the newest N; gc across two regions, each decided on its own; a shared AMI stays unless
+//! `--include-shared`; `--deprecate-after`/`--delete-after` deprecate first, deregister later and
+//! undeprecate what is kept again. Also the command line's errors.
 
 use super::common;
 
@@ -13,8 +15,87 @@ use common::*;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 const ENV: &str = "staging";
+
+/// The second region of the lab tests (where bake's region copies go).
+const WEST: &str = crate::common::COPY_REGION;
+
+/// The tests' checking clients in `region`.
+async fn clients_in(lab: &Lab, region: &str) -> Clients {
+    let sdk = crate::common::checking_sdk_config(&settings(lab)).await;
+    Clients::for_region(&sdk, Some(region), None)
+}
+
+/// A copy of `source` (in the lab's region) in `c`'s region, named `name` and tagged `app=APP` as bake
+/// tags its copies; its id and snapshots.
+async fn copy(
+    lab: &Lab,
+    c: &Clients,
+    source: &str,
+    name: &str,
+    app: &str,
+) -> (String, Vec<String>) {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let ami = c
+        .ec2
+        .copy_image()
+        .source_image_id(source)
+        .source_region(lab.region())
+        .name(name)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Image)
+                .tags(Tag::builder().key("app").value(app).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CopyImage")
+        .image_id()
+        .unwrap()
+        .to_string();
+    let snaps = snapshots_of(c, &ami).await;
+    assert!(
+        !snaps.is_empty(),
+        "moto's CopyImage made no snapshot for {ami}"
+    );
+    (ami, snaps)
+}
+
+/// The AMI's DeprecationTime, as DescribeImages shows it.
+async fn deprecation_time(c: &Clients, ami: &str) -> Option<SystemTime> {
+    let out = c
+        .ec2
+        .describe_images()
+        .image_ids(ami)
+        .send()
+        .await
+        .expect("DescribeImages");
+    let t = out.images().first()?.deprecation_time()?.to_string();
+    let d = aws_smithy_types::DateTime::from_str(&t, aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_else(|e| panic!("{t}: {e}"));
+    Some(SystemTime::try_from(d).unwrap())
+}
+
+/// The AMI's tag `key`.
+async fn image_tag(c: &Clients, ami: &str, key: &str) -> Option<String> {
+    let out = c
+        .ec2
+        .describe_images()
+        .image_ids(ami)
+        .send()
+        .await
+        .expect("DescribeImages");
+    out.images()
+        .first()?
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+        .map(str::to_string)
+}
 
 fn app_name(lab: &Lab) -> String {
     common::short_app_name(lab, 'g')
@@ -22,7 +103,16 @@ fn app_name(lab: &Lab) -> String {
 
 /// A classic-ELB environment whose gc block selects AMIs named `APP-…` tagged `app=APP`.
 fn manifest(lab: &Lab, app: &str) -> PathBuf {
+    manifest_with(lab, app, json!({}))
+}
+
+/// [`manifest`] with more `gc` settings.
+fn manifest_with(lab: &Lab, app: &str, gc: serde_json::Value) -> PathBuf {
     let dir = temp_dir(lab, app);
+    let mut block = json!({"ami_name_prefix": format!("{app}-"), "ami_tags": {"app": app}});
+    for (k, v) in gc.as_object().unwrap() {
+        block[k] = v.clone();
+    }
     write_manifest(
         &dir,
         &json!({
@@ -34,7 +124,7 @@ fn manifest(lab: &Lab, app: &str) -> PathBuf {
                 "capacity": {"min": 1, "max": 1, "desired": 1},
                 "timeouts": {"health_seconds": 60, "drain_seconds": 30, "retire_seconds": 30,
                              "rollback_seconds": 30},
-                "gc": {"ami_name_prefix": format!("{app}-"), "ami_tags": {"app": app}}
+                "gc": block
             },
             "environments": {"staging": {}}
         }),
@@ -94,8 +184,7 @@ async fn owned_snapshots(c: &Clients) -> BTreeSet<String> {
 }
 
 fn decision<'a>(r: &'a GcReport, ami: &str) -> &'a bakery_rollout::gc::AmiDecision {
-    r.amis
-        .iter()
+    r.amis()
         .find(|a| a.id == ami)
         .unwrap_or_else(|| panic!("{ami} not in the report:\n{}", r.render()))
 }
@@ -355,6 +444,466 @@ async fn gc_keeps_what_is_in_use_and_removes_exactly_the_rest_with_their_snapsho
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_covers_every_region_each_decided_on_its_own() {
+    let (lab, _serial) = lab().await;
+    let c = clients(lab).await;
+    let west = clients_in(lab, WEST).await;
+    let app = app_name(lab);
+    let m = manifest_with(lab, &app, json!({"regions": [WEST]}));
+    let (s, out) = session(lab, &m, ENV, Overrides::default()).await;
+    let tag = [("app", app.as_str())];
+    let (e1, e1_snaps) = image(lab, &c, &format!("{app}-1"), &tag).await;
+    let (e2, _) = image(lab, &c, &format!("{app}-2"), &tag).await;
+    // bake's copies in the other region; the oldest one runs an instance there.
+    let (w1, _) = copy(lab, &west, &e1, &format!("{app}-1-copy"), &app).await;
+    let (w2, w2_snaps) = copy(lab, &west, &e2, &format!("{app}-2-copy"), &app).await;
+    let (w3, _) = copy(lab, &west, &e2, &format!("{app}-3-copy"), &app).await;
+    let user = west
+        .ec2
+        .run_instances()
+        .image_id(&w1)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .expect("RunInstances")
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let east_before = owned_snapshots(&c).await;
+    let west_before = owned_snapshots(&west).await;
+    let m = m.to_str().unwrap();
+
+    // Dry runs: the manifest's regions, then --regions instead of them; reads only.
+    lab.reset_request_counts();
+    let gc = |more: &[&'static str]| {
+        let mut a = vec![
+            "--manifest",
+            m,
+            "--env",
+            ENV,
+            "gc",
+            "--keep",
+            "1",
+            "--dry-run",
+            "--json",
+        ];
+        a.extend_from_slice(more);
+        a
+    };
+    let (code, stdout, stderr) = cli(lab, &gc(&[])).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    let action = |amis: &serde_json::Value, id: &str| {
+        amis.as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .map(|a| a["action"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{id} not in {stdout}"))
+    };
+    assert_eq!(plan["region"], lab.region());
+    assert_eq!(action(&plan["amis"], &e1), "would-remove");
+    assert_eq!(action(&plan["amis"], &e2), "kept");
+    assert_eq!(
+        plan["other_regions"].as_array().unwrap().len(),
+        1,
+        "{stdout}"
+    );
+    let w = &plan["other_regions"][0];
+    assert_eq!(w["region"], WEST);
+    assert_eq!(w["amis"].as_array().unwrap().len(), 3, "{stdout}");
+    assert_eq!(action(&w["amis"], &w1), "kept");
+    assert_eq!(action(&w["amis"], &w2), "would-remove");
+    assert_eq!(action(&w["amis"], &w3), "kept");
+    // moto lacks DescribeImageReferences: the report says gc's own scan decided.
+    assert_eq!(w["image_references"]["status"], "unavailable", "{stdout}");
+    let (code, stdout, stderr) = cli(lab, &gc(&["--regions", "eu-west-1"])).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    let regions: Vec<&str> = plan["other_regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, ["eu-west-1"], "--regions replaces gc.regions");
+    let counts = lab.request_counts();
+    assert_eq!(writes(&counts), Vec::<String>::new(), "{counts:?}");
+    for (cl, id) in [
+        (&c, &e1),
+        (&c, &e2),
+        (&west, &w1),
+        (&west, &w2),
+        (&west, &w3),
+    ] {
+        assert!(image_exists(cl, id).await, "dry run removed {id}");
+    }
+
+    // The real run: in each region its newest, and what is in use there, stay.
+    lab.reset_request_counts();
+    lab.reset_realism_counts();
+    let r = s
+        .gc(&GcRequest {
+            keep: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("gc: {e}\n{}", out.text()));
+    assert!(r.problems.is_empty(), "{}", r.render());
+    let mut removed = r.removed();
+    removed.sort();
+    let mut want = vec![e1.as_str(), w2.as_str()];
+    want.sort();
+    assert_eq!(removed, want, "{}", r.render());
+    assert_eq!(r.other_regions[0].region, WEST);
+    assert!(
+        decision(&r, &w1)
+            .reasons
+            .iter()
+            .any(|x| x.starts_with(&format!("in use by instance {user}"))),
+        "{}",
+        r.render()
+    );
+    assert_eq!(decision(&r, &w3).reasons, ["newest 1"], "{}", r.render());
+    assert_eq!(decision(&r, &e2).reasons, ["newest 1"], "{}", r.render());
+    for (id, snaps) in [(&e1, &e1_snaps), (&w2, &w2_snaps)] {
+        let d = decision(&r, id);
+        let deleted: Vec<&str> = d.snapshots.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            deleted,
+            snaps.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        assert!(d.snapshots.iter().all(|s| s.action == Action::Removed));
+    }
+    // Exactly those AMIs and snapshots are gone, each in its region.
+    assert!(!image_exists(&c, &e1).await && !image_exists(&west, &w2).await);
+    for (cl, id) in [(&c, &e2), (&west, &w1), (&west, &w3)] {
+        assert!(image_exists(cl, id).await, "{id} was removed");
+    }
+    let mut expected = east_before.clone();
+    e1_snaps.iter().for_each(|s| {
+        expected.remove(s);
+    });
+    assert_eq!(owned_snapshots(&c).await, expected);
+    let mut expected = west_before.clone();
+    w2_snaps.iter().for_each(|s| {
+        expected.remove(s);
+    });
+    assert_eq!(owned_snapshots(&west).await, expected);
+    let counts = lab.request_counts();
+    let refused = lab.realism();
+    assert_eq!(
+        counts.get("DeregisterImage"),
+        Some(&(2 + refused.refused("DeregisterImage"))),
+        "{counts:?}"
+    );
+    assert_eq!(
+        writes(&counts),
+        ["CreateTags", "DeleteSnapshot", "DeregisterImage"],
+        "{counts:?}"
+    );
+    let total = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
+    let (home_n, west_n) = (
+        total(&r.home.region_aws_requests),
+        total(&r.other_regions[0].region_aws_requests),
+    );
+    eprintln!(
+        "gc across two regions: {} requests ({home_n} in {}, {west_n} in {WEST}): {:?}",
+        total(&r.aws_requests),
+        lab.region(),
+        r.aws_requests
+    );
+    assert!(home_n > 0 && west_n > 0 && home_n + west_n <= total(&r.aws_requests));
+    assert!(
+        r.render()
+            .contains(&format!("In {WEST}: 1 removed, 2 kept")),
+        "{}",
+        r.render()
+    );
+    let _ = west
+        .ec2
+        .terminate_instances()
+        .instance_ids(&user)
+        .send()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_ami_stays_unless_include_shared() {
+    let (lab, _serial) = lab().await;
+    let c = clients(lab).await;
+    let app = app_name(lab);
+    let m = manifest(lab, &app);
+    let (s, out) = session(lab, &m, ENV, Overrides::default()).await;
+    let tag = [("app", app.as_str())];
+    let (shared, shared_snaps) = image(lab, &c, &format!("{app}-1"), &tag).await;
+    let (newest, _) = image(lab, &c, &format!("{app}-2"), &tag).await;
+    c.ec2
+        .modify_image_attribute()
+        .image_id(&shared)
+        .launch_permission(
+            aws_sdk_ec2::types::LaunchPermissionModifications::builder()
+                .add(
+                    aws_sdk_ec2::types::LaunchPermission::builder()
+                        .user_id("111122223333")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("ModifyImageAttribute");
+
+    // By default a launch permission keeps the AMI, and gc says why; nothing is written.
+    lab.reset_request_counts();
+    let r = s
+        .gc(&GcRequest {
+            keep: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("gc: {e}\n{}", out.text()));
+    let counts = lab.request_counts();
+    assert_eq!(writes(&counts), Vec::<String>::new(), "{counts:?}");
+    assert!(counts.contains_key("DescribeImageAttribute"), "{counts:?}");
+    assert!(r.problems.is_empty(), "{}", r.render());
+    assert!(r.removed().is_empty(), "{}", r.render());
+    let d = decision(&r, &shared);
+    assert_eq!(d.shared_with, ["account 111122223333"]);
+    assert!(
+        d.reasons[0].starts_with("shared with account 111122223333 (launch permission")
+            && d.reasons[0].ends_with("--include-shared to remove it"),
+        "{}",
+        r.render()
+    );
+    assert!(image_exists(&c, &shared).await);
+
+    // --include-shared: it goes, with exactly its snapshots.
+    let (code, stdout, stderr) = cli(
+        lab,
+        &[
+            "--manifest",
+            m.to_str().unwrap(),
+            "--env",
+            ENV,
+            "gc",
+            "--keep",
+            "1",
+            "--include-shared",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(doc["include_shared"], true);
+    let removed: Vec<&serde_json::Value> = doc["amis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "removed")
+        .collect();
+    assert_eq!(removed.len(), 1, "{stdout}");
+    assert_eq!(removed[0]["id"], shared.as_str());
+    let snaps: Vec<&str> = removed[0]["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        snaps,
+        shared_snaps.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(!image_exists(&c, &shared).await);
+    assert!(image_exists(&c, &newest).await);
+    let left = owned_snapshots(&c).await;
+    assert!(shared_snaps.iter().all(|s| !left.contains(s)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_deprecates_first_deregisters_after_delete_after_and_undeprecates_what_is_kept_again() {
+    let (lab, _serial) = lab().await;
+    let c = clients(lab).await;
+    let app = app_name(lab);
+    let m = manifest(lab, &app);
+    let (s, out) = session(lab, &m, ENV, Overrides::default()).await;
+    let tag = [("app", app.as_str())];
+    let (d1, d1_snaps) = image(lab, &c, &format!("{app}-1"), &tag).await;
+    let (d2, _) = image(lab, &c, &format!("{app}-2"), &tag).await;
+    let (d3, _) = image(lab, &c, &format!("{app}-3"), &tag).await;
+    let hour = Duration::from_secs(3600);
+    let staged = |keep: u32, now: Option<SystemTime>, dry_run: bool| GcRequest {
+        keep: Some(keep),
+        delete_after: Some(hour),
+        now,
+        dry_run,
+        ..Default::default()
+    };
+
+    // 1. --delete-after 1h alone: the two old AMIs are deprecated now (the next whole minute) and tagged;
+    //    nothing is deregistered.
+    lab.reset_request_counts();
+    lab.reset_realism_counts();
+    let started = SystemTime::now();
+    let r = s
+        .gc(&staged(1, None, false))
+        .await
+        .unwrap_or_else(|e| panic!("gc: {e}\n{}", out.text()));
+    assert!(r.problems.is_empty(), "{}", r.render());
+    assert!(r.removed().is_empty(), "{}", r.render());
+    for id in [&d1, &d2] {
+        assert_eq!(
+            decision(&r, id).action,
+            Action::Deprecated,
+            "{}",
+            r.render()
+        );
+    }
+    assert_eq!(decision(&r, &d3).action, Action::Kept);
+    let counts = lab.request_counts();
+    assert_eq!(
+        writes(&counts),
+        ["CreateTags", "EnableImageDeprecation"],
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.get("EnableImageDeprecation"),
+        Some(&(2 + lab.realism().refused("EnableImageDeprecation"))),
+        "{counts:?}"
+    );
+    let t = deprecation_time(&c, &d1)
+        .await
+        .expect("DescribeImages shows the deprecation time");
+    assert!(
+        t > started && t <= started + Duration::from_secs(120),
+        "{t:?} {started:?}"
+    );
+    assert!(deprecation_time(&c, &d2).await.is_some());
+    assert_eq!(deprecation_time(&c, &d3).await, None);
+    assert_eq!(
+        image_tag(&c, &d1, "bakery:deprecated-by").await.as_deref(),
+        Some("gc")
+    );
+    assert!(
+        r.render().contains("deprecated   ") && r.render().contains("(delete_after 1h)"),
+        "{}",
+        r.render()
+    );
+
+    // 2. Again before delete_after has passed: they wait; nothing is written.
+    lab.reset_request_counts();
+    let r = s.gc(&staged(1, None, false)).await.unwrap();
+    assert!(writes(&lab.request_counts()).is_empty());
+    for id in [&d1, &d2] {
+        assert_eq!(decision(&r, id).action, Action::Waiting, "{}", r.render());
+    }
+
+    // 3. An hour after the deprecation time (the decision time moved; no waiting), a dry run: both
+    //    would go; reads only.
+    let later = t + hour + Duration::from_secs(60);
+    lab.reset_request_counts();
+    let r = s.gc(&staged(1, Some(later), true)).await.unwrap();
+    assert!(writes(&lab.request_counts()).is_empty());
+    let mut removed = r.removed();
+    removed.sort();
+    let mut want = vec![d1.as_str(), d2.as_str()];
+    want.sort();
+    assert_eq!(removed, want, "{}", r.render());
+
+    // 4. keep 2 then: d2 is among the newest again, its deprecation is cancelled (a dry run first);
+    //    d1 goes with exactly its snapshots.
+    lab.reset_request_counts();
+    let r = s.gc(&staged(2, Some(later), true)).await.unwrap();
+    assert!(writes(&lab.request_counts()).is_empty());
+    assert_eq!(decision(&r, &d2).action, Action::WouldUndeprecate);
+    lab.reset_request_counts();
+    lab.reset_realism_counts();
+    let r = s.gc(&staged(2, Some(later), false)).await.unwrap();
+    assert!(r.problems.is_empty(), "{}", r.render());
+    assert_eq!(r.removed(), [d1.as_str()], "{}", r.render());
+    assert_eq!(decision(&r, &d2).action, Action::Undeprecated);
+    let deleted: Vec<&str> = decision(&r, &d1)
+        .snapshots
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(
+        deleted,
+        d1_snaps.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(!image_exists(&c, &d1).await);
+    assert_eq!(deprecation_time(&c, &d2).await, None);
+    assert_eq!(image_tag(&c, &d2, "bakery:deprecated-by").await, None);
+    let counts = lab.request_counts();
+    assert_eq!(
+        writes(&counts),
+        [
+            "CreateTags",
+            "DeleteSnapshot",
+            "DeleteTags",
+            "DeregisterImage",
+            "DisableImageDeprecation"
+        ],
+        "{counts:?}"
+    );
+
+    // 5. --deprecate-after alone (the command line): deprecated 7 days ahead, never deregistered.
+    let (code, stdout, stderr) = cli(
+        lab,
+        &[
+            "--manifest",
+            m.to_str().unwrap(),
+            "--env",
+            ENV,
+            "gc",
+            "--keep",
+            "1",
+            "--deprecate-after",
+            "7d",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(doc["deprecate_after"], "7d");
+    let d2_doc = doc["amis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == d2.as_str())
+        .unwrap();
+    assert_eq!(d2_doc["action"], "deprecated", "{stdout}");
+    let week = Duration::from_secs(7 * 86_400);
+    let t2 = deprecation_time(&c, &d2).await.unwrap();
+    assert!(
+        t2 >= SystemTime::now() + week - Duration::from_secs(120),
+        "{t2:?}"
+    );
+    let r = s
+        .gc(&GcRequest {
+            keep: Some(1),
+            deprecate_after: Some(week),
+            now: Some(SystemTime::now() + Duration::from_secs(30 * 86_400)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let d = decision(&r, &d2);
+    assert_eq!(d.action, Action::Waiting, "{}", r.render());
+    assert!(
+        d.reasons.join(" ").contains("--delete-after"),
+        "{}",
+        r.render()
+    );
+    assert!(image_exists(&c, &d2).await && image_exists(&c, &d3).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launch_template_versions_keep_default_latest_referenced_and_newest() {
     let (lab, _serial) = lab().await;
     let c = clients(lab).await;
@@ -441,6 +990,7 @@ async fn launch_template_versions_keep_default_latest_referenced_and_newest() {
     assert_eq!(writes(&lab.request_counts()), Vec::<String>::new());
     assert!(r.problems.is_empty(), "{}", r.render());
     let versions: Vec<(i64, Action)> = r
+        .home
         .launch_template_versions
         .iter()
         .map(|v| {
@@ -461,7 +1011,8 @@ async fn launch_template_versions_keep_default_latest_referenced_and_newest() {
         r.render()
     );
     let reasons = |n: i64| {
-        r.launch_template_versions
+        r.home
+            .launch_template_versions
             .iter()
             .find(|v| v.version == n)
             .unwrap()
@@ -496,6 +1047,7 @@ async fn launch_template_versions_keep_default_latest_referenced_and_newest() {
         .await
         .unwrap();
     let going: Vec<i64> = r
+        .home
         .launch_template_versions
         .iter()
         .filter(|v| v.action == Action::WouldRemove)
@@ -529,6 +1081,36 @@ async fn the_command_line_refuses_gc_without_keep_or_selection() {
     .await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`novalue` is not a tag (K=V)"), "{err}");
+    let (code, _, err) = cli(
+        lab,
+        &[
+            "--manifest",
+            m,
+            "gc",
+            "--keep",
+            "1",
+            "--regions",
+            "us_west_2",
+        ],
+    )
+    .await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`us_west_2` is not a region name"), "{err}");
+    let (code, _, err) = cli(
+        lab,
+        &[
+            "--manifest",
+            m,
+            "gc",
+            "--keep",
+            "1",
+            "--delete-after",
+            "soon",
+        ],
+    )
+    .await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`soon` is not a duration"), "{err}");
 
     let bad = json!({"app": "shop", "defaults": {"gc": {"ami_tags": {}}}, "environments": {"staging": {}}});
     let bad_path = dir.join("bad.json");
@@ -564,6 +1146,25 @@ async fn the_command_line_refuses_gc_without_keep_or_selection() {
     .await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("unknown field `keep_last`"), "{err}");
+    let twice = json!({"app": "shop", "defaults": {"gc": {"regions": ["us-west-2", "us-west-2"], "delete_after": "1x"}}, "environments": {"staging": {}}});
+    std::fs::write(&bad_path, serde_json::to_string_pretty(&twice).unwrap()).unwrap();
+    let (code, _, err) = cli(
+        lab,
+        &[
+            "--manifest",
+            bad_path.to_str().unwrap(),
+            "gc",
+            "--keep",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("defaults.gc.regions: us-west-2 is named twice")
+            && err.contains("defaults.gc.delete_after: `1x` is not a duration"),
+        "{err}"
+    );
     // None of this reached AWS.
     assert_eq!(lab.request_counts().values().sum::<u64>(), 0);
 }
@@ -890,6 +1491,11 @@ mod fake {
         pub images: Vec<(String, String, String)>,
         /// DeleteLaunchTemplateVersions refuses these.
         pub refuse: Vec<i64>,
+        /// AMIs with a launch permission for account 111122223333.
+        pub shared: Vec<String>,
+        /// What DescribeImageReferences lists: (AMI, ARN) of SSM parameters; `None`: the service answers
+        /// InvalidAction, as the lab does.
+        pub references: Option<Vec<(String, String)>>,
     }
 
     pub type Shared = Arc<Mutex<World>>;
@@ -927,6 +1533,9 @@ mod fake {
                         .image_id(id)
                         .name(format!("shop-{n}"))
                         .creation_date(format!("2026-01-0{n}T00:00:00.000Z"))
+                        .set_last_launched_time(
+                            (n == "5").then(|| "2026-11-30T12:00:00.000Z".to_string()),
+                        )
                         .state(aws_sdk_ec2::types::ImageState::Available)
                         .tags(Tag::builder().key("app").value(app).build())
                         .block_device_mappings(
@@ -1040,6 +1649,52 @@ mod fake {
         let marked = mock!(Ec2::describe_snapshots).then_output(|| {
             aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput::builder().build()
         });
+        let s = w.clone();
+        let permissions = mock!(Ec2::describe_image_attribute).then_compute_output(move |req| {
+            let w = s.lock().unwrap();
+            let id = req.image_id().unwrap_or_default().to_string();
+            let mut out = aws_sdk_ec2::operation::describe_image_attribute::DescribeImageAttributeOutput::builder()
+                .image_id(&id);
+            if w.shared.contains(&id) {
+                out = out.launch_permissions(
+                    aws_sdk_ec2::types::LaunchPermission::builder()
+                        .user_id("111122223333")
+                        .build(),
+                );
+            }
+            out.build()
+        });
+        let s = w.clone();
+        let references = mock!(Ec2::describe_image_references).then_compute_response(move |req| {
+            use aws_sdk_ec2::operation::describe_image_references::{
+                DescribeImageReferencesError, DescribeImageReferencesOutput,
+            };
+            use aws_smithy_mocks::MockResponse;
+            let w = s.lock().unwrap();
+            match &w.references {
+                None => MockResponse::Error(DescribeImageReferencesError::generic(
+                    aws_sdk_ec2::error::ErrorMetadata::builder()
+                        .code("InvalidAction")
+                        .message("The action DescribeImageReferences is not valid for this web service.")
+                        .build(),
+                )),
+                Some(refs) => {
+                    let mut out = DescribeImageReferencesOutput::builder();
+                    for (ami, arn) in refs {
+                        if req.image_ids().contains(ami) {
+                            out = out.image_references(
+                                aws_sdk_ec2::types::ImageReference::builder()
+                                    .image_id(ami)
+                                    .resource_type(aws_sdk_ec2::types::ImageReferenceResourceType::SsmParameter)
+                                    .arn(arn)
+                                    .build(),
+                            );
+                        }
+                    }
+                    MockResponse::Output(out.build())
+                }
+            }
+        });
         vec![
             images,
             templates,
@@ -1053,6 +1708,8 @@ mod fake {
             delete_snapshot,
             tag,
             marked,
+            permissions,
+            references,
         ]
     }
 
@@ -1099,6 +1756,7 @@ mod fake {
             elbv2: client!(aws_sdk_elasticloadbalancingv2, &none),
             route53: client!(aws_sdk_route53, &none),
             iam: client!(aws_sdk_iam, &none),
+            cloudwatch: client!(aws_sdk_cloudwatch, &none),
         });
         Ctx {
             cfg,
@@ -1130,6 +1788,8 @@ fn fake_world(refuse: Vec<i64>) -> fake::Shared {
             .chain([image(6, "other", 6)])
             .collect(),
         refuse,
+        shared: Vec::new(),
+        references: None,
     }))
 }
 
@@ -1157,6 +1817,7 @@ async fn deleted_versions_free_their_amis_in_the_same_run_and_a_second_run_delet
         r.render()
     );
     let kept: Vec<(&str, String)> = r
+        .home
         .amis
         .iter()
         .filter(|a| a.action == Action::Kept)
@@ -1217,6 +1878,7 @@ async fn a_version_aws_refuses_to_delete_keeps_its_ami() {
         ["launch template lt-shop-staging-1 version 3: try again later"]
     );
     let v3 = r
+        .home
         .launch_template_versions
         .iter()
         .find(|v| v.version == 3)
@@ -1282,6 +1944,96 @@ async fn the_newest_n_stay_by_creation_date() {
     );
 }
 
+#[tokio::test]
+async fn a_shared_ami_and_one_ec2_lists_a_reference_to_stay_and_last_launched_is_shown() {
+    let w = fake_world(vec![]);
+    {
+        let mut w = w.lock().unwrap();
+        // ami-00000003 (only version 3, which goes, references it) is shared with another account; EC2
+        // lists an SSM parameter holding ami-00000005.
+        w.shared = vec!["ami-00000003".into()];
+        w.references = Some(vec![(
+            "ami-00000005".into(),
+            "arn:aws:ssm:us-east-1:123456789012:parameter/shop/ami".into(),
+        )]);
+    }
+    let cx = fake::ctx(&w);
+    let dry = |include_shared| GcRequest {
+        keep: Some(0),
+        dry_run: true,
+        include_shared,
+        ..Default::default()
+    };
+    let r = bakery_rollout::gc::run(&cx, &dry(false)).await.unwrap();
+    assert!(r.problems.is_empty(), "{}", r.render());
+    assert!(r.removed().is_empty(), "{}", r.render());
+    assert_eq!(
+        decision(&r, "ami-00000003").reasons,
+        [
+            "shared with account 111122223333 (launch permission: launches there are invisible from here); --include-shared to remove it"
+        ]
+    );
+    assert_eq!(
+        decision(&r, "ami-00000003").shared_with,
+        ["account 111122223333"]
+    );
+    assert_eq!(
+        decision(&r, "ami-00000005").reasons,
+        [
+            "referenced by ssm:Parameter arn:aws:ssm:us-east-1:123456789012:parameter/shop/ami (EC2 image references)"
+        ]
+    );
+    assert_eq!(
+        r.home.image_references,
+        bakery_rollout::gc::ImageReferences::Checked {
+            images: 1,
+            references: 1
+        }
+    );
+    assert!(
+        r.render().contains(
+            "ami-00000005 shop-5 (2026-01-05T00:00:00.000Z): referenced by ssm:Parameter"
+        ),
+        "{}",
+        r.render()
+    );
+    assert!(
+        r.render()
+            .contains("; last launched 2026-11-30T12:00:00.000Z"),
+        "{}",
+        r.render()
+    );
+    // --include-shared: the shared one may go (its launch permissions are not even asked).
+    let before = cx.requests.snapshot();
+    let r = bakery_rollout::gc::run(&cx, &dry(true)).await.unwrap();
+    assert_eq!(r.removed(), ["ami-00000003"], "{}", r.render());
+    let asked = cx.requests.snapshot();
+    assert_eq!(
+        asked.get("EC2.DescribeImageAttribute"),
+        before.get("EC2.DescribeImageAttribute"),
+        "{asked:?}"
+    );
+    // Where the service lacks the call, gc's own scan decides and the report says so.
+    w.lock().unwrap().references = None;
+    let r = bakery_rollout::gc::run(&cx, &dry(true)).await.unwrap();
+    assert!(r.problems.is_empty(), "{}", r.render());
+    let mut removed = r.removed();
+    removed.sort();
+    assert_eq!(removed, ["ami-00000003", "ami-00000005"], "{}", r.render());
+    assert!(
+        matches!(&r.home.image_references, bakery_rollout::gc::ImageReferences::Unavailable { reason } if reason.contains("InvalidAction")),
+        "{:?}",
+        r.home.image_references
+    );
+    assert!(
+        r.render()
+            .contains("DescribeImageReferences) unavailable in us-east-1"),
+        "{}",
+        r.render()
+    );
+    assert!(w.lock().unwrap().log.is_empty(), "dry runs only");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_snapshots_an_interrupted_gc_left_are_deleted_by_the_next_one() {
     let (lab, _serial) = lab().await;
@@ -1332,6 +2084,7 @@ async fn the_snapshots_an_interrupted_gc_left_are_deleted_by_the_next_one() {
         .await
         .unwrap_or_else(|e| panic!("gc: {e}\n{}", out.text()));
     let listed: Vec<&str> = dry
+        .home
         .unfinished_snapshots
         .iter()
         .map(|d| d.id.as_str())

@@ -1019,6 +1019,7 @@ mod sdk_mocks {
             elbv2: client!(aws_sdk_elasticloadbalancingv2, &elbv2),
             route53: client!(aws_sdk_route53, &none),
             iam: client!(aws_sdk_iam, &none),
+            cloudwatch: client!(aws_sdk_cloudwatch, &none),
         });
         Ctx {
             cfg,

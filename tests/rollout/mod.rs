@@ -4,6 +4,8 @@
 mod common;
 mod lab_alb;
 mod lab_classic;
+mod lab_diff;
+mod lab_gates;
 mod lab_gc;
 mod lab_spot_fleet;
 mod lab_undo;

@@ -11,8 +11,11 @@
 //! anywhere: the local lab uses exactly these knobs.
 
 use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
+
+/// The resolved SDK configuration every region's [`Clients`] derive from.
+pub use aws_config::SdkConfig;
 use std::time::Duration;
 
 /// The region used when neither the template, the flags nor the environment name one.
@@ -186,6 +189,8 @@ pub struct Clients {
     pub route53: aws_sdk_route53::Client,
     /// IAM (global: the region only picks the partition's endpoint).
     pub iam: aws_sdk_iam::Client,
+    /// CloudWatch (rollout's alarm gates).
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl Clients {
@@ -232,7 +237,14 @@ impl Clients {
                     .build(),
             ),
             iam: aws_sdk_iam::Client::from_conf(
-                aws_sdk_iam::config::Builder::from(config).region(r).build(),
+                aws_sdk_iam::config::Builder::from(config)
+                    .region(r.clone())
+                    .build(),
+            ),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(config)
+                    .region(r)
+                    .build(),
             ),
             region,
         }

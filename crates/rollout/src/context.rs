@@ -85,6 +85,13 @@ impl RequestCounter {
                     .interceptor(self.clone())
                     .build(),
             ),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+                c.cloudwatch
+                    .config()
+                    .to_builder()
+                    .interceptor(self.clone())
+                    .build(),
+            ),
             // Rollout sends no IAM request.
             iam: c.iam,
             region: c.region,

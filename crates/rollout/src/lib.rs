@@ -12,12 +12,15 @@
 //!
 //! Configuration is a JSON manifest ([`manifest`]) lifted into a validated [`config::RolloutConfig`].
 //! All waits go through bakery-core's poller ([`wait`]); every AWS request is counted ([`context`]).
+//! What `setup` and `plan` would change is printed as a diff ([`diff`]).
 #![deny(missing_docs)]
 
+pub mod alarms;
 pub mod ami;
 pub mod command;
 pub mod config;
 pub mod context;
+pub mod diff;
 pub mod error;
 pub mod gc;
 pub mod launch;

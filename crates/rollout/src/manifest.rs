@@ -98,6 +98,28 @@ pub struct Settings {
     /// The `blue-green` strategy's rollback window: what is kept of the previous release.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blue_green: Option<BlueGreenSettings>,
+    /// Gates on real signals: CloudWatch alarms that must stay out of ALARM for the bake time after the
+    /// cut-over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gates: Option<GatesSettings>,
+}
+
+/// `gates`: CloudWatch alarms the new release must keep out of ALARM for `bake_time` after the cut-over,
+/// or the rollout rolls back by itself (blue-green: the previous release, kept running and detached during
+/// the bake time, is brought back by `rollout undo`'s steps; instance-refresh: the alarms and bake time go
+/// to the refresh's AlarmSpecification and BakeTime, and AWS rolls back with `auto_rollback`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatesSettings {
+    /// CloudWatch alarm names, in the environment's region (`["shop-5xx", "shop-latency-p99"]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<Vec<String>>,
+    /// How long every alarm must stay out of ALARM after the cut-over: `"10m"`, `"1h"`, or seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bake_time: Option<serde_json::Value>,
+    /// How often the alarms are read during the bake time (blue-green; 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_interval_seconds: Option<u64>,
 }
 
 /// `blue_green` (strategy `blue-green`): the rollback window. After the cut-over the old group is detached,
@@ -162,6 +184,19 @@ pub struct GcSettings {
     /// Newest AMIs (and launch template versions) kept; `--keep` wins.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep: Option<u32>,
+    /// Regions besides the manifest's where gc also works (the regions bake copied the AMIs to);
+    /// `--regions` replaces them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Vec<String>>,
+    /// Remove AMIs shared with other accounts too (default false: a launch permission keeps an AMI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_shared: Option<bool>,
+    /// Deprecate an AMI this long before deregistering it (`"7d"`, `"24h"`, seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deprecate_after: Option<serde_json::Value>,
+    /// Deregister an AMI this long after its deprecation time (`"30d"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_after: Option<serde_json::Value>,
 }
 
 /// `instance_refresh` (strategy `instance-refresh`): the refresh's preferences and bounds.

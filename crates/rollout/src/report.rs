@@ -1,5 +1,6 @@
 //! What a command did, as data: serialised for `--json`, rendered as a summary for people.
 
+use crate::diff::{self, Counts, DiffLine};
 use crate::observed::{Group, GroupInstance, ResolvedAmi};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -111,6 +112,33 @@ pub struct RollbackReport {
     pub old_groups_unchanged: bool,
 }
 
+/// The bake time after the cut-over (`gates`): what was watched and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BakeReport {
+    /// The alarms watched.
+    pub alarms: Vec<String>,
+    /// The bake time asked for, in seconds.
+    pub bake_time_s: u64,
+    /// How long they were watched.
+    pub watched_s: f64,
+    /// DescribeAlarms reads that answered.
+    pub checks: u32,
+    /// Reads that failed (the next one tried again).
+    pub failed_checks: u32,
+    /// `passed`, `tripped` (an alarm went ALARM: the rollout rolled back), `interrupted`, `unknown`
+    /// (the alarms could not be read at the end) or `skipped` (a first rollout: nothing to return to).
+    pub outcome: String,
+    /// What tripped the gate.
+    pub tripped_by: Option<String>,
+}
+
+impl BakeReport {
+    /// True when an alarm tripped the gate.
+    pub fn tripped(&self) -> bool {
+        self.outcome == "tripped"
+    }
+}
+
 /// Seconds spent in each phase.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Durations {
@@ -122,6 +150,8 @@ pub struct Durations {
     pub healthy_s: f64,
     /// Retiring the old groups.
     pub retire_s: f64,
+    /// The bake time (`gates`): watching the alarms after the cut-over.
+    pub bake_s: f64,
     /// Rolling back.
     pub rollback_s: f64,
     /// End to end.
@@ -168,6 +198,8 @@ pub struct DeployReport {
     pub error: Option<String>,
     /// What rolling back did.
     pub rollback: Option<RollbackReport>,
+    /// The bake time after the cut-over (`gates`), when there was one.
+    pub bake: Option<BakeReport>,
     /// Resources left for an operator.
     pub attention: Vec<String>,
     /// Phase durations.
@@ -207,6 +239,7 @@ impl DeployReport {
             deleted_launch_templates: Vec::new(),
             error: None,
             rollback: None,
+            bake: None,
             attention: Vec::new(),
             durations: Durations {
                 preflight_s: preflight.as_secs_f64(),
@@ -287,6 +320,25 @@ impl DeployReport {
                 String::new()
             }
         ));
+        if let Some(b) = &self.bake {
+            s.push_str(&format!(
+                "  bake:      {} {} after {:.1} s of {} s ({} check(s){})\n",
+                b.alarms.join(", "),
+                match (b.outcome.as_str(), &b.tripped_by) {
+                    ("tripped", Some(t)) => format!("TRIPPED: {t}"),
+                    ("passed", _) => "stayed out of ALARM".to_string(),
+                    (o, _) => o.to_uppercase(),
+                },
+                b.watched_s,
+                b.bake_time_s,
+                b.checks,
+                if b.failed_checks > 0 {
+                    format!(", {} failed", b.failed_checks)
+                } else {
+                    String::new()
+                }
+            ));
+        }
         for k in &self.kept {
             s.push_str(&format!("  kept:      {} (rollout undo)\n", k.describe()));
         }
@@ -331,6 +383,35 @@ pub struct Change {
     pub action: String,
     /// What differs, or the id.
     pub detail: String,
+    /// A setting setup converges in place (`updated`, `would update`): its value before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// ... and after (the manifest's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+impl Change {
+    /// `resource` found `action` (`created`, `updated`, `unchanged`), with no before/after.
+    pub fn new(resource: String, action: &str, detail: String) -> Self {
+        Change {
+            resource,
+            action: action.to_string(),
+            detail,
+            before: None,
+            after: None,
+        }
+    }
+
+    /// As a diff line: unchanged is context; a converged setting a `-`/`+` pair; anything else created
+    /// or added (setup never removes).
+    pub fn diff_line(&self) -> DiffLine {
+        match (self.action.as_str(), &self.before, &self.after) {
+            ("unchanged", _, _) => DiffLine::same(&self.resource, &self.detail),
+            (_, Some(before), Some(after)) => DiffLine::change(&self.resource, before, after),
+            _ => DiffLine::add(&self.resource, &self.detail),
+        }
+    }
 }
 
 /// The result of `rollout setup`.
@@ -346,6 +427,9 @@ pub struct SetupReport {
     pub dry_run: bool,
     /// Per resource.
     pub changes: Vec<Change>,
+    /// The same as diff lines (what the summary prints): `op` `add`, `change` (with `from`/`to`) or
+    /// `same`.
+    pub diff: Vec<DiffLine>,
     /// Differences setup reports but does not change.
     pub warnings: Vec<String>,
     /// The DNS name the environment answers at, when DNS is configured.
@@ -362,8 +446,15 @@ impl SetupReport {
         self.changes.iter().all(|c| c.action == "unchanged")
     }
 
-    /// The human summary (each resource was shown as it was handled; this counts them).
+    /// The human summary, without colour.
     pub fn render(&self) -> String {
+        self.render_styled(false)
+    }
+
+    /// The human summary: the counts, then every resource as a diff line (`+` created or added, a
+    /// `-`/`+` pair for a setting converged, context for unchanged; with `color`, `+` green and `-` red),
+    /// the DNS name and the warnings.
+    pub fn render_styled(&self, color: bool) -> String {
         let count = |a: &str| self.changes.iter().filter(|c| c.action.contains(a)).count();
         let mut s = format!(
             "Setup of {}/{} in {}{}: {} ({} created, {} updated, {} unchanged; {:.1} s, {} AWS requests)\n",
@@ -384,6 +475,8 @@ impl SetupReport {
             self.duration_s,
             self.aws_requests.values().sum::<u64>()
         );
+        let lines: Vec<DiffLine> = self.changes.iter().map(Change::diff_line).collect();
+        s.push_str(&diff::render(&lines, color));
         if let Some(r) = &self.record {
             s.push_str(&format!("  DNS: {r}\n"));
         }
@@ -420,6 +513,9 @@ pub struct PlanReport {
     pub live: Vec<LiveGroupView>,
     /// The AMI that would be rolled out, when `--ami` was given.
     pub ami: Option<ResolvedAmi>,
+    /// What a rollout would change, resource by resource (`op` `add`, `remove`, `change` with
+    /// `from`/`to`, or `same`).
+    pub diff: Vec<DiffLine>,
     /// What a rollout would do, in order.
     pub steps: Vec<String>,
     /// What would stop a rollout now.
@@ -433,8 +529,14 @@ pub struct PlanReport {
 }
 
 impl PlanReport {
-    /// The human summary.
+    /// The human summary, without colour.
     pub fn render(&self) -> String {
+        self.render_styled(false)
+    }
+
+    /// The human summary: what is live, the changes a rollout would make as a diff (with `color`, `+`
+    /// green and `-` red), its steps and the problems.
+    pub fn render_styled(&self, color: bool) -> String {
         let mut s = format!(
             "Plan for {}/{} in {} ({}), read-only\n",
             self.app, self.env, self.region, self.strategy
@@ -491,6 +593,11 @@ impl PlanReport {
         for k in &self.kept {
             s.push_str(&format!("  kept: {}\n", k.describe()));
         }
+        if !self.diff.is_empty() {
+            s.push_str(&format!("Changes ({}):\n", Counts::of(&self.diff)));
+            s.push_str(&diff::render(&self.diff, color));
+            s.push_str("Steps:\n");
+        }
         for (i, step) in self.steps.iter().enumerate() {
             s.push_str(&format!("  {}. {step}\n", i + 1));
         }
@@ -506,11 +613,7 @@ mod tests {
     use super::*;
 
     fn change(action: &str) -> Change {
-        Change {
-            resource: "r".into(),
-            action: action.into(),
-            detail: String::new(),
-        }
+        Change::new("r".into(), action, String::new())
     }
 
     #[test]
@@ -526,6 +629,7 @@ mod tests {
                 change("would update"),
                 change("unchanged"),
             ],
+            diff: Vec::new(),
             warnings: vec!["listener differs".into()],
             record: Some("staging.shop.test.".into()),
             aws_requests: BTreeMap::from([("EC2.DescribeVpcs".to_string(), 3)]),
@@ -545,5 +649,101 @@ mod tests {
             r.render()
                 .contains(": nothing to change (0 created, 0 updated, 1 unchanged")
         );
+    }
+
+    #[test]
+    fn setup_prints_its_changes_as_a_diff() {
+        let mut hc = Change::new(
+            "health check of elb-shop-staging".into(),
+            "would update",
+            "HTTP:80/health every 10 s".into(),
+        );
+        hc.before = Some("HTTP:80/ every 30 s".into());
+        hc.after = Some("HTTP:80/health every 10 s".into());
+        let r = SetupReport {
+            app: "shop".into(),
+            env: "staging".into(),
+            region: "us-east-1".into(),
+            dry_run: true,
+            changes: vec![
+                Change::new(
+                    "security group elb-shop-staging".into(),
+                    "would create",
+                    "in vpc-1".into(),
+                ),
+                hc,
+                Change::new(
+                    "key pair shop-staging".into(),
+                    "unchanged",
+                    "matches keys/staging.pub".into(),
+                ),
+            ],
+            diff: Vec::new(),
+            warnings: Vec::new(),
+            record: None,
+            aws_requests: BTreeMap::new(),
+            duration_s: 0.1,
+        };
+        let text = r.render();
+        assert!(
+            text.ends_with(
+                "+ security group elb-shop-staging: in vpc-1\n\
+                 - health check of elb-shop-staging: HTTP:80/ every 30 s\n\
+                 + health check of elb-shop-staging: HTTP:80/health every 10 s\n\
+                 \x20 key pair shop-staging: matches keys/staging.pub\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains('\x1b'));
+        let colour = r.render_styled(true);
+        assert!(
+            colour.contains(
+                "\x1b[31m- health check of elb-shop-staging: HTTP:80/ every 30 s\x1b[0m\n"
+            ),
+            "{colour}"
+        );
+        let json = serde_json::to_value(&r.changes[1]).unwrap();
+        assert_eq!(json["before"], "HTTP:80/ every 30 s");
+        assert_eq!(json["after"], "HTTP:80/health every 10 s");
+        assert!(
+            serde_json::to_value(&r.changes[0])
+                .unwrap()
+                .get("before")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn plan_shows_changes_before_its_steps() {
+        let mut p = PlanReport {
+            app: "shop".into(),
+            env: "staging".into(),
+            region: "us-east-1".into(),
+            strategy: "blue-green".into(),
+            load_balancer: Some("elb-shop-staging".into()),
+            live: Vec::new(),
+            ami: None,
+            diff: vec![
+                DiffLine::add("group asg-shop-staging-<timestamp>", "ami-new, desired 2"),
+                DiffLine::remove("group asg-shop-staging-1", "ami-old, 2 instance(s)"),
+            ],
+            steps: vec!["create".into(), "retire".into()],
+            problems: Vec::new(),
+            kept: Vec::new(),
+            keep_window: "off".into(),
+            aws_requests: BTreeMap::new(),
+        };
+        let text = p.render();
+        assert!(
+            text.contains(
+                "Changes (1 to add, 0 to change, 1 to remove, 0 unchanged):\n\
+                 + group asg-shop-staging-<timestamp>: ami-new, desired 2\n\
+                 - group asg-shop-staging-1: ami-old, 2 instance(s)\n\
+                 Steps:\n  1. create\n  2. retire\n"
+            ),
+            "{text}"
+        );
+        p.diff.clear();
+        assert!(!p.render().contains("Changes"));
     }
 }

@@ -4,7 +4,8 @@
 use crate::manifest::GcSettings;
 use aws_sdk_ec2::types::Image;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 /// Which AMIs are this app's: all given filters must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -60,6 +61,60 @@ pub struct GcConfig {
     pub selection: Selection,
     /// How many of the newest to keep (`--keep` wins).
     pub keep: Option<u32>,
+    /// `gc.regions`: where gc also works, besides the manifest's region (`--regions` wins).
+    pub regions: Vec<String>,
+    /// `gc.include_shared`: AMIs with launch permissions for other accounts may go too.
+    pub include_shared: bool,
+    /// `gc.deprecate_after`: deprecate a removable AMI this long from now before deregistering it.
+    pub deprecate_after: Option<Duration>,
+    /// `gc.delete_after`: deregister a removable AMI this long after its deprecation time.
+    pub delete_after: Option<Duration>,
+}
+
+/// The longest `deprecate_after` AWS takes: a deprecation time at most 10 years ahead.
+pub const MAX_DEPRECATE_AFTER: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// `us-east-1`, `us-gov-west-1`, `cn-north-1`, `eu-central-2`: two letters, words, a number.
+pub fn is_region_name(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].chars().all(|c| c.is_ascii_lowercase())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && {
+            let n = parts[parts.len() - 1];
+            !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())
+        }
+}
+
+/// The problem with a list of regions (`gc.regions`, `--regions`), if any: a name that is not a region's,
+/// or one named twice.
+pub fn region_list_problem(regions: &[String]) -> Option<String> {
+    let mut seen = BTreeSet::new();
+    for r in regions {
+        if !is_region_name(r) {
+            return Some(format!("`{r}` is not a region name (us-west-2)"));
+        }
+        if !seen.insert(r.as_str()) {
+            return Some(format!("{r} is named twice"));
+        }
+    }
+    None
+}
+
+/// `deprecate_after` / `delete_after` as the manifest or the command line gives it (`"7d"`, `"24h"`,
+/// `"90m"`, seconds), within what AWS takes.
+pub fn parse_gc_duration(v: &serde_json::Value) -> Result<Duration, String> {
+    let d = crate::config::parse_keep_for(v)?;
+    if d > MAX_DEPRECATE_AFTER {
+        return Err(format!(
+            "{} is more than AWS takes (a deprecation time at most 10 years ahead)",
+            crate::config::human_duration(d)
+        ));
+    }
+    Ok(d)
 }
 
 impl GcConfig {
@@ -97,10 +152,29 @@ impl GcConfig {
                 "selects every AMI of the account: give ami_name_prefix or ami_tags".to_string(),
             ));
         }
+        let regions = s.regions.clone().unwrap_or_default();
+        if let Some(p) = region_list_problem(&regions) {
+            problems.push(("gc.regions".to_string(), p));
+        }
+        let mut duration = |field: &str, v: Option<&serde_json::Value>| {
+            v.and_then(|v| match parse_gc_duration(v) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    problems.push((format!("gc.{field}"), e));
+                    None
+                }
+            })
+        };
+        let deprecate_after = duration("deprecate_after", s.deprecate_after.as_ref());
+        let delete_after = duration("delete_after", s.delete_after.as_ref());
         (
             GcConfig {
                 selection,
                 keep: s.keep,
+                regions,
+                include_shared: s.include_shared.unwrap_or(false),
+                deprecate_after,
+                delete_after,
             },
             problems,
         )
@@ -159,6 +233,71 @@ mod tests {
             "carnivore",
         );
         assert_eq!(p[0].0, "gc.ami_name_prefix");
+    }
+
+    #[test]
+    fn regions_and_durations_are_checked() {
+        for good in [
+            "us-east-1",
+            "us-gov-west-1",
+            "cn-north-1",
+            "eu-central-2",
+            "il-central-1",
+        ] {
+            assert!(is_region_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "us-east",
+            "US-EAST-1",
+            "us_east_1",
+            "us--1",
+            "useast-1",
+            "us-east-1a",
+            "us-east-",
+        ] {
+            assert!(!is_region_name(bad), "{bad}");
+        }
+        let (c, p) = GcConfig::resolve(
+            Some(&GcSettings {
+                regions: Some(vec!["us-west-2".into(), "eu-west-1".into()]),
+                include_shared: Some(true),
+                deprecate_after: Some(serde_json::json!("7d")),
+                delete_after: Some(serde_json::json!(3600)),
+                ..Default::default()
+            }),
+            "carnivore",
+        );
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(c.regions, ["us-west-2", "eu-west-1"]);
+        assert!(c.include_shared);
+        assert_eq!(c.deprecate_after, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(c.delete_after, Some(Duration::from_secs(3600)));
+        let (c, p) = GcConfig::resolve(None, "carnivore");
+        assert!(p.is_empty());
+        assert!(c.regions.is_empty() && !c.include_shared);
+        assert_eq!((c.deprecate_after, c.delete_after), (None, None));
+        let (_, p) = GcConfig::resolve(
+            Some(&GcSettings {
+                regions: Some(vec!["us-west-2".into(), "uswest2".into()]),
+                deprecate_after: Some(serde_json::json!("soon")),
+                delete_after: Some(serde_json::json!("3651d")),
+                ..Default::default()
+            }),
+            "carnivore",
+        );
+        let fields: Vec<&str> = p.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["gc.regions", "gc.deprecate_after", "gc.delete_after"],
+            "{p:?}"
+        );
+        assert!(p[0].1.contains("`uswest2` is not a region name"), "{p:?}");
+        assert!(p[2].1.contains("10 years"), "{p:?}");
+        assert_eq!(
+            region_list_problem(&["us-west-2".into(), "us-west-2".into()]).as_deref(),
+            Some("us-west-2 is named twice")
+        );
     }
 
     #[test]

@@ -6,10 +6,10 @@ use crate::context::{Ctx, RequestCounter};
 use crate::error::RolloutError;
 use crate::manifest::Manifest;
 use crate::report::{
-    DeployReport, GroupSummary, KeptRelease, LiveGroupView, PlanReport, SetupReport,
+    DeployReport, GroupSummary, Status, KeptRelease, LiveGroupView, PlanReport, SetupReport,
 };
 use crate::strategy::{self, Preflight};
-use bakery_core::aws::{AwsSettings, Clients, load_sdk_config};
+use bakery_core::aws::{AwsSettings, Clients, SdkConfig, load_sdk_config};
 use bakery_core::ui::Ui;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,6 +35,8 @@ pub struct Options {
 #[derive(Debug, Clone)]
 pub struct Session {
     cx: Ctx,
+    /// What other regions' clients are made from (`rollout gc` in `gc.regions`).
+    sdk: SdkConfig,
 }
 
 impl Session {
@@ -60,6 +62,7 @@ impl Session {
                 cancel_cleanup: CancellationToken::new(),
                 requests,
             },
+            sdk,
         })
     }
 
@@ -90,6 +93,11 @@ impl Session {
         let pf = strategy::preflight(cx, ami).await?;
         let strategy = strategy::for_kind(cx.cfg.strategy);
         let steps = strategy.plan(cx, &pf);
+        // What would change, as a diff: only where a rollout has a load balancer to attach to.
+        let diff = match pf.lb {
+            Some(_) => strategy.changes(cx, &pf).await?,
+            None => Vec::new(),
+        };
         Ok(PlanReport {
             app: cx.cfg.names.app.clone(),
             env: cx.cfg.names.env.clone(),
@@ -98,6 +106,7 @@ impl Session {
             load_balancer: pf.lb.as_ref().map(|l| l.label()),
             live: live_views(&pf),
             ami: pf.ami.clone(),
+            diff,
             steps,
             problems: pf.problems.clone(),
             kept: pf
@@ -129,7 +138,13 @@ impl Session {
             return Err(RolloutError::Cancelled);
         }
         let strategy = strategy::for_kind(cx.cfg.strategy);
-        with_figures(cx, started, &before, strategy.deploy(cx, pf).await)
+        let outcome = match strategy.deploy(cx, pf).await {
+            Err(RolloutError::Incomplete(r)) if r.bake.as_ref().is_some_and(|b| b.tripped()) => {
+                roll_back_tripped(cx, *r).await
+            }
+            other => other,
+        };
+        with_figures(cx, started, &before, outcome)
     }
 
     /// `rollout undo`: brings the newest kept previous release (blue-green's rollback window) back behind
@@ -179,7 +194,18 @@ impl Session {
         let before = cx.requests.snapshot();
         // Kept releases whose window ended go first: their launch templates and AMIs are then free.
         let fates = strategy::expire_kept(cx, req.dry_run).await?;
-        let mut report = crate::gc::run(cx, req).await?;
+        // The same environment with another region's clients (counted with the rest; a custom EC2
+        // endpoint is one region's, so the others use the SDK's).
+        let others: Vec<Ctx> = crate::gc::other_regions(&cx.cfg, req, &cx.clients.region)
+            .iter()
+            .map(|r| Ctx {
+                clients: cx
+                    .requests
+                    .instrument(Clients::for_region(&self.sdk, Some(r), None)),
+                ..cx.clone()
+            })
+            .collect();
+        let mut report = crate::gc::run_regions(cx, &others, req).await?;
         for f in fates {
             let action = match (&f.failed, f.expired, req.dry_run) {
                 (Some(e), _, _) => {
@@ -201,6 +227,72 @@ impl Session {
         }
         report.aws_requests = delta(&before, &cx.requests.snapshot());
         Ok(report)
+    }
+}
+
+/// A gate tripped during the bake time: the previous release (the standby, kept whole) comes back through
+/// `rollout undo`'s steps — behind the load balancer and healthy before the new release is deleted — and
+/// the rollout ends `RolledBack`; if that fails, `Incomplete` with what to run.
+async fn roll_back_tripped(cx: &Ctx, mut r: DeployReport) -> Result<DeployReport, RolloutError> {
+    let started = Instant::now();
+    let bad = r.new_group.as_ref().map(|g| g.name.clone());
+    let standby: Vec<String> = r.kept.iter().map(|k| k.group.clone()).collect();
+    cx.say(&format!(
+        "Rolling back by itself: {}; bringing back {}",
+        r.error.as_deref().unwrap_or("gate tripped"),
+        if standby.is_empty() {
+            "nothing (no previous release)".to_string()
+        } else {
+            standby.join(", ")
+        }
+    ));
+    let undone = match strategy::preflight(cx, None).await {
+        Ok(pf) if pf.problems.is_empty() => strategy::undo(cx, pf).await,
+        Ok(pf) => Err(RolloutError::Preflight(pf.problems)),
+        Err(e) => Err(e),
+    };
+    r.durations.rollback_s = started.elapsed().as_secs_f64();
+    match undone {
+        Ok(u) => {
+            let mut rb = crate::report::RollbackReport::default();
+            if let Some(g) = &u.new_group {
+                rb.actions.push(format!(
+                    "brought back {} [{}]: {} instance(s) in service on {}",
+                    g.name,
+                    u.ami.id,
+                    g.instances.len(),
+                    u.load_balancer
+                ));
+            }
+            for g in &u.retired {
+                rb.actions.push(format!("deleted the new release {g} with its launch template"));
+            }
+            r.attention.extend(u.attention.iter().cloned());
+            r.kept.retain(|k| !u.new_group.as_ref().is_some_and(|g| g.name == k.group));
+            r.retired.retain(|g| !u.new_group.as_ref().is_some_and(|n| &n.name == g));
+            r.deleted_launch_templates
+                .extend(u.deleted_launch_templates.iter().cloned());
+            r.rollback = Some(rb);
+            r.status = Status::RolledBack;
+            Err(RolloutError::RolledBack(Box::new(r)))
+        }
+        Err(e) => {
+            r.attention.push(format!(
+                "rolling back by itself failed: {e}; {} is still serving{}",
+                bad.as_deref().unwrap_or("the new release"),
+                if standby.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " — `rollout undo --env {}` brings back {}",
+                        cx.cfg.names.env,
+                        standby.join(", ")
+                    )
+                }
+            ));
+            r.status = Status::Incomplete;
+            Err(RolloutError::Incomplete(Box::new(r)))
+        }
     }
 }
 

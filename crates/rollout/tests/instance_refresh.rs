@@ -298,7 +298,7 @@ fn rules(w: &Shared) -> (Vec<Rule>, Vec<Rule>) {
                 .expect("a DesiredConfiguration with a launch template");
             let p = req.preferences().expect("preferences");
             w.log.push(format!(
-                "StartInstanceRefresh group={} strategy={} desired={}:{} min={:?} max={:?} warmup={:?} checkpoints={:?} delay={:?} skip={:?} rollback={:?} alarms={:?}",
+                "StartInstanceRefresh group={} strategy={} desired={}:{} min={:?} max={:?} warmup={:?} checkpoints={:?} delay={:?} skip={:?} rollback={:?} alarms={:?} bake={:?}",
                 req.auto_scaling_group_name().unwrap_or_default(),
                 req.strategy().map(|s| s.as_str()).unwrap_or("-"),
                 lt.launch_template_id().unwrap_or("-"),
@@ -311,6 +311,7 @@ fn rules(w: &Shared) -> (Vec<Rule>, Vec<Rule>) {
                 p.skip_matching(),
                 p.auto_rollback(),
                 p.alarm_specification().map(|a| a.alarms().to_vec()),
+                p.bake_time(),
             ));
             w.desired = lt.version().and_then(|v| v.parse().ok());
             aws_sdk_autoscaling::operation::start_instance_refresh::StartInstanceRefreshOutput::builder()
@@ -552,7 +553,8 @@ const MANIFEST: &str = r#"{
       "alarms": ["shop-5xx"],
       "timeout_seconds": 600,
       "max_launch_template_versions": 2
-    }
+    },
+    "gates": {"alarms": ["shop-5xx", "shop-p99"], "bake_time": "5m"}
   },
   "environments": {"staging": {}}
 }"#;
@@ -577,6 +579,7 @@ fn ctx(w: &Shared, manifest: &str) -> Ctx {
         elbv2: client!(aws_sdk_elasticloadbalancingv2, &none),
         route53: client!(aws_sdk_route53, &none),
         iam: client!(aws_sdk_iam, &none),
+        cloudwatch: client!(aws_sdk_cloudwatch, &none),
     });
     Ctx {
         cfg,
@@ -633,7 +636,7 @@ fn script(w: &Shared, states: &[(InstanceRefreshStatus, i32, Option<&str>)]) {
         .collect();
 }
 
-const START: &str = "StartInstanceRefresh group=asg-shop-staging-20260101T000000Z-abcd strategy=Rolling desired=lt-0123456789abcdef0:4 min=Some(50) max=Some(150) warmup=Some(60) checkpoints=[50, 100] delay=Some(30) skip=Some(true) rollback=Some(true) alarms=Some([\"shop-5xx\"])";
+const START: &str = "StartInstanceRefresh group=asg-shop-staging-20260101T000000Z-abcd strategy=Rolling desired=lt-0123456789abcdef0:4 min=Some(50) max=Some(150) warmup=Some(60) checkpoints=[50, 100] delay=Some(30) skip=Some(true) rollback=Some(true) alarms=Some([\"shop-5xx\", \"shop-p99\"]) bake=Some(300)";
 
 #[tokio::test(start_paused = true)]
 async fn success_creates_the_version_refreshes_adopts_and_prunes() {
@@ -1009,7 +1012,7 @@ async fn preflight_refuses_while_a_refresh_runs_and_plan_lists_the_steps() {
     );
     assert_eq!(
         steps[1],
-        "start an instance refresh of asg-shop-staging-20260101T000000Z-abcd (2 instance(s)) to that version: min healthy 50%, max healthy 150%, warm-up 60 s, checkpoints 50/100% every 30 s, auto rollback on, alarms shop-5xx, skip matching"
+        "start an instance refresh of asg-shop-staging-20260101T000000Z-abcd (2 instance(s)) to that version: min healthy 50%, max healthy 150%, warm-up 60 s, checkpoints 50/100% every 30 s, auto rollback on, alarms shop-5xx, shop-p99, bake time 5m, skip matching"
     );
     assert!(steps[3].contains("keep at most 2 versions"), "{steps:?}");
 }
@@ -1129,4 +1132,32 @@ async fn a_rollout_killed_during_its_refresh_is_rolled_back_by_rollout_abandon()
     // Nothing left to abandon.
     let again = strategy::abandon(&cx, None).await.unwrap();
     assert!(again.runs.is_empty(), "{:?}", again.runs);
+}
+
+#[tokio::test(start_paused = true)]
+async fn plan_shows_the_new_version_and_the_group_moving_to_it_as_a_diff() {
+    let w = world_with_history();
+    let cx = ctx(&w, MANIFEST);
+    let pf = preflight(&cx).await;
+    take_log(&w);
+    let d = InstanceRefresh::default().changes(&cx, &pf).await.unwrap();
+    assert_eq!(
+        bakery_rollout::diff::render(&d, false),
+        format!(
+            "+ launch template {LT_NAME} version 4: ami-0new (version 3 with only the AMI changed: ami-0old -> ami-0new)\n\
+             - launch template {LT_NAME} default version: 3\n\
+             + launch template {LT_NAME} default version: 4\n\
+             - group {GROUP}: ami-0old, version 3, 2 instance(s)\n\
+             + group {GROUP}: ami-0new, version 4, 2 instance(s) replaced by an instance refresh\n\
+             \x20 load balancer elb-shop-staging: serves {GROUP} (the group keeps its attachment)\n"
+        )
+    );
+    assert_eq!(
+        take_log(&w),
+        [
+            "DescribeLaunchTemplates",
+            "DescribeLaunchTemplateVersions versions=3"
+        ]
+    );
+    assert!(cx.requests.read_only(), "{:?}", cx.requests.snapshot());
 }

@@ -27,6 +27,9 @@ pub struct InstanceRefreshConfig {
     pub timeout: Duration,
     /// Launch template versions kept (at least 2).
     pub max_launch_template_versions: u32,
+    /// BakeTime: how long AWS waits after the last replacement, watching the alarms, before the refresh
+    /// counts as done (`gates.bake_time`; zero: not sent).
+    pub bake_time: Duration,
 }
 
 impl Validator<'_> {
@@ -140,6 +143,7 @@ impl Validator<'_> {
             skip_matching: r.skip_matching.unwrap_or(true),
             timeout,
             max_launch_template_versions: keep,
+            bake_time: Duration::ZERO,
         }
     }
 }

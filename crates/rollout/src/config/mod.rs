@@ -2,10 +2,12 @@
 //! the command line's applied, every problem reported at once. Nothing downstream sees an invalid value.
 
 mod blue_green;
+mod gates;
 mod instance_refresh;
 mod spot_fleet;
 
 pub use blue_green::{KeepWindow, human as human_duration, parse_keep_for};
+pub use gates::{Gates, MAX_BAKE_TIME};
 pub use instance_refresh::InstanceRefreshConfig;
 pub use spot_fleet::SpotFleetConfig;
 
@@ -252,6 +254,8 @@ pub struct RolloutConfig {
     pub spot_fleet: SpotFleetConfig,
     /// The `blue-green` strategy's rollback window (off when the block is absent).
     pub keep: KeepWindow,
+    /// Alarm gates and the bake time (`gates`).
+    pub gates: Gates,
 }
 
 impl RolloutConfig {
@@ -476,6 +480,17 @@ impl RolloutConfig {
                 ),
             );
         }
+        let gates = v.gates(s.gates.clone().unwrap_or_default(), strategy);
+        let mut instance_refresh = instance_refresh;
+        if strategy == StrategyKind::InstanceRefresh {
+            // The same alarms feed the refresh's AlarmSpecification (with instance_refresh.alarms).
+            for a in &gates.alarms {
+                if !instance_refresh.alarms.contains(a) {
+                    instance_refresh.alarms.push(a.clone());
+                }
+            }
+            instance_refresh.bake_time = gates.bake_time;
+        }
         if strategy == StrategyKind::SpotFleet && lb.kind != LbKind::Alb {
             v.problem(
                 "strategy",
@@ -505,6 +520,7 @@ impl RolloutConfig {
             gc,
             spot_fleet,
             keep,
+            gates,
         })
     }
 }

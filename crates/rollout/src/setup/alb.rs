@@ -62,7 +62,7 @@ impl Setup<'_> {
         };
         let lb_arn = lb.load_balancer_arn().unwrap_or_default();
         self.alb_listener(&name, lb_arn, &tg_arn).await?;
-        self.alb_tags(lb_arn, &tg_arn).await?;
+        self.alb_tags(&resource, lb_arn, &tg_arn).await?;
         if !self.changes.iter().any(|c| c.resource == resource) {
             self.record(
                 resource,
@@ -224,8 +224,13 @@ impl Setup<'_> {
         Ok(())
     }
 
-    /// Adds the missing steady tags to the load balancer and the target group.
-    async fn alb_tags(&mut self, lb_arn: &str, tg_arn: &str) -> Result<(), RolloutError> {
+    /// Adds the missing steady tags to the load balancer (`lb_resource`) and the target group.
+    async fn alb_tags(
+        &mut self,
+        lb_resource: &str,
+        lb_arn: &str,
+        tg_arn: &str,
+    ) -> Result<(), RolloutError> {
         let cx = self.cx;
         let v2 = &cx.clients.elbv2;
         let out = v2
@@ -237,22 +242,28 @@ impl Setup<'_> {
             .aws("DescribeTags")?;
         for d in out.tag_descriptions() {
             let arn = d.resource_arn().unwrap_or_default();
-            let missing = tags::missing(
+            let Some(fix) = tags::fix(
                 cx,
                 d.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))),
-            );
-            if missing.is_empty() {
+            ) else {
                 continue;
-            }
+            };
             if !self.dry_run {
                 v2.add_tags()
                     .resource_arns(arn)
-                    .set_tags(Some(v2_tags(&missing)))
+                    .set_tags(Some(v2_tags(&fix.tags)))
                     .send()
                     .await
                     .aws("AddTags")?;
             }
-            self.record(format!("tags of {arn}"), "updated", tags::keys(&missing));
+            let resource = if arn == lb_arn {
+                lb_resource.to_string()
+            } else if arn == tg_arn {
+                format!("target group {}", cx.cfg.names.target_group())
+            } else {
+                format!("tags of {arn}")
+            };
+            self.record_change(resource, fix.before, fix.after);
         }
         Ok(())
     }

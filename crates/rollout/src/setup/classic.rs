@@ -21,6 +21,30 @@ fn created_or_updated(desc: Option<&LoadBalancerDescription>) -> &'static str {
     if desc.is_none() { "created" } else { "updated" }
 }
 
+/// `HTTP:80/health every 30 s, timeout 5 s, healthy 2 / unhealthy 2`: a health check as setup shows it.
+fn describe_health_check(h: &HealthCheck) -> String {
+    format!(
+        "{} every {} s, timeout {} s, healthy {} / unhealthy {}",
+        h.target(),
+        h.interval(),
+        h.timeout(),
+        h.healthy_threshold(),
+        h.unhealthy_threshold()
+    )
+}
+
+/// `300 s` or `off`: connection draining as setup shows it (`?` when AWS did not say).
+fn describe_draining(d: Option<&ConnectionDraining>) -> String {
+    match d {
+        Some(d) if d.enabled() => d
+            .timeout()
+            .map(|t| format!("{t} s"))
+            .unwrap_or_else(|| "on".into()),
+        Some(_) => "off".into(),
+        None => "?".into(),
+    }
+}
+
 impl Setup<'_> {
     /// Converges the classic load balancer; returns the ALIAS target (None in a dry run that would create
     /// it).
@@ -121,7 +145,7 @@ impl Setup<'_> {
             self.record(
                 format!("health check of {name}"),
                 "created",
-                cfg.health_check.classic_target(),
+                describe_health_check(&self.classic_health_check_wanted()?),
             );
             self.record(
                 format!("connection draining of {name}"),
@@ -269,36 +293,32 @@ impl Setup<'_> {
             .send()
             .await
             .aws("DescribeTags")?;
-        let missing = tags::missing(
+        let fix = tags::fix(
             cx,
             out.tag_descriptions()
                 .iter()
                 .flat_map(|d| d.tags())
                 .map(|t| (t.key(), t.value().unwrap_or_default())),
         );
-        if missing.is_empty() {
+        let Some(fix) = fix else {
             self.record(
                 resource,
                 "unchanged",
                 desc.dns_name().unwrap_or_default().to_string(),
             );
             return Ok(());
-        }
+        };
         if !self.dry_run {
             cx.clients
                 .elb
                 .add_tags()
                 .load_balancer_names(name)
-                .set_tags(Some(elb_tags(&missing)))
+                .set_tags(Some(elb_tags(&fix.tags)))
                 .send()
                 .await
                 .aws("AddTags")?;
         }
-        self.record(
-            resource,
-            "updated",
-            format!("tags {}", tags::keys(&missing)),
-        );
+        self.record_change(resource, fix.before, fix.after);
         Ok(())
     }
 
@@ -369,14 +389,11 @@ impl Setup<'_> {
                 && h.healthy_threshold() == want.healthy_threshold()
                 && h.unhealthy_threshold() == want.unhealthy_threshold()
         });
-        let detail = format!(
-            "{} every {} s, timeout {} s, healthy {} / unhealthy {}",
-            want.target(),
-            want.interval(),
-            want.timeout(),
-            want.healthy_threshold(),
-            want.unhealthy_threshold()
-        );
+        let detail = describe_health_check(&want);
+        let before = desc
+            .health_check()
+            .map(describe_health_check)
+            .unwrap_or_else(|| "none".into());
         if same {
             self.record(resource, "unchanged", detail);
             return Ok(());
@@ -392,7 +409,11 @@ impl Setup<'_> {
                 .await
                 .aws("ConfigureHealthCheck")?;
         }
-        self.record(resource, action, detail);
+        if action == "updated" {
+            self.record_change(resource, before, detail);
+        } else {
+            self.record(resource, action, detail);
+        }
         Ok(())
     }
 
@@ -443,7 +464,11 @@ impl Setup<'_> {
                 .await
                 .aws("ModifyLoadBalancerAttributes")?;
         }
-        self.record(resource, action, detail);
+        if action == "updated" {
+            self.record_change(resource, describe_draining(have), detail);
+        } else {
+            self.record(resource, action, detail);
+        }
         Ok(())
     }
 }

@@ -19,6 +19,27 @@ fn dns_eq(a: &str, b: &str) -> bool {
     norm(a) == norm(b)
 }
 
+/// `-> elb-….amazonaws.com (zone Z…), evaluate target health true`, or the A record's values when it is
+/// not an ALIAS: a record as setup shows it.
+fn describe_record(r: &ResourceRecordSet) -> String {
+    match r.alias_target() {
+        Some(a) => format!(
+            "-> {} (zone {}), evaluate target health {}",
+            a.dns_name().trim_end_matches('.'),
+            a.hosted_zone_id(),
+            a.evaluate_target_health()
+        ),
+        None => format!(
+            "A {}",
+            r.resource_records()
+                .iter()
+                .map(|v| v.value())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// The one-change batch that UPSERTs the A ALIAS `record_name` → `target` in `zone_id`.
 fn upsert_batch(
     record_name: &str,
@@ -118,12 +139,10 @@ impl Setup<'_> {
                 .await
                 .aws("ChangeResourceRecordSets")?;
         }
-        let action = if existing.is_some() {
-            "updated"
-        } else {
-            "created"
-        };
-        self.record(resource, action, detail);
+        match &existing {
+            Some(r) => self.record_change(resource, describe_record(r), detail),
+            None => self.record(resource, "created", detail),
+        }
         Ok(Some(dns.record_name.clone()))
     }
 

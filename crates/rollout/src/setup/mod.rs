@@ -58,6 +58,7 @@ pub async fn run(cx: &Ctx, dry_run: bool) -> Result<SetupReport, RolloutError> {
         env: cx.cfg.names.env.clone(),
         region: cx.clients.region.clone(),
         dry_run,
+        diff: s.changes.iter().map(Change::diff_line).collect(),
         changes: s.changes,
         warnings: s.warnings,
         record,
@@ -109,11 +110,18 @@ impl Setup<'_> {
         } else {
             self.cx.say(&line);
         }
-        self.changes.push(Change {
-            resource,
-            action: action.to_string(),
-            detail,
-        });
+        self.changes.push(Change::new(resource, action, detail));
+    }
+
+    /// Records a setting of `resource` converged in place (`updated`; in a dry run `would update`) from
+    /// `before` to `after`, and says it; the diff shows the pair.
+    fn record_change(&mut self, resource: String, before: String, after: String) {
+        self.record(resource, "updated", format!("{after}; was {before}"));
+        if let Some(c) = self.changes.last_mut() {
+            c.detail = after.clone();
+            c.before = Some(before);
+            c.after = Some(after);
+        }
     }
 
     /// A difference setup reports but does not change.

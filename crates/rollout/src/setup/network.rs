@@ -6,10 +6,12 @@ use crate::error::{AwsResultExt, RolloutError};
 use aws_sdk_ec2::types::Filter;
 
 impl Setup<'_> {
-    /// `network.vpc_id`, else the region's default VPC.
+    /// `network.vpc_id`, else the region's default VPC (setup never creates or changes one: it is
+    /// recorded as unchanged, the diff's context).
     pub(super) async fn vpc(&mut self) -> Result<String, RolloutError> {
-        if let Some(v) = &self.cx.cfg.network.vpc_id {
-            return Ok(v.clone());
+        if let Some(v) = self.cx.cfg.network.vpc_id.clone() {
+            self.record(format!("VPC {v}"), "unchanged", "network.vpc_id".into());
+            return Ok(v);
         }
         let out = self
             .cx
@@ -20,14 +22,19 @@ impl Setup<'_> {
             .send()
             .await
             .aws("DescribeVpcs")?;
-        out.vpcs()
+        let vpc = out
+            .vpcs()
             .first()
             .and_then(|v| v.vpc_id())
             .map(str::to_string)
-            .ok_or_else(|| RolloutError::Preflight(vec![format!(
-                "{} has no default VPC: set network.vpc_id (and network.subnets) in the manifest",
-                self.cx.clients.region
-            )]))
+            .ok_or_else(|| {
+                RolloutError::Preflight(vec![format!(
+                    "{} has no default VPC: set network.vpc_id (and network.subnets) in the manifest",
+                    self.cx.clients.region
+                )])
+            })?;
+        self.record(format!("VPC {vpc}"), "unchanged", "the default VPC".into());
+        Ok(vpc)
     }
 
     /// Subnets for a new load balancer as (id, zone), by zone: the manifest's, else the VPC's default

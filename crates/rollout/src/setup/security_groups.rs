@@ -108,17 +108,13 @@ impl Setup<'_> {
                 vpc,
             )
             .await?;
-        let mut inst_rules = vec![Rule::Group(
-            lb.instance_port,
-            lb_sg
-                .clone()
-                .unwrap_or_else(|| "(new load balancer group)".into()),
-        )];
+        // In a dry run that would create the load balancer's group, its name stands for its id.
+        let from = lb_sg
+            .clone()
+            .unwrap_or_else(|| format!("{} (new)", names.lb_security_group()));
+        let mut inst_rules = vec![Rule::Group(lb.instance_port, from.clone())];
         if lb.health_check.port != lb.instance_port {
-            inst_rules.push(Rule::Group(
-                lb.health_check.port,
-                lb_sg.clone().unwrap_or_default(),
-            ));
+            inst_rules.push(Rule::Group(lb.health_check.port, from));
         }
         self.ingress(
             &names.instance_security_group(),
@@ -150,29 +146,29 @@ impl Setup<'_> {
         let resource = format!("security group {name}");
         if let Some(g) = out.security_groups().first() {
             let id = g.group_id().unwrap_or_default().to_string();
-            let missing = tags::missing(
+            let fix = tags::fix(
                 self.cx,
                 g.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))),
             );
-            if missing.is_empty() {
-                self.record(resource, "unchanged", id.clone());
-            } else {
+            if let Some(fix) = fix {
                 if !self.dry_run {
                     self.cx
                         .clients
                         .ec2
                         .create_tags()
                         .resources(&id)
-                        .set_tags(Some(ec2_tags(&missing)))
+                        .set_tags(Some(ec2_tags(&fix.tags)))
                         .send()
                         .await
                         .aws("CreateTags")?;
                 }
-                self.record(
+                self.record_change(
                     resource,
-                    "updated",
-                    format!("{id}: tags {}", tags::keys(&missing)),
+                    format!("{id}, {}", fix.before),
+                    format!("{id}, {}", fix.after),
                 );
+            } else {
+                self.record(resource, "unchanged", id.clone());
             }
             return Ok(Some(id));
         }

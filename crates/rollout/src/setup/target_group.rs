@@ -12,6 +12,27 @@ use aws_sdk_elasticloadbalancingv2::types::{
 /// The target group attribute that holds the deregistration delay.
 const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
 
+/// `HTTP:8080/health every 10 s, timeout 5 s, healthy 3 / unhealthy 2`: a target group's health check as
+/// setup shows it (`traffic-port` as the port it is).
+fn describe_health_check(tg: &TargetGroup) -> String {
+    let port = match tg.health_check_port() {
+        Some("traffic-port") | None => tg.port().map(|p| p.to_string()).unwrap_or_default(),
+        Some(p) => p.to_string(),
+    };
+    let n = |v: Option<i32>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+    format!(
+        "{}:{port}{} every {} s, timeout {} s, healthy {} / unhealthy {}",
+        tg.health_check_protocol()
+            .map(|p| p.as_str())
+            .unwrap_or("?"),
+        tg.health_check_path().unwrap_or_default(),
+        n(tg.health_check_interval_seconds()),
+        n(tg.health_check_timeout_seconds()),
+        n(tg.healthy_threshold_count()),
+        n(tg.unhealthy_threshold_count())
+    )
+}
+
 impl Setup<'_> {
     /// Converges the target group and its deregistration delay; returns its ARN (None in a dry run that
     /// would create it).
@@ -122,16 +143,18 @@ impl Setup<'_> {
             && tg.health_check_timeout_seconds() == Some(hc.timeout as i32)
             && tg.healthy_threshold_count() == Some(hc.healthy_threshold as i32)
             && tg.unhealthy_threshold_count() == Some(hc.unhealthy_threshold as i32);
-        let detail = format!(
-            "health {} {}:{}{} every {} s",
-            arn,
+        let want = format!(
+            "{}:{}{} every {} s, timeout {} s, healthy {} / unhealthy {}",
             hc.protocol.as_str(),
             hc.port,
             hc.path,
-            hc.interval
+            hc.interval,
+            hc.timeout,
+            hc.healthy_threshold,
+            hc.unhealthy_threshold
         );
         if same {
-            self.record(resource, "unchanged", detail);
+            self.record(resource, "unchanged", format!("{arn}, health {want}"));
             return Ok(arn);
         }
         if !self.dry_run {
@@ -150,7 +173,11 @@ impl Setup<'_> {
                 .await
                 .aws("ModifyTargetGroup")?;
         }
-        self.record(resource, "updated", detail);
+        self.record_change(
+            resource,
+            format!("health {}", describe_health_check(tg)),
+            format!("health {want}"),
+        );
         Ok(arn)
     }
 
@@ -201,11 +228,12 @@ impl Setup<'_> {
                 .await
                 .aws("ModifyTargetGroupAttributes")?;
         }
-        self.record(
-            resource,
-            if fresh { "created" } else { "updated" },
-            format!("{want} s"),
-        );
+        if fresh {
+            self.record(resource, "created", format!("{want} s"));
+        } else {
+            let before = have.map_or_else(|| "unset".to_string(), |v| format!("{v} s"));
+            self.record_change(resource, before, format!("{want} s"));
+        }
         Ok(())
     }
 }

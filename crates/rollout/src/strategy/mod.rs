@@ -1,6 +1,7 @@
 //! How a new AMI replaces the live one. Every strategy starts from the same read-only [`Preflight`] (load
 //! balancer, live groups, AMI, launch spec) and answers two questions: what it would do ([`Strategy::plan`],
-//! for `rollout plan`) and doing it ([`Strategy::deploy`]).
+//! for `rollout plan`, with what it would change as a diff, [`Strategy::changes`]) and doing it
+//! ([`Strategy::deploy`]). What the strategies' plan diffs share is in `plan_diff`.
 //!
 //! Three implementations, selected by the manifest's `strategy` ([`StrategyKind`]): blue-green (new Auto
 //! Scaling group), instance refresh (the live group's instances replaced), spot fleet (new spot fleet).
@@ -15,6 +16,7 @@ mod abandon;
 mod blue_green;
 mod instance_refresh;
 mod interface;
+mod plan_diff;
 mod preflight;
 mod replace;
 mod run;

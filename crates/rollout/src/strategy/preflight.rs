@@ -136,6 +136,11 @@ pub async fn preflight(cx: &Ctx, ami: Option<&str>) -> Result<Preflight, Rollout
         },
         None => None,
     };
+    // The alarm gates are checked for a rollout (an AMI given), not for an undo: that may be why one is
+    // in ALARM.
+    if ami.is_some() {
+        problems.extend(crate::alarms::preflight_problems(cx).await?);
+    }
     let ami = match ami {
         None => None,
         Some(given) => match crate::ami::resolve(&cx.clients, given).await {

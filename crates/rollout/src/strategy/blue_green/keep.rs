@@ -61,7 +61,10 @@ pub(in crate::strategy) fn expired<'a>(
     kept.iter()
         .enumerate()
         .filter_map(|(i, e)| {
-            if i as u32 >= w.releases {
+            // With the window off, a group is kept only as the standby of a bake time (`gates`), until
+            // its `bakery:keep-until`: the bake's end.
+            let standby = !w.on() && e.keep_until.as_deref().is_some_and(|u| u > now);
+            if i as u32 >= w.releases && !standby {
                 return Some((
                     e,
                     if w.on() {
@@ -95,22 +98,32 @@ pub(in crate::strategy) fn keep_until(w: &KeepWindow, now: SystemTime) -> Option
 }
 
 /// Keeps `g` — detached from the load balancer and drained already — for `rollout undo`: tags it
-/// `retired` (first: what it is becomes known before anything else changes), scales it to the window's
-/// size, waits until it has shrunk. Records it in `report` as retired and kept.
+/// `retired` (first: what it is becomes known before anything else changes), scales it to `size`, waits
+/// until it has shrunk. Records it in `report` as retired and kept. `size` is the window's, or during a
+/// bake time (`gates`) the group's own: the standby keeps every instance until the bake time has passed,
+/// and with the window off it is kept only until the bake's end.
 pub(in crate::strategy) async fn keep(
     cx: &Ctx,
     g: &Group,
+    size: u32,
     report: &mut DeployReport,
 ) -> Result<(), RolloutError> {
     let w = &cx.cfg.keep;
     let now = SystemTime::now();
     let retired_at = bakery_core::ui::rfc3339(now);
-    let until = keep_until(w, now);
+    let until = if w.on() {
+        keep_until(w, now)
+    } else {
+        Some(bakery_core::ui::rfc3339(now + cx.cfg.gates.bake_time))
+    };
     cx.detail(&format!(
-        "Keeping {} for `rollout undo` ({}): size {}, until {}",
+        "Keeping {} for `rollout undo` ({}): size {size}, until {}",
         g.name,
-        w.describe(),
-        w.size,
+        if w.on() {
+            w.describe()
+        } else {
+            format!("the bake time's standby: {}", cx.cfg.gates.describe())
+        },
         until.as_deref().unwrap_or("newer releases replace it")
     ));
     let mut tags = vec![
@@ -125,11 +138,11 @@ pub(in crate::strategy) async fn keep(
     if until.is_none() && g.keep_until.is_some() {
         launch::untag_group(cx, &g.name, &[KEEP_UNTIL_TAG]).await?;
     }
-    scale(cx, &g.name, w.size).await?;
+    scale(cx, &g.name, size).await?;
     wait::group_at_most(
         cx,
         &g.name,
-        w.size as usize,
+        size as usize,
         cx.cfg.timeouts.retire,
         &cx.cancel,
     )
@@ -139,7 +152,7 @@ pub(in crate::strategy) async fn keep(
         group: g.name.clone(),
         ami: g.ami.clone(),
         launch_template: g.launch_template.as_ref().and_then(|l| l.name.clone()),
-        size: w.size as i32,
+        size: size as i32,
         retired_at: Some(retired_at),
         keep_until: until,
     });
@@ -147,7 +160,7 @@ pub(in crate::strategy) async fn keep(
 }
 
 /// Sets `group`'s min 0, max and desired `size`.
-async fn scale(cx: &Ctx, group: &str, size: u32) -> Result<(), RolloutError> {
+pub(super) async fn scale(cx: &Ctx, group: &str, size: u32) -> Result<(), RolloutError> {
     cx.clients
         .autoscaling
         .update_auto_scaling_group()

@@ -7,16 +7,20 @@
 //! 4. for each old group: detach it from the load balancer (AWS drains its connections), wait until its
 //!    instances are deregistered, scale it to 0, wait until they are gone, delete it and its launch template
 //!    — or, with a rollback window (`blue_green.keep_previous_*`, `keep`), keep it detached at its kept size
-//!    with its launch template for `rollout undo` (`undo`); then delete the kept groups whose window ended.
+//!    with its launch template for `rollout undo` (`undo`); with alarm gates (`gates`), keep it whole and
+//!    detached for the bake time while the alarms are watched (`bake`: one in ALARM and the session rolls
+//!    back by itself with `undo`); then delete the kept groups whose window ended.
 //!
 //! If step 1–3 fails (timeout, error, interrupt), the new group and launch template are deleted and the
 //! old group is left exactly as it was: nothing ever touches it before the new one is healthy, so the load
 //! balancer never has zero healthy instances. A failure in step 4 stops there and reports what is left; the
 //! new group is live and serving, and the remaining old groups keep serving too.
 
+mod bake;
 pub(super) mod create_group;
 pub(super) mod keep;
 mod mark_live;
+mod plan_diff;
 mod retire;
 mod undo;
 mod wait_healthy;
@@ -33,6 +37,7 @@ use crate::error::RolloutError;
 use crate::live::Group;
 use crate::manifest::StrategyKind;
 use crate::report::{DeployReport, GroupSummary};
+use bake::Bake;
 use create_group::CreateGroup;
 use keep::ExpireKept;
 use mark_live::MarkLive;
@@ -120,6 +125,15 @@ impl Strategy for BlueGreen {
         if pf.retirable().is_empty() {
             steps.push("no live group to retire (first rollout)".into());
         }
+        let g = &cx.cfg.gates;
+        if g.baking() {
+            steps.push(format!(
+                "bake time: keep the previous release whole and detached, read {} every {} s for {}; if one is in ALARM (or gone), bring the previous release back behind {lb} and delete the new group (`rollout undo`'s steps)",
+                g.alarms.join(", "),
+                g.check_interval.as_secs(),
+                crate::config::human_duration(g.bake_time)
+            ));
+        }
         // What the window holds after this rollout: the groups it retires (newest), then those kept now.
         let stamp = bakery_core::ui::rfc3339(now);
         let mut entries: Vec<keep::Entry> = pf
@@ -142,6 +156,14 @@ impl Strategy for BlueGreen {
             ));
         }
         steps
+    }
+
+    async fn changes(
+        &self,
+        cx: &Ctx,
+        pf: &Preflight,
+    ) -> Result<Vec<crate::diff::DiffLine>, RolloutError> {
+        plan_diff::changes(cx, pf).await
     }
 
     async fn deploy(&self, cx: &Ctx, pf: Preflight) -> Result<DeployReport, RolloutError> {
@@ -186,6 +208,7 @@ impl Strategy for BlueGreen {
             .then(InServiceGuard)
             .then(MarkLive)
             .then(RetireOld)
+            .then(Bake)
             .then(ExpireKept {
                 kept: pf.kept.clone(),
             });

@@ -42,8 +42,15 @@ impl Capacity for Group {
             lb.detach_group(cx, &current.name).await?;
         }
         wait::deregistered(cx, lb, &current.instance_ids(), t.drain, &cx.cancel).await?;
-        if keep && cx.cfg.keep.on() {
-            return super::keep::keep(cx, &current, report).await;
+        let baking = cx.cfg.gates.baking();
+        if keep && (cx.cfg.keep.on() || baking) {
+            // During a bake time the previous release stays whole (detached): an alarm brings it back.
+            let size = if baking {
+                current.desired.max(0) as u32
+            } else {
+                cx.cfg.keep.size
+            };
+            return super::keep::keep(cx, &current, size, report).await;
         }
         cx.detail(&format!("Scaling {} to 0", current.name));
         cx.clients

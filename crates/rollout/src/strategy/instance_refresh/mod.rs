@@ -26,6 +26,7 @@ mod adopt;
 mod create_version;
 pub(super) mod live_group;
 mod on_interrupt;
+mod plan_diff;
 mod prune;
 mod read_version;
 mod refresh;
@@ -109,6 +110,12 @@ impl Strategy for InstanceRefresh {
         if !r.alarms.is_empty() {
             prefs.push(format!("alarms {}", r.alarms.join(", ")));
         }
+        if !r.bake_time.is_zero() {
+            prefs.push(format!(
+                "bake time {}",
+                crate::config::human_duration(r.bake_time)
+            ));
+        }
         if r.skip_matching {
             prefs.push("skip matching".into());
         }
@@ -136,6 +143,14 @@ impl Strategy for InstanceRefresh {
                 g.name, r.max_launch_template_versions
             ),
         ]
+    }
+
+    async fn changes(
+        &self,
+        cx: &Ctx,
+        pf: &Preflight,
+    ) -> Result<Vec<crate::diff::DiffLine>, RolloutError> {
+        plan_diff::changes(cx, pf).await
     }
 
     async fn deploy(&self, cx: &Ctx, pf: Preflight) -> Result<DeployReport, RolloutError> {

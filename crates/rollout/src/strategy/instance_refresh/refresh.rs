@@ -237,6 +237,9 @@ pub(super) async fn start(
         .set_checkpoint_delay(r.checkpoint_delay_seconds.map(|d| d as i32))
         .skip_matching(r.skip_matching)
         .auto_rollback(r.auto_rollback);
+    if !r.bake_time.is_zero() {
+        prefs = prefs.bake_time(r.bake_time.as_secs() as i32);
+    }
     if !r.checkpoint_percentages.is_empty() {
         prefs = prefs.set_checkpoint_percentages(Some(
             r.checkpoint_percentages.iter().map(|p| *p as i32).collect(),

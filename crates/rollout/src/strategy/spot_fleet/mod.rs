@@ -22,6 +22,7 @@
 pub(super) mod fleet;
 mod fleet_role;
 mod mark_live;
+mod plan_diff;
 mod request;
 pub(super) mod retire;
 mod wait_healthy;
@@ -123,6 +124,14 @@ impl Strategy for SpotFleet {
             ));
         }
         steps
+    }
+
+    async fn changes(
+        &self,
+        cx: &Ctx,
+        pf: &Preflight,
+    ) -> Result<Vec<crate::diff::DiffLine>, RolloutError> {
+        plan_diff::changes(cx, pf).await
     }
 
     async fn deploy(&self, cx: &Ctx, pf: Preflight) -> Result<DeployReport, RolloutError> {
