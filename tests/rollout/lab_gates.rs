@@ -11,6 +11,8 @@ use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
 use bakery_core::aws::Clients;
 use bakery_lab::Lab;
+use bakery_rollout::RolloutError;
+use bakery_rollout::config::Overrides;
 use common::*;
 use serde_json::json;
 use std::path::PathBuf;
@@ -79,15 +81,9 @@ async fn run(lab: &Lab, manifest: &PathBuf, args: &[&str]) -> (u8, String, Strin
     cli(lab, &all).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself() {
-    let (lab, _serial) = lab().await;
-    assert_lab_shares_classic_elbs(lab).await;
-    let c = clients(lab).await;
-    let app = common::short_app_name(lab, 'a');
-    let alarm_name = format!("{app}-5xx");
-    alarm(&c, &alarm_name).await;
-    let dir = temp_dir(lab, &app);
+/// A classic-ELB environment of 2 instances gated on `alarm_name` for [`BAKE`], set up.
+async fn gated_env(lab: &Lab, app: &str, alarm_name: &str) -> PathBuf {
+    let dir = temp_dir(lab, app);
     let manifest = write_manifest(
         &dir,
         &json!({
@@ -106,6 +102,34 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself
     );
     let (code, out, err) = run(lab, &manifest, &["setup"]).await;
     assert_eq!(code, 0, "{out}\n{err}");
+    manifest
+}
+
+/// Waits (up to a minute) until the environment's group `g` is kept (tagged `retired`); as then seen.
+async fn until_kept(c: &Clients, app: &str, g: &str) -> Option<AutoScalingGroup> {
+    for _ in 0..600 {
+        if let Some(k) = env_groups(c, app, ENV)
+            .await
+            .into_iter()
+            .find(|x| name(x) == g)
+            && tag(&k, "bakery:rollout-state").as_deref() == Some("retired")
+        {
+            return Some(k);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself() {
+    let (lab, _serial) = lab().await;
+    assert_lab_shares_classic_elbs(lab).await;
+    let c = clients(lab).await;
+    let app = common::short_app_name(lab, 'a');
+    let alarm_name = format!("{app}-5xx");
+    alarm(&c, &alarm_name).await;
+    let manifest = gated_env(lab, &app, &alarm_name).await;
     let lb = format!("elb-{app}-{ENV}");
     let ami_a = register_ami(lab, &c, "gated-a").await;
     let ami_b = register_ami(lab, &c, "gated-b").await;
@@ -122,21 +146,7 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself
     // deleted after it (the rollback window is off).
     let watch = {
         let (c, app, g_a) = (c.clone(), app.clone(), g_a.clone());
-        tokio::spawn(async move {
-            // What A looks like while it is kept during the bake time.
-            for _ in 0..600 {
-                if let Some(g) = env_groups(&c, &app, ENV)
-                    .await
-                    .into_iter()
-                    .find(|g| name(g) == g_a)
-                    && tag(&g, "bakery:rollout-state").as_deref() == Some("retired")
-                {
-                    return Some(g);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            None
-        })
+        tokio::spawn(async move { until_kept(&c, &app, &g_a).await })
     };
     let t = std::time::Instant::now();
     let (code, out, err) = run(lab, &manifest, &["--json", "deploy", "--ami", &ami_b]).await;
@@ -166,19 +176,11 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself
     let flip = {
         let (c, app, g_b, alarm_name) = (c.clone(), app.clone(), g_b.clone(), alarm_name.clone());
         tokio::spawn(async move {
-            for _ in 0..600 {
-                if let Some(g) = env_groups(&c, &app, ENV)
-                    .await
-                    .into_iter()
-                    .find(|g| name(g) == g_b)
-                    && tag(&g, "bakery:rollout-state").as_deref() == Some("retired")
-                {
-                    set_alarm(&c, &alarm_name, StateValue::Alarm).await;
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            let kept = until_kept(&c, &app, &g_b).await.is_some();
+            if kept {
+                set_alarm(&c, &alarm_name, StateValue::Alarm).await;
             }
-            false
+            kept
         })
     };
     lab.reset_request_counts();
@@ -263,6 +265,21 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself
         .send()
         .await
         .expect("DeleteAlarms");
+    // The lab's CBOR front carries errors as AWS does: the SDK reads the code.
+    let e = c
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name(&alarm_name)
+        .state_value(StateValue::Ok)
+        .state_reason("gone")
+        .send()
+        .await
+        .expect_err("SetAlarmState of a deleted alarm");
+    assert_eq!(
+        aws_sdk_cloudwatch::error::ProvideErrorMetadata::code(&e),
+        Some("ResourceNotFound"),
+        "{e:?}"
+    );
     let (code, out, err) = run(lab, &manifest, &["plan", "--ami", &ami_c]).await;
     assert!(
         format!("{out}{err}").contains(&format!("gates.alarms: {alarm_name} does not exist")),
@@ -282,4 +299,75 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself
         r_c["durations"]["rollback_s"].as_f64().unwrap(),
         r_c["aws_requests"],
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_bake_time_leaves_the_previous_release_kept_whole_for_undo() {
+    let (lab, _serial) = lab().await;
+    assert_lab_shares_classic_elbs(lab).await;
+    let c = clients(lab).await;
+    let app = common::short_app_name(lab, 'i');
+    let alarm_name = format!("{app}-5xx");
+    alarm(&c, &alarm_name).await;
+    let manifest = gated_env(lab, &app, &alarm_name).await;
+    let ami_a = register_ami(lab, &c, "gated-a").await;
+    let ami_b = register_ami(lab, &c, "gated-b").await;
+    let (code, out, err) = run(lab, &manifest, &["--json", "deploy", "--ami", &ami_a]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r_a: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let g_a = r_a["new_group"]["name"].as_str().unwrap().to_string();
+
+    // B, interrupted (a first Ctrl-C) once A is kept: B serves, A stays kept, whole and detached.
+    let (s, out) = session(lab, &manifest, ENV, Overrides::default()).await;
+    let cancel = s.cancel_token();
+    let interrupt = {
+        let (c, app, g_a) = (c.clone(), app.clone(), g_a.clone());
+        tokio::spawn(async move {
+            let kept = until_kept(&c, &app, &g_a).await.is_some();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            cancel.cancel();
+            kept
+        })
+    };
+    let r = s.deploy(&ami_b).await;
+    assert!(interrupt.await.unwrap(), "A was never kept");
+    let report = match r {
+        Err(RolloutError::Incomplete(r)) => r,
+        other => panic!("{other:?}\n{}", out.text()),
+    };
+    assert_eq!(report.bake.as_ref().unwrap().outcome, "interrupted");
+    assert_eq!(
+        report.error.as_deref(),
+        Some("interrupted during the bake time")
+    );
+    assert!(
+        report
+            .attention
+            .iter()
+            .any(|a| a.starts_with(&g_a) && a.contains("`rollout undo --env staging` brings it back")),
+        "{:?}",
+        report.attention
+    );
+    let g_b = report.new_group.as_ref().unwrap().name.clone();
+    let kept = env_groups(&c, &app, ENV)
+        .await
+        .into_iter()
+        .find(|g| name(g) == g_a)
+        .expect("A was deleted");
+    assert_eq!(tag(&kept, "bakery:rollout-state").as_deref(), Some("retired"));
+    assert_eq!(kept.desired_capacity(), Some(2));
+    assert_eq!(ids(&kept).len(), 2);
+    assert!(kept.load_balancer_names().is_empty());
+    common::assert_settled(&c, &app, ENV, "after the interrupted bake").await;
+
+    // `rollout undo` brings A back; B is deleted.
+    let (code, out, err) = run(lab, &manifest, &["--json", "undo"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let u: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(u["new_group"]["name"], g_a.as_str());
+    assert_eq!(u["retired"], json!([g_b]));
+    let groups = env_groups(&c, &app, ENV).await;
+    assert_eq!(groups.iter().map(name).collect::<Vec<_>>(), vec![g_a.clone()]);
+    assert_eq!(tag(&groups[0], "bakery:rollout-state").as_deref(), Some("live"));
+    common::assert_settled(&c, &app, ENV, "after undo").await;
 }

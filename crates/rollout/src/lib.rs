@@ -20,6 +20,7 @@ pub mod ami;
 pub mod command;
 pub mod config;
 pub mod context;
+pub mod durations;
 pub mod diff;
 pub mod error;
 pub mod gc;

@@ -107,11 +107,11 @@ pub fn region_list_problem(regions: &[String]) -> Option<String> {
 /// `deprecate_after` / `delete_after` as the manifest or the command line gives it (`"7d"`, `"24h"`,
 /// `"90m"`, seconds), within what AWS takes.
 pub fn parse_gc_duration(v: &serde_json::Value) -> Result<Duration, String> {
-    let d = crate::config::parse_keep_for(v)?;
+    let d = crate::durations::parse(v)?;
     if d > MAX_DEPRECATE_AFTER {
         return Err(format!(
             "{} is more than AWS takes (a deprecation time at most 10 years ahead)",
-            crate::config::human_duration(d)
+            crate::durations::human(d)
         ));
     }
     Ok(d)

@@ -109,7 +109,7 @@ pub(super) fn fate(
                     if t <= now { "since" } else { "from" },
                     show(t),
                     show(t + d),
-                    crate::config::human_duration(d)
+                    crate::durations::human(d)
                 )
             },
         )
@@ -131,7 +131,7 @@ pub(super) fn deprecating_reason(at: SystemTime, delete_after: Option<Duration>)
             "deprecation at {}; deregistered from {} (delete_after {})",
             show(at),
             show(at + d),
-            crate::config::human_duration(d)
+            crate::durations::human(d)
         ),
         None => format!(
             "deprecation at {}; deregistered once gc is given --delete-after (gc.delete_after)",
