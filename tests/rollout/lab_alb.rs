@@ -1,6 +1,6 @@
 //! The same acceptance on an ALB (target group + listener): idempotent setup, rollouts with the target
-//! group sampled throughout (here moto keeps both groups registered, so the overlap is visible), and
-//! rollback of an unhealthy new group.
+//! group sampled throughout (here moto keeps both groups registered, so the overlap is visible),
+//! rollback of an unhealthy new group, and `rollout undo` of a kept release.
 
 use super::common;
 
@@ -485,4 +485,78 @@ async fn an_interrupt_during_the_health_wait_rolls_back() {
         "an_interrupt_during_the_health_wait_rolls_back",
     )
     .await;
+}
+
+/// [`alb_manifest`] with a rollback window of one release.
+fn alb_manifest_keeping_one(lab: &Lab, app: &str) -> PathBuf {
+    let path = alb_manifest(lab, app);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    doc["defaults"]["blue_green"] = json!({"keep_previous_releases": 1, "keep_previous_for": "1h"});
+    doc["defaults"]["timeouts"]["min_healthy_seconds"] = json!(1);
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alb_undo_brings_the_kept_release_back_and_never_empties_the_target_group() {
+    let (lab, _serial) = lab().await;
+    let e = set_up_alb(lab, ENV, app_name(lab), alb_manifest_keeping_one).await;
+    let ami1 = register_ami(lab, &e.c, "ami-1").await;
+    let ami2 = register_ami(lab, &e.c, "ami-2").await;
+    let (s, out) = session(lab, &e.manifest, ENV, Overrides::default()).await;
+    let r1 = s
+        .deploy(&ami1)
+        .await
+        .unwrap_or_else(|err| panic!("{err}\n{}", out.text()));
+    let g1 = r1.new_group.unwrap().name;
+    assert_one_group_on(&e, &ami1).await;
+    let r2 = s
+        .deploy(&ami2)
+        .await
+        .unwrap_or_else(|err| panic!("{err}\n{}", out.text()));
+    let g2 = r2.new_group.unwrap().name;
+    assert_eq!(r2.kept.len(), 1);
+    assert_eq!(r2.kept[0].group, g1);
+    // Kept: detached from the target group, size 0, its launch template still there.
+    let kept = env_groups(&e.c, &e.app, ENV)
+        .await
+        .into_iter()
+        .find(|g| g.auto_scaling_group_name() == Some(g1.as_str()))
+        .expect("the previous release was not kept");
+    assert!(kept.target_group_arns().is_empty());
+    assert_eq!(kept.desired_capacity(), Some(0));
+    assert!(template_exists(&e.c, &format!("lt-{}", &g1[4..])).await);
+
+    let stop = CancellationToken::new();
+    let sampler = sample(e.c.clone(), e.tg.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let u = s
+        .undo()
+        .await
+        .unwrap_or_else(|err| panic!("{err}\n{}", out.text()));
+    stop.cancel();
+    let samples = sampler.await.unwrap();
+    assert!(u.undo);
+    assert_eq!(u.new_group.as_ref().unwrap().name, g1);
+    assert_eq!(u.retired, vec![g2.clone()]);
+    let (g, ids1) = assert_one_group_on(&e, &ami1).await;
+    assert_eq!(g, g1);
+    assert!(
+        samples.iter().all(|s| !s.is_empty()),
+        "a sample saw no healthy target ({} samples)",
+        samples.len()
+    );
+    assert_eq!(
+        samples.last().unwrap(),
+        &ids1.iter().cloned().collect::<BTreeSet<_>>()
+    );
+    assert!(!template_exists(&e.c, &format!("lt-{}", &g2[4..])).await);
+    eprintln!(
+        "figures: ALB undo {:.2} s / {} requests, {} samples",
+        u.durations.total_s,
+        u.aws_requests_total,
+        samples.len()
+    );
+    common::assert_settled(&e.c, &e.app, ENV, "alb undo").await;
 }

@@ -171,6 +171,14 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself
     assert!(!template_exists(&c, &format!("lt-{}", &g_a[4..])).await);
     let ids_b = ids(&groups[0]);
     common::assert_settled(&c, &app, ENV, "after release B").await;
+    let (code, out, err) = run(lab, &manifest, &["plan", "--ami", &ami_c]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "bake time: keep the previous release whole and detached, read {alarm_name} every 1 s for 40s"
+        )),
+        "{out}"
+    );
 
     // C: the alarm goes ALARM during the bake time; the rollout brings B back by itself, ELB sampled.
     let flip = {

@@ -598,6 +598,25 @@ async fn plan_lists_the_live_fleet_and_the_steps_read_only() {
         .filter(|k| !bakery_rollout::context::is_read_only(k))
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
+    // The changes as a diff: the new fleet in, the target group's registrations moving, the old fleet and
+    // its launch template (rollout made it) out.
+    let diff = bakery_rollout::diff::render(&plan.diff, false);
+    let tg = format!("tg-{}-{ENV}", e.app);
+    for want in [
+        format!("+ launch template lt-{}-{ENV}-<timestamp>: {ami2}\n", e.app),
+        format!(
+            "+ spot fleet (new request): {ami2}, 2 instance(s) of t3.micro, t3a.micro, priceCapacityOptimized, max price 0.05 USD/h\n"
+        ),
+        format!(
+            "- target group {tg}: registers {fleet1} ({ami1})\n+ target group {tg}: registers the new fleet ({ami2})\n"
+        ),
+        format!(
+            "- spot fleet {fleet1}: {ami1}, 2 of 2 instance(s), active/fulfilled\n- launch template lt-{}-{ENV}-",
+            e.app
+        ),
+    ] {
+        assert!(diff.contains(&want), "{want}\n{diff}");
+    }
     common::assert_settled(
         &e.c,
         &e.app,

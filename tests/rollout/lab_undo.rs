@@ -187,6 +187,19 @@ async fn undo_brings_the_kept_release_back_and_never_leaves_the_load_balancer_em
             && out.contains(&format!("kept until {keep_until}")),
         "{out}"
     );
+    // Its diff: a rollout would keep B instead of deleting it, and A, pushed out of the one-release
+    // window, would go with its launch template.
+    assert!(
+        out.contains(&format!("- group {g_b}: live: {ami_b}, t3.micro, 2 instance(s)"))
+            && out.contains(&format!(
+                "+ group {g_b}: kept for `rollout undo` until "
+            ))
+            && out.contains(&format!(
+                "- kept release {g_a}: {ami_a}: 1 newer release(s) kept (blue_green.keep_previous_releases: 1)\n- launch template lt-{}",
+                &g_a[4..]
+            )),
+        "{out}"
+    );
     assert!(writes(&lab.request_counts()).is_empty());
 
     // Undo, with the ELB sampled throughout.

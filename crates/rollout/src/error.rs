@@ -70,7 +70,9 @@ pub enum RolloutError {
     #[error(transparent)]
     Wait(#[from] WaitError),
     /// The new group did not become healthy (or the run was interrupted) and was removed again; the old
-    /// group was not touched. The report says what happened.
+    /// group was not touched. Or an alarm gate tripped during the bake time (`report.bake`) and the
+    /// previous release, kept whole, was brought back before the new one was removed. The report says
+    /// what happened.
     #[error("{}", rolled_back_message(.0))]
     RolledBack(Box<DeployReport>),
     /// The rollout stopped part-way and left resources that need attention; the report lists them.

@@ -84,8 +84,8 @@ pub(super) fn deprecated_by_gc(image: &Image) -> bool {
         .any(|t| t.key() == Some(DEPRECATED_BY_TAG) && t.value() == Some(DEPRECATED_BY_GC))
 }
 
-/// The fate of `image`, which may go, under `staged` at `now` (the decision time; `clock` is the real
-/// one, which a deprecation time must be after).
+/// The fate of `image`, which may go, with `deprecate_after` and `delete_after`, decided at `now` (`clock`
+/// is the real time, which a deprecation time gc sets must be after).
 pub(super) fn fate(
     image: &Image,
     deprecate_after: Duration,
