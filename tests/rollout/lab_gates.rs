@@ -15,7 +15,7 @@ use bakery_rollout::RolloutError;
 use bakery_rollout::config::Overrides;
 use common::*;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -74,7 +74,7 @@ async fn set_alarm(c: &Clients, name: &str, state: StateValue) {
         .expect("SetAlarmState");
 }
 
-async fn run(lab: &Lab, manifest: &PathBuf, args: &[&str]) -> (u8, String, String) {
+async fn run(lab: &Lab, manifest: &Path, args: &[&str]) -> (u8, String, String) {
     let m = manifest.to_str().unwrap().to_string();
     let mut all = vec!["--manifest", m.as_str(), "--env", ENV];
     all.extend_from_slice(args);
@@ -157,7 +157,10 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself
     assert_eq!(r_b["bake"]["outcome"], "passed", "{out}");
     assert!(r_b["bake"]["checks"].as_u64().unwrap() >= 2, "{out}");
     assert!(r_b["bake"]["watched_s"].as_f64().unwrap() >= 40.0, "{out}");
-    let standby = watch.await.unwrap().expect("A was never kept during the bake time");
+    let standby = watch
+        .await
+        .unwrap()
+        .expect("A was never kept during the bake time");
     assert_eq!(standby.desired_capacity(), Some(2));
     assert!(
         standby.load_balancer_names().is_empty(),
@@ -167,7 +170,10 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself
     assert_eq!(r_b["expired"], json!([g_a]), "{out}");
     assert!(r_b["kept"].as_array().is_none_or(Vec::is_empty), "{out}");
     let groups = env_groups(&c, &app, ENV).await;
-    assert_eq!(groups.iter().map(name).collect::<Vec<_>>(), vec![g_b.clone()]);
+    assert_eq!(
+        groups.iter().map(name).collect::<Vec<_>>(),
+        vec![g_b.clone()]
+    );
     assert!(!template_exists(&c, &format!("lt-{}", &g_a[4..])).await);
     let ids_b = ids(&groups[0]);
     common::assert_settled(&c, &app, ENV, "after release B").await;
@@ -223,14 +229,21 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself
 
     // B serves again: one group, live, its instances InService and untagged; C and its template are gone.
     let groups = env_groups(&c, &app, ENV).await;
-    assert_eq!(groups.iter().map(name).collect::<Vec<_>>(), vec![g_b.clone()]);
+    assert_eq!(
+        groups.iter().map(name).collect::<Vec<_>>(),
+        vec![g_b.clone()]
+    );
     let b = &groups[0];
     assert_eq!(tag(b, "bakery:rollout-state").as_deref(), Some("live"));
     assert_eq!(tag(b, "bakery:keep-until"), None);
     assert_eq!(b.load_balancer_names(), std::slice::from_ref(&lb));
     assert_eq!(ids(b), ids_b, "B's instances were replaced");
     for (id, image, state) in instance_images(&c, &ids_b).await {
-        assert_eq!((image.as_str(), state.as_str()), (ami_b.as_str(), "running"), "{id}");
+        assert_eq!(
+            (image.as_str(), state.as_str()),
+            (ami_b.as_str(), "running"),
+            "{id}"
+        );
     }
     let health = elb_health(&c, &lb).await;
     for id in &ids_b {
@@ -250,7 +263,10 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself
     assert!(samples.last().unwrap().iter().all(|i| ids_b.contains(i)));
     // The report counts what moto saw (but for the sampler's and the test's own requests).
     let counts = lab.request_counts();
-    assert!(counts.get("DescribeAlarms").copied().unwrap_or(0) >= 1, "{counts:?}");
+    assert!(
+        counts.get("DescribeAlarms").copied().unwrap_or(0) >= 1,
+        "{counts:?}"
+    );
     common::assert_settled(&c, &app, ENV, "after the automatic rollback").await;
 
     // Preflight: an alarm already in ALARM, or one that does not exist, stops the next rollout before
@@ -259,7 +275,9 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself
     let (code, out, err) = run(lab, &manifest, &["deploy", "--ami", &ami_c]).await;
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(
-        err.contains(&format!("gates.alarms: {alarm_name} is ALARM (set by the test) before the rollout")),
+        err.contains(&format!(
+            "gates.alarms: {alarm_name} is ALARM (set by the test) before the rollout"
+        )),
         "{err}"
     );
     assert!(
@@ -352,7 +370,8 @@ async fn an_interrupted_bake_time_leaves_the_previous_release_kept_whole_for_und
         report
             .attention
             .iter()
-            .any(|a| a.starts_with(&g_a) && a.contains("`rollout undo --env staging` brings it back")),
+            .any(|a| a.starts_with(&g_a)
+                && a.contains("`rollout undo --env staging` brings it back")),
         "{:?}",
         report.attention
     );
@@ -362,7 +381,10 @@ async fn an_interrupted_bake_time_leaves_the_previous_release_kept_whole_for_und
         .into_iter()
         .find(|g| name(g) == g_a)
         .expect("A was deleted");
-    assert_eq!(tag(&kept, "bakery:rollout-state").as_deref(), Some("retired"));
+    assert_eq!(
+        tag(&kept, "bakery:rollout-state").as_deref(),
+        Some("retired")
+    );
     assert_eq!(kept.desired_capacity(), Some(2));
     assert_eq!(ids(&kept).len(), 2);
     assert!(kept.load_balancer_names().is_empty());
@@ -375,7 +397,13 @@ async fn an_interrupted_bake_time_leaves_the_previous_release_kept_whole_for_und
     assert_eq!(u["new_group"]["name"], g_a.as_str());
     assert_eq!(u["retired"], json!([g_b]));
     let groups = env_groups(&c, &app, ENV).await;
-    assert_eq!(groups.iter().map(name).collect::<Vec<_>>(), vec![g_a.clone()]);
-    assert_eq!(tag(&groups[0], "bakery:rollout-state").as_deref(), Some("live"));
+    assert_eq!(
+        groups.iter().map(name).collect::<Vec<_>>(),
+        vec![g_a.clone()]
+    );
+    assert_eq!(
+        tag(&groups[0], "bakery:rollout-state").as_deref(),
+        Some("live")
+    );
     common::assert_settled(&c, &app, ENV, "after undo").await;
 }

@@ -6,7 +6,7 @@ use crate::context::{Ctx, RequestCounter};
 use crate::error::RolloutError;
 use crate::manifest::Manifest;
 use crate::report::{
-    DeployReport, GroupSummary, Status, KeptRelease, LiveGroupView, PlanReport, SetupReport,
+    DeployReport, GroupSummary, KeptRelease, LiveGroupView, PlanReport, SetupReport, Status,
 };
 use crate::strategy::{self, Preflight};
 use bakery_core::aws::{AwsSettings, Clients, SdkConfig, load_sdk_config};
@@ -265,11 +265,14 @@ async fn roll_back_tripped(cx: &Ctx, mut r: DeployReport) -> Result<DeployReport
                 ));
             }
             for g in &u.retired {
-                rb.actions.push(format!("deleted the new release {g} with its launch template"));
+                rb.actions.push(format!(
+                    "deleted the new release {g} with its launch template"
+                ));
             }
             r.attention.extend(u.attention.iter().cloned());
-            r.kept.retain(|k| !u.new_group.as_ref().is_some_and(|g| g.name == k.group));
-            r.retired.retain(|g| !u.new_group.as_ref().is_some_and(|n| &n.name == g));
+            let back = u.new_group.as_ref().map(|g| g.name.as_str());
+            r.kept.retain(|k| Some(k.group.as_str()) != back);
+            r.retired.retain(|g| Some(g.as_str()) != back);
             r.deleted_launch_templates
                 .extend(u.deleted_launch_templates.iter().cloned());
             r.rollback = Some(rb);

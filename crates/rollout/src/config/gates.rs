@@ -55,7 +55,10 @@ impl Validator<'_> {
         let alarms = g.alarms.clone().unwrap_or_default();
         for (i, a) in alarms.iter().enumerate() {
             if a.trim().is_empty() {
-                self.problem(&k(&format!("alarms.{i}")), "is empty: a CloudWatch alarm name");
+                self.problem(
+                    &k(&format!("alarms.{i}")),
+                    "is empty: a CloudWatch alarm name",
+                );
             } else if a.chars().count() > MAX_ALARM_NAME {
                 self.problem(
                     &k(&format!("alarms.{i}")),
@@ -203,7 +206,10 @@ mod tests {
             r#"{"app": "shop", "defaults": {"gates": {"bake_time": "5m"}}, "environments": {"staging": {}}}"#,
         )
         .unwrap_err();
-        assert!(e.contains("gates.bake_time: is set without gates.alarms"), "{e}");
+        assert!(
+            e.contains("gates.bake_time: is set without gates.alarms"),
+            "{e}"
+        );
         let e = resolve(
             r#"{"app": "shop", "strategy": "spot-fleet",
                 "defaults": {"load_balancer": {"kind": "alb"}, "gates": {"alarms": ["x"], "bake_time": "1m"}},

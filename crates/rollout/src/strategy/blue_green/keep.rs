@@ -410,10 +410,18 @@ mod tests {
             ["a"]
         );
         assert!(expired(&kept, &w(3, None), "2026-01-01T00:00:01Z").is_empty());
-        // Off: none is kept.
-        let off = expired(&kept, &KeepWindow::default(), "2026-01-01T00:00:00Z");
+        // Off: none is kept, but a bake time's standby until its keep-until (the bake's end).
+        let off = expired(&kept, &KeepWindow::default(), "2026-01-04T00:00:00Z");
         assert_eq!(names(off.clone()), ["c", "b", "a"]);
         assert!(off[0].1.contains("off"), "{}", off[0].1);
+        assert_eq!(
+            names(expired(
+                &kept,
+                &KeepWindow::default(),
+                "2026-01-03T12:00:00Z"
+            )),
+            ["b", "a"]
+        );
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_428_430_777);
         assert_eq!(
             keep_until(&w(1, day), now).as_deref(),
