@@ -416,6 +416,45 @@ def patch_moto_image_tags_and_tokens():
     AmisResponse.copy_image = copy_image_response
 
 
+def patch_moto_launch_template_pages():
+    """`DescribeLaunchTemplates` as AWS pages it: moto 5.2.5 cuts the answer to `MaxResults` (15 when not
+    given) and never returns a `NextToken`, so a caller listing every template silently misses the rest
+    once a region holds more than 15 (rollout gc then cannot resolve what a group or fleet uses). The lab
+    answers every template when `MaxResults` is not given, and pages with `NextToken` when it is."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.launch_templates import LaunchTemplates
+
+    def describe_launch_templates(self):
+        self.error_on_dryrun()
+        templates = self.ec2_backend.describe_launch_templates(
+            template_names=self._get_param("LaunchTemplateNames", []),
+            template_ids=self._get_param("LaunchTemplateIds", []),
+            filters=self._filters_from_querystring(),
+        )
+        max_results = self._get_int_param("MaxResults")
+        start = int(self._get_param("NextToken") or 0)
+        end = len(templates) if max_results is None else start + max_results
+        result = {
+            "LaunchTemplates": [
+                {
+                    "CreateTime": t.create_time,
+                    "CreatedBy": f"arn:{self.partition}:iam::{self.current_account}:root",
+                    "DefaultVersionNumber": t.default_version_number,
+                    "LatestVersionNumber": t.latest_version_number,
+                    "LaunchTemplateId": t.id,
+                    "LaunchTemplateName": t.name,
+                    "Tags": t.tags,
+                }
+                for t in templates[start:end]
+            ]
+        }
+        if end < len(templates):
+            result["NextToken"] = str(end)
+        return ActionResult(result)
+
+    LaunchTemplates.describe_launch_templates = describe_launch_templates
+
+
 def patch_moto_image_protection():
     """`EnableImageDeregistrationProtection` and `DisableImageDeregistrationProtection`, which moto 5.2.5
     lacks (it answers them with HTTP 500): the lab keeps what they set on the image and, as AWS does,
@@ -674,6 +713,7 @@ def main():
     patch_moto_tag_lookup()
     patch_moto_image_tags_and_tokens()
     patch_moto_image_protection()
+    patch_moto_launch_template_pages()
     patch_moto_image_deprecation()
     realism = None
     patch_moto_console_output(args.dir, lambda: realism is not None and realism.console_empty())

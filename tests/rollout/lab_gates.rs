@@ -185,6 +185,14 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_the_release_back_by_itself
         )),
         "{out}"
     );
+    // The diff says so too.
+    assert!(
+        out.contains(&format!(
+            "- group {g_b}: ")) && out.contains(&format!(
+            "; deleted after the 40s bake time (kept whole and detached meanwhile; brought back if {alarm_name} goes ALARM)"
+        )),
+        "{out}"
+    );
 
     // C: the alarm goes ALARM during the bake time; the rollout brings B back by itself, ELB sampled.
     let flip = {

@@ -60,10 +60,18 @@ pub(super) async fn changes(cx: &Ctx, pf: &Preflight) -> Result<Vec<DiffLine>, R
     let w = &cfg.keep;
     let now = SystemTime::now();
     let until = keep::keep_until(w, now);
+    // With alarm gates, what happens to an old group happens only after the bake time.
+    let bake = cfg.gates.baking().then(|| {
+        format!(
+            "after the {} bake time (kept whole and detached meanwhile; brought back if {} goes ALARM)",
+            crate::config::human_duration(cfg.gates.bake_time),
+            cfg.gates.alarms.join(" or ")
+        )
+    });
     for (g, t) in olds.iter().zip(&views) {
         let was = group_detail(pf, g, t.as_ref());
         if w.on() {
-            d.push(DiffLine::change(
+            let line = DiffLine::change(
                 format!("group {}", g.name),
                 format!("live: {was}"),
                 format!(
@@ -71,10 +79,20 @@ pub(super) async fn changes(cx: &Ctx, pf: &Preflight) -> Result<Vec<DiffLine>, R
                     until.as_deref().unwrap_or("newer releases replace it"),
                     w.size
                 ),
-            ));
+            );
+            d.push(match &bake {
+                Some(b) => line.with_note(b.clone()),
+                None => line,
+            });
             continue;
         }
-        d.push(DiffLine::remove(format!("group {}", g.name), was));
+        d.push(DiffLine::remove(
+            format!("group {}", g.name),
+            match &bake {
+                Some(b) => format!("{was}; deleted {b}"),
+                None => was,
+            },
+        ));
         if let Some(t) = t.as_ref().filter(|t| t.ours) {
             d.push(DiffLine::remove(
                 format!("launch template {}", t.name),
