@@ -14,7 +14,7 @@ use bakery_rollout::gc::{Action, GcReport, GcRequest};
 use common::*;
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 const ENV: &str = "staging";
@@ -99,6 +99,15 @@ async fn image_tag(c: &Clients, ami: &str, key: &str) -> Option<String> {
 
 fn app_name(lab: &Lab) -> String {
     common::short_app_name(lab, 'g')
+}
+
+/// `rollout gc ARGS` on the command line for manifest `m`'s staging environment; (exit code, stdout,
+/// stderr).
+async fn gc_cli(lab: &Lab, m: &Path, args: &[&str]) -> (u8, String, String) {
+    let m = m.to_str().unwrap();
+    let mut all = vec!["--manifest", m, "--env", ENV, "gc"];
+    all.extend_from_slice(args);
+    cli(lab, &all).await
 }
 
 /// A classic-ELB environment whose gc block selects AMIs named `APP-…` tagged `app=APP`.
@@ -256,21 +265,7 @@ async fn gc_keeps_what_is_in_use_and_removes_exactly_the_rest_with_their_snapsho
 
     // Dry run on the command line: the plan, with reads only.
     lab.reset_request_counts();
-    let (code, stdout, stderr) = cli(
-        lab,
-        &[
-            "--manifest",
-            m.to_str().unwrap(),
-            "--env",
-            ENV,
-            "gc",
-            "--keep",
-            "0",
-            "--dry-run",
-            "--json",
-        ],
-    )
-    .await;
+    let (code, stdout, stderr) = gc_cli(lab, &m, &["--keep", "0", "--dry-run", "--json"]).await;
     let counts = lab.request_counts();
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(writes(&counts), Vec::<String>::new(), "{counts:?}");
@@ -399,19 +394,7 @@ async fn gc_keeps_what_is_in_use_and_removes_exactly_the_rest_with_their_snapsho
 
     // A second run removes nothing, and sends no write; the human summary says why each one stays.
     lab.reset_request_counts();
-    let (code, stdout, stderr) = cli(
-        lab,
-        &[
-            "--manifest",
-            m.to_str().unwrap(),
-            "--env",
-            ENV,
-            "gc",
-            "--keep",
-            "0",
-        ],
-    )
-    .await;
+    let (code, stdout, stderr) = gc_cli(lab, &m, &["--keep", "0"]).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(writes(&lab.request_counts()), Vec::<String>::new());
     assert!(stdout.contains(": 0 removed, 2 kept"), "{stdout}");
@@ -682,21 +665,8 @@ async fn a_shared_ami_stays_unless_include_shared() {
     assert!(image_exists(&c, &shared).await);
 
     // --include-shared: it goes, with exactly its snapshots.
-    let (code, stdout, stderr) = cli(
-        lab,
-        &[
-            "--manifest",
-            m.to_str().unwrap(),
-            "--env",
-            ENV,
-            "gc",
-            "--keep",
-            "1",
-            "--include-shared",
-            "--json",
-        ],
-    )
-    .await;
+    let (code, stdout, stderr) =
+        gc_cli(lab, &m, &["--keep", "1", "--include-shared", "--json"]).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let doc: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
     assert_eq!(doc["include_shared"], true);
@@ -852,20 +822,10 @@ async fn gc_deprecates_first_deregisters_after_delete_after_and_undeprecates_wha
     );
 
     // 5. --deprecate-after alone (the command line): deprecated 7 days ahead, never deregistered.
-    let (code, stdout, stderr) = cli(
+    let (code, stdout, stderr) = gc_cli(
         lab,
-        &[
-            "--manifest",
-            m.to_str().unwrap(),
-            "--env",
-            ENV,
-            "gc",
-            "--keep",
-            "1",
-            "--deprecate-after",
-            "7d",
-            "--json",
-        ],
+        &m,
+        &["--keep", "1", "--deprecate-after", "7d", "--json"],
     )
     .await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");

@@ -87,6 +87,33 @@ pub(in crate::strategy) fn expired<'a>(
         .collect()
 }
 
+/// Which kept releases (by name, with why) would be out of the window a rollout at `now` leaves: the
+/// groups it retires (`retiring`, kept when the window is on, newest), then those `kept` now.
+pub(in crate::strategy) fn after_rollout(
+    retiring: &[Group],
+    kept: &[Group],
+    w: &KeepWindow,
+    now: SystemTime,
+) -> Vec<(String, String)> {
+    let stamp = bakery_core::ui::rfc3339(now);
+    let until = keep_until(w, now);
+    let mut entries: Vec<Entry> = retiring
+        .iter()
+        .filter(|_| w.on())
+        .map(|g| Entry {
+            retired_at: Some(stamp.clone()),
+            keep_until: until.clone(),
+            ..Entry::of(g)
+        })
+        .collect();
+    entries.extend(kept.iter().map(Entry::of));
+    newest_first(&mut entries);
+    expired(&entries, w, &stamp)
+        .into_iter()
+        .map(|(e, why)| (e.name.clone(), why))
+        .collect()
+}
+
 /// Sorts kept entries newest first (by `bakery:retired-at`, then name).
 pub(in crate::strategy) fn newest_first(entries: &mut [Entry]) {
     entries.sort_by(|a, b| b.retired_at.cmp(&a.retired_at).then(b.name.cmp(&a.name)));

@@ -134,25 +134,14 @@ impl Strategy for BlueGreen {
                 crate::config::human_duration(g.bake_time)
             ));
         }
-        // What the window holds after this rollout: the groups it retires (newest), then those kept now.
-        let stamp = bakery_core::ui::rfc3339(now);
-        let mut entries: Vec<keep::Entry> = pf
+        let retiring: Vec<Group> = pf
             .retirable()
-            .iter()
-            .filter(|_| w.on())
+            .into_iter()
             .filter(|g| !g.in_progress())
-            .map(|g| keep::Entry {
-                retired_at: Some(stamp.clone()),
-                keep_until: until.clone(),
-                ..keep::Entry::of(g)
-            })
             .collect();
-        entries.extend(pf.kept.iter().map(keep::Entry::of));
-        keep::newest_first(&mut entries);
-        for (e, why) in keep::expired(&entries, w, &stamp) {
+        for (name, why) in keep::after_rollout(&retiring, &pf.kept, w, now) {
             steps.push(format!(
-                "delete kept release {} with its launch template: {why}",
-                e.name
+                "delete kept release {name} with its launch template: {why}"
             ));
         }
         steps

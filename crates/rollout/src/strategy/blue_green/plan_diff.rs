@@ -100,24 +100,11 @@ pub(super) async fn changes(cx: &Ctx, pf: &Preflight) -> Result<Vec<DiffLine>, R
             ));
         }
     }
-    // The window after this rollout: the groups it retires (newest), then those kept now.
-    let stamp = bakery_core::ui::rfc3339(now);
-    let mut entries: Vec<keep::Entry> = olds
-        .iter()
-        .filter(|_| w.on())
-        .map(|g| keep::Entry {
-            retired_at: Some(stamp.clone()),
-            keep_until: until.clone(),
-            ..keep::Entry::of(g)
-        })
-        .collect();
-    entries.extend(pf.kept.iter().map(keep::Entry::of));
-    keep::newest_first(&mut entries);
-    let expired = keep::expired(&entries, w, &stamp);
+    let expired = keep::after_rollout(&olds, &pf.kept, w, now);
     for g in &pf.kept {
         let t = group_template(cx, g).await?;
         let ami = group_ami(pf, g, t.as_ref());
-        match expired.iter().find(|(e, _)| e.name == g.name) {
+        match expired.iter().find(|(name, _)| *name == g.name) {
             Some((_, why)) => {
                 d.push(DiffLine::remove(
                     format!("kept release {}", g.name),
