@@ -110,6 +110,14 @@ async fn gc_cli(lab: &Lab, m: &Path, args: &[&str]) -> (u8, String, String) {
     cli(lab, &all).await
 }
 
+/// `rollout --manifest M gc ARGS` (no `--env`): its exit code and stderr.
+async fn gc_refused(lab: &Lab, m: &str, args: &[&str]) -> (u8, String) {
+    let mut all = vec!["--manifest", m, "gc"];
+    all.extend_from_slice(args);
+    let (code, _, err) = cli(lab, &all).await;
+    (code, err)
+}
+
 /// A classic-ELB environment whose gc block selects AMIs named `APP-…` tagged `app=APP`.
 fn manifest(lab: &Lab, app: &str) -> PathBuf {
     manifest_with(lab, app, json!({}))
@@ -1031,61 +1039,23 @@ async fn the_command_line_refuses_gc_without_keep_or_selection() {
     let m = m.to_str().unwrap();
     lab.reset_request_counts();
 
-    let (code, _, err) = cli(lab, &["--manifest", m, "gc"]).await;
+    let (code, err) = gc_refused(lab, m, &[]).await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--keep: missing"), "{err}");
-    let (code, _, err) = cli(
-        lab,
-        &["--manifest", m, "gc", "--keep", "1", "--tag", "novalue"],
-    )
-    .await;
+    let (code, err) = gc_refused(lab, m, &["--keep", "1", "--tag", "novalue"]).await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`novalue` is not a tag (K=V)"), "{err}");
-    let (code, _, err) = cli(
-        lab,
-        &[
-            "--manifest",
-            m,
-            "gc",
-            "--keep",
-            "1",
-            "--regions",
-            "us_west_2",
-        ],
-    )
-    .await;
+    let (code, err) = gc_refused(lab, m, &["--keep", "1", "--regions", "us_west_2"]).await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`us_west_2` is not a region name"), "{err}");
-    let (code, _, err) = cli(
-        lab,
-        &[
-            "--manifest",
-            m,
-            "gc",
-            "--keep",
-            "1",
-            "--delete-after",
-            "soon",
-        ],
-    )
-    .await;
+    let (code, err) = gc_refused(lab, m, &["--keep", "1", "--delete-after", "soon"]).await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`soon` is not a duration"), "{err}");
 
     let bad = json!({"app": "shop", "defaults": {"gc": {"ami_tags": {}}}, "environments": {"staging": {}}});
     let bad_path = dir.join("bad.json");
     std::fs::write(&bad_path, serde_json::to_string_pretty(&bad).unwrap()).unwrap();
-    let (code, _, err) = cli(
-        lab,
-        &[
-            "--manifest",
-            bad_path.to_str().unwrap(),
-            "gc",
-            "--keep",
-            "1",
-        ],
-    )
-    .await;
+    let (code, err) = gc_refused(lab, bad_path.to_str().unwrap(), &["--keep", "1"]).await;
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("bad.json:4:") && err.contains("defaults.gc: selects every AMI"),
@@ -1093,32 +1063,12 @@ async fn the_command_line_refuses_gc_without_keep_or_selection() {
     );
     let typo = json!({"app": "shop", "defaults": {"gc": {"keep_last": 3}}, "environments": {"staging": {}}});
     std::fs::write(&bad_path, serde_json::to_string_pretty(&typo).unwrap()).unwrap();
-    let (code, _, err) = cli(
-        lab,
-        &[
-            "--manifest",
-            bad_path.to_str().unwrap(),
-            "gc",
-            "--keep",
-            "1",
-        ],
-    )
-    .await;
+    let (code, err) = gc_refused(lab, bad_path.to_str().unwrap(), &["--keep", "1"]).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("unknown field `keep_last`"), "{err}");
     let twice = json!({"app": "shop", "defaults": {"gc": {"regions": ["us-west-2", "us-west-2"], "delete_after": "1x"}}, "environments": {"staging": {}}});
     std::fs::write(&bad_path, serde_json::to_string_pretty(&twice).unwrap()).unwrap();
-    let (code, _, err) = cli(
-        lab,
-        &[
-            "--manifest",
-            bad_path.to_str().unwrap(),
-            "gc",
-            "--keep",
-            "1",
-        ],
-    )
-    .await;
+    let (code, err) = gc_refused(lab, bad_path.to_str().unwrap(), &["--keep", "1"]).await;
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("defaults.gc.regions: us-west-2 is named twice")
